@@ -1,0 +1,100 @@
+"""The bidirectional token transformer (MaskGIT) and the Token Critic, both conditioned on text by cross-attention.
+
+A sequence is a window of video tokens flattened frame-major: (t h w). The id `num_tokens` is the [MASK] token.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .attention import Transformer
+
+
+class TokenTransformer(nn.Module):
+    """Token + learned position embeddings -> transformer (self-attention, cross-attention on text)."""
+
+    def __init__(self, *, num_tokens: int, max_seq_len: int, dim: int, depth: int, heads: int = 8,
+                 dim_head: int = 64, dim_context: int | None = None, unconditional: bool = False, ff_mult: int = 4):
+        super().__init__()
+        self.config = dict(num_tokens=num_tokens, max_seq_len=max_seq_len, dim=dim, depth=depth, heads=heads,
+                           dim_head=dim_head, dim_context=None if unconditional else (dim_context or dim),
+                           unconditional=unconditional, ff_mult=ff_mult)
+        self.num_tokens, self.max_seq_len, self.mask_id = num_tokens, max_seq_len, num_tokens
+        self.dim_context = self.config["dim_context"]
+        self.token_emb = nn.Embedding(num_tokens + 1, dim)
+        self.pos_emb = nn.Embedding(max_seq_len, dim)
+        self.transformer = Transformer(dim, depth, heads, dim_head, self.dim_context, ff_mult)
+        self.to_out = nn.Linear(dim, num_tokens if self.predicts_tokens else 1)
+
+    predicts_tokens = True  # MaskGit: logits over the codebook; a critic: one score per token
+
+    def check_inputs(self, x: Tensor, context: Tensor | None, context_mask: Tensor | None) -> None:
+        """Clear errors instead of index or shape errors deep inside."""
+        if x.ndim != 2 or x.dtype.is_floating_point:
+            raise ValueError(f"expected integer token ids of shape (batch, seq), got {x.dtype} {tuple(x.shape)}")
+        if x.shape[1] > self.max_seq_len:
+            raise ValueError(f"sequence of {x.shape[1]} tokens is longer than max_seq_len={self.max_seq_len}")
+        if x.numel() and (x.min() < 0 or x.max() > self.mask_id):
+            raise ValueError(f"token ids must be in [0, {self.num_tokens}) (or {self.mask_id} for [MASK]), got "
+                             f"values in [{x.min().item()}, {x.max().item()}]")
+        if context is None:
+            return
+        if self.dim_context is None:
+            raise ValueError("this model was built with unconditional=True and takes no text context")
+        if context.ndim != 3 or context.shape[0] != x.shape[0] or context.shape[-1] != self.dim_context:
+            raise ValueError(f"context must be (batch={x.shape[0]}, text_len, {self.dim_context}), "
+                             f"got {tuple(context.shape)}")
+        if context_mask is not None and context_mask.shape != context.shape[:2]:
+            raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
+
+    def embed(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
+              mask: Tensor | None = None) -> Tensor:
+        """x (b, n) ids -> embeddings (b, n, dim). `mask` (b, n) marks valid (non-padding) tokens."""
+        h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        return self.transformer(h, mask=mask, context=context, context_mask=context_mask)
+
+
+class MaskGit(TokenTransformer):
+    def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
+                mask: Tensor | None = None, return_embeddings: bool = False) -> Tensor:
+        """x (b, n) token ids, [MASK] = num_tokens -> logits (b, n, num_tokens)."""
+        self.check_inputs(x, context, context_mask)
+        embeddings = self.embed(x, context, context_mask, mask)
+        return embeddings if return_embeddings else self.to_out(embeddings)
+
+    def logits_at(self, x: Tensor, positions: Tensor, context: Tensor | None = None,
+                  context_mask: Tensor | None = None) -> Tensor:
+        """Logits only at `positions` (b, k): the sampler needs them only where tokens are still masked."""
+        embeddings = self.embed(x, context, context_mask)
+        picked = embeddings.gather(1, positions[..., None].expand(-1, -1, embeddings.shape[-1]))
+        return self.to_out(picked)
+
+
+class TokenCritic(TokenTransformer):
+    """Scores each token of a filled-in sequence: a high logit means 'this token was sampled, not real', so it
+    is the first to be masked again (Lezama et al., 2022)."""
+
+    predicts_tokens = False
+
+    def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
+        self.check_inputs(x, context, context_mask)
+        return self.to_out(self.embed(x, context, context_mask, mask)).squeeze(-1)
+
+
+class SelfCritic(nn.Module):
+    """A critic that is a head on MaskGit's own embeddings: no second transformer, one forward per step."""
+
+    def __init__(self, maskgit: MaskGit):
+        super().__init__()
+        self.maskgit = maskgit
+        self.to_score = nn.Linear(maskgit.pos_emb.embedding_dim, 1)
+        self.config = dict(self_critic=True)
+
+    @property
+    def dim_context(self):
+        return self.maskgit.dim_context
+
+    def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
+        return self.to_score(self.maskgit(x, context, context_mask, mask, return_embeddings=True)).squeeze(-1)

@@ -1,0 +1,342 @@
+"""Phenaki: text -> video tokens (MaskGit, optionally refined by a Token Critic) -> frames (C-ViViT).
+
+A video longer than one window is made window by window: each new window is primed with the last frames of the
+previous one, re-encoded by the causal tokenizer, and only the new frames are decoded and handed out. Nothing is
+kept but those few frames, so a story of any length costs the memory of one window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from .cvivit import CViViT
+from .maskgit import MaskGit, SelfCritic, TokenCritic
+from .objectives import critic_loss, drop_condition, maskgit_loss, random_mask
+from .sampling import SamplingSettings, StepState, sample_tokens
+from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_weights, read_config, save_weights, write_config
+from .text import ByteTextEncoder, build_text_encoder
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class VideoChunk:
+    """Frames decoded by one window of a story."""
+    frames: np.ndarray  # (n, H, W, 3) uint8
+    segment: int  # index of the timeline entry these frames belong to
+    start: int  # index of the first frame in the whole story
+
+
+class Phenaki(nn.Module):
+    def __init__(self, *, cvivit: CViViT, maskgit: MaskGit, critic: TokenCritic | SelfCritic | None = None,
+                 text_encoder: nn.Module | None = None, frame_size: int | Sequence[int] = 256, fps: int = 8,
+                 prime_frames: int = 5, cond_drop_prob: float = 0.1, continuation_prob: float = 0.5):
+        super().__init__()
+        if maskgit.num_tokens < cvivit.codebook_size:
+            raise ValueError(f"MaskGit num_tokens ({maskgit.num_tokens}) is smaller than the tokenizer's codebook "
+                             f"({cvivit.codebook_size})")
+        if text_encoder is None and maskgit.dim_context is not None:
+            text_encoder = ByteTextEncoder(dim=maskgit.dim_context)
+        if text_encoder is not None and maskgit.dim_context != text_encoder.dim:
+            raise ValueError(f"the text encoder's width ({text_encoder.dim}) differs from MaskGit's dim_context "
+                             f"({maskgit.dim_context})")
+        if critic is not None and critic.dim_context != maskgit.dim_context:
+            raise ValueError("the critic and MaskGit must take the same text context width")
+        self.cvivit, self.maskgit, self.critic, self.text_encoder = cvivit, maskgit, critic, text_encoder
+
+        height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+        self.frame_size, self.fps = (height, width), fps
+        self.grid = cvivit.token_grid(height, width)
+        self.frame_tokens = self.grid[0] * self.grid[1]
+        self.window_latent_frames = maskgit.max_seq_len // self.frame_tokens
+        if self.window_latent_frames < 2:
+            raise ValueError(f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
+                             f"{self.frame_tokens} tokens at frame size {height}x{width}")
+        self.window_frames = cvivit.num_frames(self.window_latent_frames)
+        cvivit.latent_frames(prime_frames)  # must fit the temporal patching
+        if prime_frames >= self.window_frames:
+            raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
+        self.prime_frames = prime_frames
+        self.cond_drop_prob, self.continuation_prob = cond_drop_prob, continuation_prob
+
+    # ---- description ----------------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.maskgit.pos_emb.weight.device
+
+    @property
+    def has_critic(self) -> bool:
+        return self.critic is not None
+
+    @property
+    def config(self) -> dict:
+        critic = None if self.critic is None else self.critic.config
+        return dict(version=CONFIG_VERSION, cvivit=self.cvivit.config, maskgit=self.maskgit.config, critic=critic,
+                    text_encoder=None if self.text_encoder is None else self.text_encoder.config,
+                    frame_size=list(self.frame_size), fps=self.fps, prime_frames=self.prime_frames,
+                    cond_drop_prob=self.cond_drop_prob, continuation_prob=self.continuation_prob)
+
+    def timeline_frames(self, timeline) -> list[int]:
+        """Frames each `(prompt, seconds)` entry makes; ValueError naming the first bad entry."""
+        if isinstance(timeline, (str, bytes)) or not isinstance(timeline, Sequence) or len(timeline) == 0:
+            raise ValueError("timeline must be a non-empty list of (prompt, seconds)")
+        frames = []
+        for i, entry in enumerate(timeline):
+            if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
+                raise ValueError(f"timeline entry {i} must be (prompt, seconds), got {entry!r}")
+            prompt, seconds = entry
+            _check_prompt(prompt, f"timeline entry {i}")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+                    or seconds <= 0:
+                raise ValueError(f"timeline entry {i}: seconds must be a positive number, got {seconds!r}")
+            frames.append(max(1, round(seconds * self.fps)))
+        return frames
+
+    # ---- text -----------------------------------------------------------------------------------------------
+
+    def encode_text(self, texts: Sequence[str]) -> tuple[Tensor | None, Tensor | None]:
+        if self.text_encoder is None:
+            return None, None
+        return self.text_encoder(list(texts))
+
+    # ---- sampling -------------------------------------------------------------------------------------------
+
+    def _settings(self, steps, temperature, guidance_scale, critic_strength, top_k) -> SamplingSettings:
+        settings = SamplingSettings(steps, temperature, guidance_scale, critic_strength, top_k)
+        settings.validate(self.has_critic)
+        return settings
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        generator = torch.Generator(self.device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        return generator
+
+    @torch.no_grad()
+    def generate_window(self, context, context_mask, prime: Tensor | None, new_frames: int,
+                        settings: SamplingSettings, generator: torch.Generator, batch: int = 1,
+                        on_step=None) -> Tensor:
+        """One MaskGit window: `new_frames` frames (b, c, n, H, W) in [0, 1] that continue `prime` (or start)."""
+        tp, num_prime = self.cvivit.temporal_patch_size, 0 if prime is None else prime.shape[2]
+        if prime is None:
+            latent = self.cvivit.latent_frames(1 + math.ceil((new_frames - 1) / tp) * tp)
+            prefix = None
+        else:
+            latent = self.cvivit.latent_frames(num_prime) + math.ceil(new_frames / tp)
+            prefix = rearrange(self.cvivit.encode(prime), "b t h w -> b (t h w)")
+        if latent > self.window_latent_frames:
+            raise ValueError(f"{num_prime} primed + {new_frames} new frames do not fit a window of "
+                             f"{self.window_frames} frames")
+        ids = sample_tokens(self.maskgit, length=latent * self.frame_tokens, context=context,
+                            context_mask=context_mask, settings=settings, critic=self.critic, prefix=prefix,
+                            generator=generator, batch=batch, on_step=on_step)
+        video = self.decode_ids(ids)
+        return video[:, :, num_prime: num_prime + new_frames]
+
+    def decode_ids(self, ids: Tensor) -> Tensor:
+        """Flat window ids (b, t*h*w) -> video (b, c, f, H, W) in [0, 1]."""
+        grid = rearrange(ids, "b (t h w) -> b t h w", h=self.grid[0], w=self.grid[1])
+        return self.cvivit.decode(grid).clamp(0, 1)
+
+    def _windows(self, prompts_and_frames, settings, generator, prime: Tensor | None = None, batch: int = 1):
+        """Yields (segment, new frames (b, c, n, H, W)) window by window, each primed with the last frames."""
+        for segment, (texts, num_frames) in enumerate(prompts_and_frames):
+            context, context_mask = self.encode_text(texts)  # once per prompt, not per step or window
+            remaining = num_frames
+            while remaining > 0:
+                num_prime = 0 if prime is None else self._usable_prime(prime.shape[2])
+                room = self.window_frames - num_prime if num_prime else self.window_frames
+                new = min(remaining, room)
+                video = self.generate_window(context, context_mask, prime[:, :, prime.shape[2] - num_prime:]
+                                             if num_prime else None, new, settings, generator, batch)
+                yield segment, video
+                remaining -= new
+                kept = video if prime is None else torch.cat((prime, video), dim=2)
+                prime = kept[:, :, -self.prime_frames:]
+
+    def _usable_prime(self, available: int) -> int:
+        """The most frames, up to `prime_frames`, that the tokenizer can take (1 + k * temporal_patch_size)."""
+        tp = self.cvivit.temporal_patch_size
+        return 1 + (min(available, self.prime_frames) - 1) // tp * tp
+
+    @torch.no_grad()
+    def sample(self, *, texts: str | Sequence[str] | None = None, num_frames: int = 17,
+               prime_frames: Tensor | None = None, steps: int = 12, temperature: float = 1.0,
+               guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
+               seed: int | None = None, batch_size: int = 1) -> Tensor:
+        """Returns (batch, 3, num_frames, H, W) in [0, 1]. With `prime_frames` (b, 3, f, H, W), the video
+        continues them and only the new frames are returned."""
+        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k)
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+        if texts is None:
+            if self.text_encoder is not None:
+                raise ValueError("this model is text-conditioned: give texts=")
+            texts = [""] * batch_size
+        else:
+            texts = [texts] if isinstance(texts, str) else list(texts)
+            for i, text in enumerate(texts):
+                _check_prompt(text, f"texts[{i}]")
+        if prime_frames is not None:
+            self._check_prime(prime_frames, len(texts))
+            prime_frames = prime_frames.to(self.device, torch.float32)
+        chunks = [video for _, video in self._windows([(texts, num_frames)], settings, self._generator(seed),
+                                                      prime=prime_frames, batch=len(texts))]
+        return torch.cat(chunks, dim=2)
+
+    def _check_prime(self, prime: Tensor, batch: int) -> None:
+        if prime.ndim != 5 or prime.shape[0] != batch or prime.shape[1] != self.cvivit.channels \
+                or tuple(prime.shape[-2:]) != self.frame_size:
+            raise ValueError(f"prime_frames must be ({batch}, {self.cvivit.channels}, frames, "
+                             f"{self.frame_size[0]}, {self.frame_size[1]}), got {tuple(prime.shape)}")
+        self.cvivit.latent_frames(prime.shape[2])
+
+    @torch.no_grad()
+    def stream(self, timeline, *, steps: int = 12, temperature: float = 1.0, guidance_scale: float = 3.0,
+               critic_strength: float = 0.0, top_k: int | None = None, seed: int | None = None
+               ) -> Iterator[VideoChunk]:
+        """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
+        they are decoded. Every input is checked before the first window starts."""
+        frames = self.timeline_frames(timeline)
+        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k)
+        start = 0
+        work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
+        for segment, video in self._windows(work, settings, self._generator(seed)):
+            pixels = rearrange(video[0], "c f h w -> f h w c").mul(255).round().byte().cpu().numpy()
+            yield VideoChunk(pixels, segment, start)
+            start += len(pixels)
+
+    def inspect_window(self, text: str, num_frames: int, *, steps: int = 12, temperature: float = 1.0,
+                       guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
+                       seed: int | None = None) -> tuple[Tensor, list[StepState]]:
+        """The first window of `sample(texts=text, ...)`, with the state after every decoding step."""
+        _check_prompt(text, "text")
+        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k)
+        context, context_mask = self.encode_text([text])
+        states: list[StepState] = []
+        video = self.generate_window(context, context_mask, None, min(num_frames, self.window_frames), settings,
+                                     self._generator(seed), on_step=states.append)
+        return video, states
+
+    # ---- training -------------------------------------------------------------------------------------------
+
+    def forward(self, videos: Tensor | None = None, texts: Sequence[str] | None = None,
+                video_codebook_ids: Tensor | None = None, return_loss_breakdown: bool = False,
+                generator: torch.Generator | None = None):
+        """Training loss of MaskGit (+ the critic's) on `videos` (b, 3, f, H, W) in [0, 1], or on token ids
+        already made by the (frozen) tokenizer."""
+        if video_codebook_ids is None:
+            if videos is None:
+                raise ValueError("give videos= or video_codebook_ids=")
+            video_codebook_ids = self.cvivit.encode(videos)
+        ids = rearrange(video_codebook_ids, "b ... -> b (...)") if video_codebook_ids.ndim > 2 \
+            else video_codebook_ids
+        if texts is not None:
+            texts = [texts] if isinstance(texts, str) else list(texts)
+            if len(texts) != ids.shape[0]:
+                raise ValueError(f"{len(texts)} texts for a batch of {ids.shape[0]} videos")
+        context, context_mask = self.encode_text(texts) if texts is not None else (None, None)
+        if context_mask is not None:
+            context_mask = drop_condition(context_mask, self.cond_drop_prob, generator)
+        masked = random_mask(ids, frame_tokens=self.frame_tokens, continuation_prob=self.continuation_prob,
+                             generator=generator)
+        loss_maskgit = maskgit_loss(self.maskgit, ids, masked, context, context_mask)
+        loss_critic = loss_maskgit.new_zeros(())
+        if self.critic is not None:
+            loss_critic = critic_loss(self.critic, self.maskgit, ids, masked, context, context_mask,
+                                      generator=generator)
+        loss = loss_maskgit + loss_critic
+        return (loss, dict(maskgit=loss_maskgit.item(), critic=loss_critic.item())) if return_loss_breakdown \
+            else loss
+
+    # ---- saving and loading ---------------------------------------------------------------------------------
+
+    def _unsaved_prefixes(self) -> tuple[str, ...]:
+        saved = self.text_encoder is None or getattr(self.text_encoder, "saved_with_model", True)
+        return () if saved else ("text_encoder.",)
+
+    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
+        from .hub import write_model_card
+
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_weights(self, folder / WEIGHTS_NAME, self._unsaved_prefixes())
+        write_config(self.config, folder)
+        write_model_card(folder, self.config, model_card)
+        return folder
+
+    @classmethod
+    def from_config(cls, config: dict, **hub_kwargs) -> "Phenaki":
+        try:
+            cvivit = CViViT(**config["cvivit"])
+            maskgit = MaskGit(**config["maskgit"])
+            critic_config = config.get("critic")
+            if critic_config is None:
+                critic = None
+            elif critic_config.get("self_critic"):
+                critic = SelfCritic(maskgit)
+            else:
+                critic = TokenCritic(**critic_config)
+            text_config = config.get("text_encoder")
+            text_encoder = None if text_config is None else build_text_encoder(text_config, **hub_kwargs)
+            keys = ("frame_size", "fps", "prime_frames", "cond_drop_prob", "continuation_prob")
+            return cls(cvivit=cvivit, maskgit=maskgit, critic=critic, text_encoder=text_encoder,
+                       **{k: config[k] for k in keys if k in config})
+        except TypeError as error:  # unknown or missing constructor arguments
+            raise ValueError(f"config does not describe a Phenaki model: {error}") from error
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, token: str | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool | None = None,
+                        device: str | torch.device | None = None) -> "Phenaki":
+        """A local folder or a Hub repo id; the model comes back in eval mode, on `device` if given."""
+        from .hub import check_safetensors, resolve_model_dir
+
+        hub = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
+        folder = Path(resolve_model_dir(str(name_or_path), revision=revision, **hub))
+        config = read_config(folder)
+        model = cls.from_config(config, **hub)
+        check_safetensors(folder / WEIGHTS_NAME)
+        load_weights(model, folder / WEIGHTS_NAME, model._unsaved_prefixes())
+        model.eval()
+        return model.to(device) if device is not None else model
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        from .hub import push_to_hub
+
+        return push_to_hub(self.save_pretrained, repo_id, **kwargs)
+
+
+def _check_prompt(text, where: str) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{where}: the prompt must be a non-empty string, got {text!r}")
+
+
+def make_video(phenaki: Phenaki, texts: Sequence[str], num_frames: int | Sequence[int],
+               prime_lengths: int | Sequence[int], **sample_kwargs) -> tuple[Tensor, list[Tensor]]:
+    """Scenes one after another, each primed with the last `prime_lengths[i]` frames of the scene before.
+    Returns the whole video (b, 3, frames, H, W) and the list of scenes."""
+    texts = list(texts)
+    num_frames = [num_frames] * len(texts) if isinstance(num_frames, int) else list(num_frames)
+    prime_lengths = [prime_lengths] * (len(texts) - 1) if isinstance(prime_lengths, int) else list(prime_lengths)
+    if len(num_frames) != len(texts) or len(prime_lengths) < len(texts) - 1:
+        raise ValueError(f"{len(texts)} texts need {len(texts)} num_frames and {len(texts) - 1} prime_lengths")
+    scenes, prime = [], None
+    for i, (text, frames) in enumerate(zip(texts, num_frames)):
+        video = phenaki.sample(texts=text, num_frames=frames, prime_frames=prime, **sample_kwargs)
+        scenes.append(video)
+        if i + 1 < len(texts):
+            history = torch.cat(scenes, dim=2)
+            prime = history[:, :, -prime_lengths[i]:]
+    return torch.cat(scenes, dim=2), scenes

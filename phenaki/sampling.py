@@ -1,0 +1,134 @@
+"""MaskGIT decoding: fill a window of video tokens in a few parallel steps.
+
+Each step predicts every masked token, samples it, then masks again the least confident ones so that the number
+still masked follows the cosine schedule cos(pi/2 * r). Confidence is the generator's log-probability, blended
+with the Token Critic's belief that the token is real when `critic_strength` > 0, plus Gumbel noise whose scale
+(`temperature`) anneals linearly to zero over the steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .maskgit import MaskGit
+
+
+@dataclass
+class SamplingSettings:
+    steps: int = 12
+    temperature: float = 1.0
+    guidance_scale: float = 3.0
+    critic_strength: float = 0.0
+    top_k: int | None = None
+
+    def validate(self, has_critic: bool) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        for name in ("temperature", "guidance_scale", "critic_strength"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 <= self.critic_strength <= 1.0:
+            raise ValueError(f"critic_strength must be in [0, 1], got {self.critic_strength}")
+        if self.critic_strength > 0 and not has_critic:
+            raise ValueError("critic_strength > 0 needs a model with a Token Critic; this one has none")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ValueError(f"top_k must be None or an integer >= 1, got {self.top_k!r}")
+
+
+@dataclass
+class StepState:
+    """What one decoding step did, for inspection: the ids after the step ([MASK] where still masked), which
+    positions were filled for good at this step, and the confidence used to choose them."""
+    step: int
+    ids: Tensor
+    filled: Tensor
+    confidence: Tensor
+
+
+def masked_count(step: int, steps: int, total: int) -> int:
+    """Tokens still masked after `step` (0-based) of `steps`: cosine schedule, none after the last step."""
+    return math.floor(total * math.cos(math.pi / 2 * (step + 1) / steps))
+
+
+@torch.no_grad()
+def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, context_mask: Tensor | None,
+                  settings: SamplingSettings, critic=None, prefix: Tensor | None = None,
+                  generator: torch.Generator | None = None, batch: int = 1,
+                  on_step: Callable[[StepState], None] | None = None) -> Tensor:
+    """Returns (batch, length) token ids. `prefix` (batch, p) ids are kept as given (a primed continuation)."""
+    device = maskgit.pos_emb.weight.device
+    if context is not None:
+        batch = context.shape[0]
+    num_prefix = 0 if prefix is None else prefix.shape[1]
+    total = length - num_prefix
+    if total < 1:
+        raise ValueError(f"nothing to sample: window of {length} tokens and a prefix of {num_prefix}")
+
+    ids = torch.full((batch, length), maskgit.mask_id, dtype=torch.long, device=device)
+    if prefix is not None:
+        ids[:, :num_prefix] = prefix
+    # confidence of every generated token: -inf while masked; fixed tokens keep the score they were chosen with
+    confidence = torch.full((batch, total), -math.inf, device=device)
+
+    guided = context is not None and settings.guidance_scale != 1.0
+    if guided:  # conditioned and unconditioned passes share one batched forward
+        context_in = torch.cat((context, context))
+        context_mask_in = torch.cat((context_mask, torch.zeros_like(context_mask)))
+    else:
+        context_in, context_mask_in = context, context_mask
+
+    for step in range(settings.steps):
+        generated = ids[:, num_prefix:]
+        still_masked = generated == maskgit.mask_id
+        num_masked = int(still_masked[0].sum())
+        if num_masked == 0:
+            break
+        positions = still_masked.nonzero()[:, 1].view(batch, num_masked) + num_prefix
+
+        x = torch.cat((ids, ids)) if guided else ids
+        logits = maskgit.logits_at(x, torch.cat((positions, positions)) if guided else positions,
+                                   context_in, context_mask_in).float()
+        if guided:
+            cond, uncond = logits.chunk(2)
+            logits = uncond + settings.guidance_scale * (cond - uncond)
+        if settings.top_k is not None and settings.top_k < logits.shape[-1]:
+            kth = logits.topk(settings.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        log_probs = logits.log_softmax(dim=-1)
+        sampled = torch.multinomial(log_probs.exp().flatten(0, 1), 1, generator=generator).view(batch, num_masked)
+
+        ids = ids.scatter(1, positions, sampled)
+        confidence = confidence.scatter(1, positions - num_prefix, log_probs.gather(-1, sampled[..., None])[..., 0])
+
+        keep_masked = min(masked_count(step, settings.steps, total), num_masked - 1)
+        if settings.critic_strength > 0:
+            # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
+            scores = critic(ids, context, context_mask)[:, num_prefix:].float()
+            choice = (1 - settings.critic_strength) * confidence + settings.critic_strength * F.logsigmoid(-scores)
+        else:
+            choice = confidence.masked_fill(~still_masked, math.inf)  # plain MaskGIT: fixed tokens stay
+        noise_scale = settings.temperature * (1 - (step + 1) / settings.steps)
+        if noise_scale > 0:
+            choice = choice + noise_scale * _gumbel(choice.shape, generator, device)
+
+        remask = torch.zeros_like(still_masked)
+        if keep_masked > 0:
+            remask.scatter_(1, choice.topk(keep_masked, dim=-1, largest=False).indices, True)
+            ids[:, num_prefix:] = ids[:, num_prefix:].masked_fill(remask, maskgit.mask_id)
+        if on_step is not None:
+            on_step(StepState(step, ids.clone(), ~remask & still_masked, choice.clone()))
+    return ids
+
+
+def _gumbel(shape, generator, device) -> Tensor:
+    u = torch.rand(shape, generator=generator, device=device).clamp(1e-20, 1.0)
+    return -torch.log(-torch.log(u).clamp(min=1e-20))

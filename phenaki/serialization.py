@@ -1,0 +1,77 @@
+"""Weights on disk: one safetensors file, checked key by key and shape by shape against the model. No pickle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+
+def _unique_state(model: nn.Module, skip_prefixes: tuple[str, ...]) -> tuple[dict, dict]:
+    """The tensors to save, one per storage (tied weights once), and a map alias -> saved key."""
+    state, aliases, seen = {}, {}, {}
+    for key, tensor in model.state_dict().items():
+        if key.startswith(skip_prefixes):
+            continue
+        ptr = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if ptr in seen:
+            aliases[key] = seen[ptr]
+        else:
+            seen[ptr] = key
+            state[key] = tensor
+    return state, aliases
+
+
+def save_weights(model: nn.Module, path: Path, skip_prefixes: tuple[str, ...] = ()) -> None:
+    state, _ = _unique_state(model, skip_prefixes)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+    tmp.replace(path)  # a crash mid-write never leaves a truncated model.safetensors behind
+
+
+def load_weights(model: nn.Module, path: Path, skip_prefixes: tuple[str, ...] = ()) -> None:
+    """Loads `path` into `model`, raising ValueError that names the file if anything does not match."""
+    expected, aliases = _unique_state(model, skip_prefixes)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            missing = sorted(set(expected) - set(found))
+            unexpected = sorted(set(found) - set(expected))
+            wrong = sorted(k for k in set(found) & set(expected) if found[k] != tuple(expected[k].shape))
+            if missing or unexpected or wrong:
+                details = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                           f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                           "shape mismatch: " + ", ".join(f"{k} is {found[k]} in the file but "
+                                                          f"{tuple(expected[k].shape)} in the config"
+                                                          for k in wrong[:3]) if wrong else ""]
+                raise ValueError(f"weights in {path} do not match its config.json: "
+                                 + "; ".join(d for d in details if d))
+            state = {k: f.get_tensor(k) for k in found}
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from error
+    state.update({alias: state[key] for alias, key in aliases.items()})
+    with torch.no_grad():
+        model.load_state_dict(state, strict=False, assign=False)
+
+
+def write_config(config: dict, folder: Path) -> None:
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def read_config(folder: Path) -> dict:
+    path = folder / CONFIG_NAME
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{folder} has no {CONFIG_NAME}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict) or "cvivit" not in config or "maskgit" not in config:
+        raise ValueError(f"{path} is not a Phenaki config (needs 'cvivit' and 'maskgit' sections)")
+    return config

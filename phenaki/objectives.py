@@ -21,8 +21,9 @@ from .maskgit import MaskGit
 
 
 def random_mask(ids: Tensor, *, frame_tokens: int, continuation_prob: float, valid: Tensor | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
-    """(b, n) bool: True where a token is hidden from MaskGit. At least one token per row is masked."""
+                prefix: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """(b, n) bool: True where a token is hidden from MaskGit. At least one token per row is masked.
+    `prefix` (b,) fixes the number of primed latent frames of a row where it is >= 0."""
     b, n = ids.shape
     device = ids.device
     valid = torch.ones_like(ids, dtype=torch.bool) if valid is None else valid.bool()
@@ -34,6 +35,8 @@ def random_mask(ids: Tensor, *, frame_tokens: int, continuation_prob: float, val
         primed = torch.rand(b, generator=generator, device=device) < continuation_prob
         drawn = torch.randint(1, latent_frames, (b,), generator=generator, device=device)
         prefix_frames = torch.where(primed, drawn, prefix_frames)
+    if prefix is not None:
+        prefix_frames = torch.where(prefix >= 0, prefix.clamp(max=max(latent_frames - 1, 0)), prefix_frames)
     maskable = valid & (torch.arange(n, device=device)[None] >= prefix_frames[:, None] * frame_tokens)
 
     ratio = torch.cos(math.pi / 2 * torch.rand(b, generator=generator, device=device))

@@ -232,10 +232,10 @@ class Phenaki(nn.Module):
     # ---- training -------------------------------------------------------------------------------------------
 
     def forward(self, videos: Tensor | None = None, texts: Sequence[str] | None = None,
-                video_codebook_ids: Tensor | None = None, return_loss_breakdown: bool = False,
-                generator: torch.Generator | None = None):
+                video_codebook_ids: Tensor | None = None, prime_latent_frames: Tensor | None = None,
+                return_loss_breakdown: bool = False, generator: torch.Generator | None = None):
         """Training loss of MaskGit (+ the critic's) on `videos` (b, 3, f, H, W) in [0, 1], or on token ids
-        already made by the (frozen) tokenizer."""
+        already made by the (frozen) tokenizer. `prime_latent_frames` (b,) >= 0 fixes a row's primed prefix."""
         if video_codebook_ids is None:
             if videos is None:
                 raise ValueError("give videos= or video_codebook_ids=")
@@ -250,7 +250,7 @@ class Phenaki(nn.Module):
         if context_mask is not None:
             context_mask = drop_condition(context_mask, self.cond_drop_prob, generator)
         masked = random_mask(ids, frame_tokens=self.frame_tokens, continuation_prob=self.continuation_prob,
-                             generator=generator)
+                             prefix=prime_latent_frames, generator=generator)
         loss_maskgit = maskgit_loss(self.maskgit, ids, masked, context, context_mask)
         loss_critic = loss_maskgit.new_zeros(())
         if self.critic is not None:

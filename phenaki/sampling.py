@@ -47,7 +47,9 @@ class SamplingSettings:
 @dataclass
 class StepState:
     """What one decoding step did, for inspection: the ids after the step ([MASK] where still masked), which
-    positions were filled for good at this step, and the confidence used to choose them."""
+    positions were filled at this step and kept, and the score that ranked them before the Gumbel noise (the
+    generator's log-probability, blended with the critic's log-probability of 'real'; +inf for tokens that
+    plain MaskGIT may no longer change)."""
     step: int
     ids: Tensor
     filled: Tensor
@@ -110,12 +112,15 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
         confidence = confidence.scatter(1, positions - num_prefix, log_probs.gather(-1, sampled[..., None])[..., 0])
 
         keep_masked = min(masked_count(step, settings.steps, total), num_masked - 1)
+        if keep_masked == 0 and on_step is None:
+            break  # all filled: no choice to make, no critic pass after the last step
         if settings.critic_strength > 0:
             # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
             scores = critic(ids, context, context_mask)[:, num_prefix:].float()
             choice = (1 - settings.critic_strength) * confidence + settings.critic_strength * F.logsigmoid(-scores)
         else:
             choice = confidence.masked_fill(~still_masked, math.inf)  # plain MaskGIT: fixed tokens stay
+        score = choice
         noise_scale = settings.temperature * (1 - (step + 1) / settings.steps)
         if noise_scale > 0:
             choice = choice + noise_scale * _gumbel(choice.shape, generator, device)
@@ -125,10 +130,10 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
             remask.scatter_(1, choice.topk(keep_masked, dim=-1, largest=False).indices, True)
             ids[:, num_prefix:] = ids[:, num_prefix:].masked_fill(remask, maskgit.mask_id)
         if on_step is not None:
-            on_step(StepState(step, ids.clone(), ~remask & still_masked, choice.clone()))
+            on_step(StepState(step, ids.clone(), ~remask & still_masked, score.clone()))
     return ids
 
 
 def _gumbel(shape, generator, device) -> Tensor:
     u = torch.rand(shape, generator=generator, device=device).clamp(1e-20, 1.0)
-    return -torch.log(-torch.log(u).clamp(min=1e-20))
+    return -torch.log((-torch.log(u)).clamp(min=1e-20))

@@ -1,0 +1,39 @@
+import sys, pathlib; sys.path.insert(0, str(pathlib.Path(__file__).parent))
+"""Shared fixtures. Environment first: huggingface_hub and gradio read these at import time."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.pop("HF_TOKEN", None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from phenaki import Phenaki  # noqa: E402
+from phenaki.presets import preset  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_phenaki(seed: int = 0, critic: bool = True, **overrides) -> Phenaki:
+    """A randomly initialised tiny model (32x32 frames, 17-frame windows): real code, test-sized."""
+    torch.manual_seed(seed)
+    config = preset("tiny")
+    if not critic:
+        config["critic"] = None
+    config.update(overrides)
+    return Phenaki.from_config(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Phenaki:
+    return tiny_phenaki()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model):
+    folder = tmp_path_factory.mktemp("tiny_model")
+    tiny_model.save_pretrained(folder)
+    return folder

@@ -1,0 +1,135 @@
+"""C-ViViT: causality, quantizers, losses, shapes and errors."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from phenaki import CViViT
+
+
+def small_cvivit(**overrides) -> CViViT:
+    torch.manual_seed(0)
+    kwargs = dict(dim=32, codebook_size=64, patch_size=8, temporal_patch_size=2, spatial_depth=1, temporal_depth=2,
+                  dim_head=16, heads=2, quantizer="fsq", fsq_levels=[4, 4, 4])
+    kwargs.update(overrides)
+    return CViViT(**kwargs)
+
+
+QUANTIZERS = [dict(quantizer="vq", fsq_levels=None), dict(quantizer="lfq", fsq_levels=None),
+              dict(quantizer="fsq", fsq_levels=[4, 4, 4])]
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS, ids=lambda q: q["quantizer"])
+def test_tokens_of_a_prefix_equal_the_prefix_of_the_tokens(quantizer):
+    cvivit = small_cvivit(**quantizer)
+    video = torch.rand(2, 3, 9, 32, 32)
+    cvivit(video, return_loss=True)  # one training-mode pass (k-means init for vq), then freeze
+    cvivit.eval()
+    whole = cvivit.encode(video)
+    assert whole.shape == (2, 5, 4, 4) and whole.dtype == torch.long
+    for k in range(4):
+        frames = 1 + k * 2
+        assert torch.equal(cvivit.encode(video[:, :, :frames]), whole[:, : k + 1]), f"prefix of {frames} frames"
+
+
+def test_a_change_to_the_last_frame_changes_no_earlier_token():
+    cvivit = small_cvivit().eval()
+    video = torch.rand(1, 3, 9, 32, 32)
+    changed = video.clone()
+    changed[:, :, -1] = torch.rand(1, 3, 32, 32)
+    before, after = cvivit.encode_embeddings(video), cvivit.encode_embeddings(changed)
+    assert torch.equal(before[:, :-1], after[:, :-1])
+    assert not torch.allclose(before[:, -1], after[:, -1])  # the last latent frame does see it
+    assert torch.equal(cvivit.encode(video)[:, :-1], cvivit.encode(changed)[:, :-1])
+
+
+def test_decoder_is_causal_too():
+    cvivit = small_cvivit().eval()
+    ids = torch.randint(0, 64, (1, 5, 4, 4))
+    whole = cvivit.decode(ids)
+    assert whole.shape == (1, 3, 9, 32, 32)
+    assert torch.allclose(cvivit.decode(ids[:, :3]), whole[:, :, :5], atol=1e-5)
+    changed = ids.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 64
+    assert torch.allclose(cvivit.decode(changed)[:, :, :7], whole[:, :, :7], atol=1e-5)
+
+
+def test_an_image_is_a_one_frame_video_and_frames_may_be_rectangular():
+    cvivit = small_cvivit().eval()
+    image = torch.rand(1, 3, 1, 24, 40)
+    ids = cvivit.encode(image)
+    assert ids.shape == (1, 1, 3, 5)
+    assert cvivit.decode(ids).shape == (1, 3, 1, 24, 40)
+    assert cvivit(torch.rand(1, 3, 5, 16, 48)).shape == (1, 3, 5, 16, 48)
+
+
+def test_reference_spellings():
+    cvivit = small_cvivit().eval()
+    video = torch.rand(1, 3, 5, 32, 32)
+    ids = cvivit(video, return_only_codebook_ids=True)
+    assert torch.equal(ids, cvivit.encode(video))
+    assert torch.equal(cvivit.decode_from_codebook_indices(ids), cvivit.decode(ids))
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS, ids=lambda q: q["quantizer"])
+def test_loss_reports_codebook_usage_and_trains(quantizer):
+    cvivit = small_cvivit(**quantizer)
+    video = torch.rand(2, 3, 5, 32, 32)
+    loss, parts = cvivit(video, return_loss_breakdown=True)
+    assert 0 < parts.codebook_usage <= 1
+    assert 1 <= parts.perplexity <= 64
+    assert torch.isclose(loss, parts.reconstruction + parts.quantizer)
+    loss.backward()
+    assert cvivit.to_tokens_rest[1].weight.grad.abs().sum() > 0
+
+
+def test_training_reduces_reconstruction_error():
+    cvivit = small_cvivit()
+    video = torch.rand(2, 3, 5, 32, 32)
+    opt = torch.optim.Adam(cvivit.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss = cvivit(video, return_loss=True)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+
+
+def test_adversarial_and_perceptual_terms():
+    cvivit = small_cvivit(use_discriminator=True)
+    video = torch.rand(2, 3, 3, 32, 32)
+    discr_loss = cvivit(video, return_discr_loss=True)
+    discr_loss.backward()
+    assert cvivit.discriminator.net[0].weight.grad is not None
+    features = nn.Conv2d(3, 4, 3)  # weights given explicitly, never downloaded
+    loss, parts = cvivit(video, return_loss_breakdown=True, perceptual_model=features)
+    assert parts.adversarial.abs() > 0 and parts.perceptual > 0
+    expected = parts.reconstruction + parts.quantizer + 0.1 * parts.adversarial + 0.1 * parts.perceptual
+    assert torch.isclose(loss, expected)
+    with pytest.raises(ValueError, match="use_discriminator"):
+        small_cvivit()(video, return_discr_loss=True)
+
+
+@pytest.mark.parametrize("frames, size, match", [
+    (4, (32, 32), "1 \\+ k \\* 2 frames"),
+    (5, (30, 32), "not divisible by patch_size 8"),
+])
+def test_bad_videos_get_clear_errors(frames, size, match):
+    with pytest.raises(ValueError, match=match):
+        small_cvivit().encode(torch.rand(1, 3, frames, *size))
+
+
+def test_bad_inputs_get_clear_errors():
+    cvivit = small_cvivit()
+    with pytest.raises(ValueError, match="shape \\(batch, 3, frames, height, width\\)"):
+        cvivit.encode(torch.rand(3, 5, 32, 32))
+    with pytest.raises(ValueError, match="token ids must be integers in \\[0, 64\\)"):
+        cvivit.decode(torch.full((1, 2, 4, 4), 64))
+    with pytest.raises(ValueError, match="power-of-two"):
+        small_cvivit(quantizer="lfq", codebook_size=100, fsq_levels=None)
+    with pytest.raises(ValueError, match="product is codebook_size"):
+        small_cvivit(quantizer="fsq", codebook_size=100, fsq_levels=[4, 4, 4])
+    with pytest.raises(ValueError, match="quantizer must be one of"):
+        small_cvivit(quantizer="kmeans")

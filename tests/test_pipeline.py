@@ -1,0 +1,213 @@
+"""The Phenaki pipeline: sampling, continuation, stories in constant memory, saving and loading, bad input."""
+
+import gc
+import json
+import pickle
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_phenaki
+from phenaki import CViViT, MaskGit, Phenaki, make_video
+from phenaki.presets import preset
+
+PROMPT = "a red circle moves left"
+
+
+def test_sample_shape_range_and_determinism(tiny_model):
+    video = tiny_model.sample(texts=PROMPT, num_frames=17, steps=4, temperature=1.0, guidance_scale=3.0,
+                              critic_strength=0.0, seed=0)
+    assert video.shape == (1, 3, 17, 32, 32) and video.dtype == torch.float32
+    assert video.min() >= 0 and video.max() <= 1
+    assert torch.equal(video, tiny_model.sample(texts=PROMPT, num_frames=17, steps=4, seed=0))
+    assert not torch.equal(video, tiny_model.sample(texts=PROMPT, num_frames=17, steps=4, seed=1))
+
+
+def test_the_issue_example_builds_offline_and_samples(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    torch.manual_seed(0)
+    cvivit = CViViT(dim=32, codebook_size=64, patch_size=32, temporal_patch_size=2, spatial_depth=1,
+                    temporal_depth=1, dim_head=16, heads=2)
+    maskgit = MaskGit(num_tokens=64, max_seq_len=1024, dim=32, depth=1, heads=2, dim_head=16)
+    phenaki = Phenaki(cvivit=cvivit, maskgit=maskgit).eval()
+    video = phenaki.sample(texts="a red circle moves left", num_frames=17, steps=12, temperature=1.0,
+                           guidance_scale=3.0, critic_strength=0.0, seed=0)
+    assert video.shape == (1, 3, 17, 256, 256)
+
+
+def test_longer_than_a_window_and_odd_frame_counts(tiny_model):
+    assert tiny_model.window_frames == 17
+    video = tiny_model.sample(texts=PROMPT, num_frames=30, steps=2, seed=0)
+    assert video.shape[2] == 30
+    assert tiny_model.sample(texts=PROMPT, num_frames=4, steps=2, seed=0).shape[2] == 4
+
+
+def test_prime_frames_continue_a_video(tiny_model):
+    prime = tiny_model.sample(texts=PROMPT, num_frames=5, steps=2, seed=0)
+    seen = []
+    encode = tiny_model.cvivit.encode
+    tiny_model.cvivit.encode = lambda video: seen.append(video.clone()) or encode(video)
+    try:
+        video = tiny_model.sample(texts=PROMPT, num_frames=8, prime_frames=prime, steps=2, seed=0)
+    finally:
+        del tiny_model.cvivit.encode
+    assert video.shape == (1, 3, 8, 32, 32)
+    assert torch.equal(seen[0], prime)  # the window was primed with exactly these frames
+    with pytest.raises(ValueError, match="1 \\+ k \\* 2 frames"):
+        tiny_model.sample(texts=PROMPT, num_frames=8, prime_frames=prime[:, :, :4], steps=2)
+    with pytest.raises(ValueError, match="prime_frames must be"):
+        tiny_model.sample(texts=PROMPT, num_frames=8, prime_frames=torch.rand(1, 3, 5, 16, 16), steps=2)
+
+
+def test_make_video(tiny_model):
+    whole, scenes = make_video(tiny_model, texts=[PROMPT, "the red circle moves up", "the red circle stays still"],
+                               num_frames=[9, 6, 4], prime_lengths=[5, 3], steps=2, seed=0)
+    assert [s.shape[2] for s in scenes] == [9, 6, 4]
+    assert whole.shape == (1, 3, 19, 32, 32)
+    assert torch.equal(whole[:, :, 9:15], scenes[1])
+
+
+def test_stream_yields_each_window_as_it_is_done(tiny_model):
+    timeline = [(PROMPT, 3.0), ("the red circle moves up", 2.5)]
+    assert tiny_model.timeline_frames(timeline) == [24, 20]
+    primes, encode = [], tiny_model.cvivit.encode
+    tiny_model.cvivit.encode = lambda video: primes.append(video.clone()) or encode(video)
+    emitted = []
+    try:
+        for chunk in tiny_model.stream(timeline, steps=2, seed=0):
+            assert chunk.frames.dtype == np.uint8 and chunk.frames.shape[1:] == (32, 32, 3)
+            assert chunk.start == sum(len(c.frames) for c in emitted)
+            if emitted:  # primed with the last 5 frames handed out so far
+                last = np.concatenate([c.frames for c in emitted])[-5:]
+                assert np.abs(primes[len(emitted) - 1][0].permute(1, 2, 3, 0).numpy() * 255 - last).max() <= 0.51
+            emitted.append(chunk)
+    finally:
+        del tiny_model.cvivit.encode
+    assert [c.segment for c in emitted] == [0, 0, 1, 1]  # windows of 17, then 12 new frames after 5 primed
+    assert [len(c.frames) for c in emitted] == [17, 7, 12, 8]
+    again = list(tiny_model.stream(timeline, steps=2, seed=0))
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(emitted, again))
+
+
+def _live_bytes(model) -> int:
+    """Bytes of every live tensor storage and array, the model's own weights excepted."""
+    gc.collect()
+    weights = {t.untyped_storage().data_ptr() for t in model.state_dict().values()}
+    storages = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+            storage = obj.untyped_storage()
+            if storage.data_ptr() not in weights:
+                storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(obj, np.ndarray):
+            storages[id(obj)] = obj.nbytes
+    return sum(storages.values())
+
+
+def test_a_long_story_holds_no_more_than_a_short_one(tiny_model):
+    long_story = tiny_model.stream([(PROMPT, 60.0), ("the red circle moves up", 60.0)], steps=1, seed=0)
+    held = []
+    for i, chunk in enumerate(long_story):
+        del chunk
+        held.append(_live_bytes(tiny_model))
+        if i == 10:
+            break
+    assert held[0] > 0
+    assert max(held[4:]) <= max(held[1:4]) * 1.05, held  # nothing accumulates from window to window
+
+
+@pytest.mark.parametrize("timeline, match", [
+    ([], "non-empty list"),
+    ("a red circle", "non-empty list"),
+    ([("", 2.0)], "entry 0: the prompt must be a non-empty string"),
+    ([(PROMPT, 2.0), ("   ", 1.0)], "entry 1: the prompt must be a non-empty string"),
+    ([(PROMPT, 0)], "entry 0: seconds must be a positive number"),
+    ([(PROMPT, float("nan"))], "seconds must be a positive number"),
+    ([(PROMPT, "2")], "seconds must be a positive number"),
+    ([(PROMPT,)], "must be \\(prompt, seconds\\)"),
+])
+def test_bad_timelines_get_clear_errors_before_any_work(tiny_model, timeline, match):
+    with pytest.raises(ValueError, match=match):
+        next(tiny_model.stream(timeline, steps=1))
+
+
+def test_construction_errors():
+    config = preset("tiny")
+    with pytest.raises(ValueError, match="num_tokens \\(32\\) is smaller than the tokenizer's codebook \\(64\\)"):
+        config["maskgit"]["num_tokens"] = 32
+        Phenaki.from_config(config)
+    config = preset("tiny")
+    with pytest.raises(ValueError, match="not divisible by patch_size"):
+        config["frame_size"] = [30, 32]
+        Phenaki.from_config(config)
+    config = preset("tiny")
+    with pytest.raises(ValueError, match="fewer than 2 latent frames"):
+        config["maskgit"]["max_seq_len"] = 20
+        Phenaki.from_config(config)
+    with pytest.raises(ValueError, match="config does not describe a Phenaki model"):
+        config = preset("tiny")
+        config["maskgit"]["width"] = 3
+        Phenaki.from_config(config)
+
+
+def test_save_and_load_sample_identically_without_pickle(tiny_model, tiny_model_dir, monkeypatch):
+    assert sorted(p.name for p in tiny_model_dir.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used while loading")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    loaded = Phenaki.from_pretrained(tiny_model_dir)
+    monkeypatch.undo()
+    kwargs = dict(texts=PROMPT, num_frames=17, steps=3, critic_strength=0.5, seed=4)
+    assert torch.equal(loaded.sample(**kwargs), tiny_model.sample(**kwargs))
+    assert loaded.config == tiny_model.config
+
+
+def test_config_that_does_not_match_the_weights(tiny_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["maskgit"]["dim"] = 48
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not match its config.json.*maskgit"):
+        Phenaki.from_pretrained(folder)
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["critic"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="unexpected"):
+        Phenaki.from_pretrained(folder)
+
+
+def test_truncated_weights(tiny_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    weights = (tiny_model_dir / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ValueError, match="model.safetensors"):
+        Phenaki.from_pretrained(folder)
+
+
+def test_training_step_lowers_the_loss():
+    model = tiny_phenaki().train()
+    video = torch.rand(2, 3, 17, 32, 32)
+    ids = model.cvivit.encode(video)
+    params = [p for n, p in model.named_parameters() if not n.startswith("cvivit.")]
+    opt = torch.optim.Adam(params, lr=3e-3)
+    losses = []
+    for step in range(25):
+        loss = model(video_codebook_ids=ids, texts=["a", "b"], generator=torch.Generator().manual_seed(step % 3))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])

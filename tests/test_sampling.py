@@ -1,0 +1,176 @@
+"""The MaskGIT sampler: schedule, guidance in one batch, temperature, critic, top-k, text encoded once."""
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from conftest import tiny_phenaki
+from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
+
+PROMPT = "a red circle moves left"
+
+
+def test_cosine_schedule():
+    total, steps = 144, 12
+    counts = [total] + [masked_count(s, steps, total) for s in range(steps)]
+    assert counts[-1] == 0
+    assert all(a > b for a, b in zip(counts, counts[1:]))
+    assert counts[6] == math.floor(total * math.cos(math.pi / 4))
+
+
+class Calls:
+    """Records the batch size of every call of a module, while in a `with` block."""
+
+    def __init__(self, module):
+        self.module, self.batches = module, []
+
+    def record(self, module, args, kwargs, out):
+        first = args[0] if args else next(iter(kwargs.values()))
+        self.batches.append(first.shape[0])
+
+    def __enter__(self):
+        self.handle = self.module.register_forward_hook(self.record, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_guidance_runs_both_passes_in_one_batched_forward(tiny_model):
+    with Calls(tiny_model.maskgit.transformer) as calls:
+        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=3.0, seed=0)
+    assert calls.batches == [4] * 5  # cond + uncond for a batch of 2, once per step
+    with Calls(tiny_model.maskgit.transformer) as calls:
+        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=1.0, seed=0)
+    assert calls.batches == [2] * 5
+
+
+def test_guidance_changes_the_video(tiny_model):
+    a = tiny_model.sample(texts=PROMPT, num_frames=9, steps=4, guidance_scale=1.0, seed=0)
+    b = tiny_model.sample(texts=PROMPT, num_frames=9, steps=4, guidance_scale=8.0, seed=0)
+    assert not torch.equal(a, b)
+
+
+def test_text_is_encoded_once_per_prompt(tiny_model):
+    with Calls(tiny_model.text_encoder.encoder) as calls:
+        tiny_model.sample(texts=PROMPT, num_frames=9, steps=6, seed=0)
+    assert len(calls.batches) == 1
+    with Calls(tiny_model.text_encoder.encoder) as calls:
+        chunks = list(tiny_model.stream([(PROMPT, 4.0), ("the red circle moves up", 3.0)], steps=2, seed=0))
+    assert len(chunks) > 2 and len(calls.batches) == 2
+
+
+def states_of(model, **kwargs):
+    return model.inspect_window(PROMPT, 9, **kwargs)[1]
+
+
+def test_at_zero_temperature_the_least_confident_are_masked_again(tiny_model):
+    states = states_of(tiny_model, steps=6, temperature=0.0, seed=0)
+    mask_id = tiny_model.maskgit.mask_id
+    for state in states[:-1]:
+        remasked = state.ids[0] == mask_id
+        kept = state.filled[0]
+        assert kept.any() and remasked.any()
+        assert state.confidence[0][kept].min() >= state.confidence[0][remasked].max()
+    assert not (states[-1].ids == mask_id).any()
+
+
+def test_temperature_anneals_choice_noise(tiny_model):
+    # with noise the choice is no longer the pure confidence order, except at the last steps
+    states = states_of(tiny_model, steps=6, temperature=50.0, seed=0)
+    first = states[0]
+    remasked = first.ids[0] == tiny_model.maskgit.mask_id
+    assert first.confidence[0][first.filled[0]].min() < first.confidence[0][remasked].max()
+
+
+def test_top_k_one_and_no_noise_is_deterministic_across_seeds(tiny_model):
+    kwargs = dict(texts=PROMPT, num_frames=9, steps=4, temperature=0.0, top_k=1)
+    assert torch.equal(tiny_model.sample(seed=0, **kwargs), tiny_model.sample(seed=1, **kwargs))
+    kwargs.pop("top_k")
+    assert not torch.equal(tiny_model.sample(seed=0, **kwargs), tiny_model.sample(seed=1, **kwargs))
+
+
+def test_critic_strength_decides_what_is_masked_again(tiny_model):
+    with Calls(tiny_model.critic) as calls:
+        plain = tiny_model.sample(texts=PROMPT, num_frames=9, steps=5, critic_strength=0.0, seed=0)
+    assert calls.batches == []
+    with Calls(tiny_model.critic) as calls:
+        critiqued = tiny_model.sample(texts=PROMPT, num_frames=9, steps=5, critic_strength=1.0, seed=0)
+    assert len(calls.batches) == 4  # every step but the last, which masks nothing again
+    assert not torch.equal(plain, critiqued)
+
+
+def test_critic_may_redo_tokens_fixed_at_earlier_steps(tiny_model):
+    states = states_of(tiny_model, steps=8, critic_strength=1.0, temperature=0.0, seed=0)
+    mask_id = tiny_model.maskgit.mask_id
+    redone = sum(((a.ids != mask_id) & (b.ids == mask_id)).sum().item() for a, b in zip(states, states[1:]))
+    assert redone > 0
+
+
+def test_prefix_is_kept(tiny_model):
+    prefix = torch.randint(0, 64, (1, 48))
+    context, mask = tiny_model.encode_text([PROMPT])
+    ids = sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask,
+                        settings=SamplingSettings(steps=3), prefix=prefix)
+    assert torch.equal(ids[:, :48], prefix) and (ids < 64).all()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(steps=0), "steps must be an integer >= 1"),
+    (dict(steps=2.5), "steps must be an integer"),
+    (dict(temperature=float("nan")), "temperature must be a finite number"),
+    (dict(guidance_scale=float("inf")), "guidance_scale must be a finite number"),
+    (dict(guidance_scale="3"), "guidance_scale must be a finite number"),
+    (dict(critic_strength=1.5), "critic_strength must be in \\[0, 1\\]"),
+    (dict(critic_strength=-0.1), "critic_strength must be in \\[0, 1\\]"),
+    (dict(texts=""), "non-empty string"),
+    (dict(texts=["ok", "  "]), "texts\\[1\\].*non-empty"),
+    (dict(num_frames=0), "num_frames must be a positive integer"),
+    (dict(top_k=0), "top_k"),
+])
+def test_bad_settings_get_clear_errors(tiny_model, kwargs, match):
+    args = dict(texts=PROMPT, num_frames=9, steps=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        tiny_model.sample(**args)
+
+
+def test_critic_strength_needs_a_critic():
+    model = tiny_phenaki(critic=False)
+    with pytest.raises(ValueError, match="needs a model with a Token Critic"):
+        model.sample(texts=PROMPT, num_frames=9, steps=2, critic_strength=0.5)
+
+
+class LargestTensor(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_no_n_by_n_by_hidden_tensor_is_ever_built():
+    from phenaki import MaskGit
+
+    model = MaskGit(num_tokens=64, max_seq_len=512, dim=64, depth=1, heads=2, dim_head=32).eval()
+    x = torch.randint(0, 64, (1, 512))
+    with torch.no_grad(), LargestTensor() as probe:
+        model(x)
+    assert probe.largest < 512 * 512 * 64 // 4, probe.largest
+
+
+def test_attention_goes_through_sdpa(monkeypatch, tiny_model):
+    import torch.nn.functional as F
+
+    calls = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tiny_model.sample(texts=PROMPT, num_frames=9, steps=1, seed=0)
+    assert len(calls) >= 2 * 2 + 2  # MaskGit: self + cross in each of 2 layers; the decoder: 2 layers

@@ -1,0 +1,282 @@
+"""Trainers, on Hugging Face accelerate: the same command runs on a CPU, a GPU, or many with `accelerate launch`.
+
+    python -m phenaki.train tokenizer   --preset shapes --steps 6000 --out runs/tokenizer
+    python -m phenaki.train transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
+
+Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer.
+Each run folder holds `checkpoint/` (weights, EMA, optimiser and step, all safetensors + JSON: resumable by
+running the same command again), `samples/` (periodic GIFs) and `final/` (EMA weights, loadable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+from itertools import islice
+from pathlib import Path
+
+import imageio.v3 as iio
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from einops import rearrange
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from .cvivit import CViViT
+from .data import VideoFolder, WorldClips, collate
+from .pipeline import Phenaki
+from .presets import preset
+from .serialization import load_weights, save_weights, write_config
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state (parameters and buffers)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))  # warm up: early averages follow the model
+        for ema, live in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if ema.dtype.is_floating_point:
+                ema.lerp_(live.detach(), 1 - decay)
+            else:
+                ema.copy_(live)
+
+
+# ---- checkpoints: no pickle, so a checkpoint from anywhere is safe to resume -----------------------------------
+
+def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: int, processes: int = 1) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_weights(model, tmp / "model.safetensors")
+    save_weights(ema.model, tmp / "ema.safetensors")
+    state = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items()}
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    meta = dict(step=step, param_groups=state["param_groups"], processes=processes)
+    (tmp / "trainer.json").write_text(json.dumps(meta))
+    if folder.exists():
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    tmp.rename(folder)  # a run killed mid-save keeps the previous checkpoint
+
+
+def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> int:
+    load_weights(model, folder / "model.safetensors")
+    load_weights(ema.model, folder / "ema.safetensors")
+    meta = json.loads((folder / "trainer.json").read_text())
+    state: dict = {}
+    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(dict(state=state, param_groups=meta["param_groups"]))
+    return meta["step"]
+
+
+# ---- the shared loop ------------------------------------------------------------------------------------------
+
+def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
+    if args.videos:
+        return VideoFolder(args.videos, num_frames, frame_size)
+    return WorldClips(num_frames=num_frames, seed_offset=args.seed * 10_000_000, frame_size=frame_size)
+
+
+def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sample_fn, dataset) -> EMA:
+    """Optimises `loss_fn(model, batch)`; resumes from `out/checkpoint` if it exists."""
+    out = Path(args.out)
+    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+    ema = EMA(model, args.ema_decay)
+    accelerator.print(f"training on {accelerator.num_processes} process(es), {accelerator.device}, "
+                      f"mixed precision {accelerator.mixed_precision}")
+    step = 0
+    if (out / "checkpoint").exists():
+        step = load_checkpoint(out / "checkpoint", model, ema, optimizer)
+        accelerator.print(f"resumed from {out / 'checkpoint'} at step {step}")
+    warmup = max(1, min(500, args.steps // 10))
+    per_step = args.batch_size * args.grad_accum * accelerator.num_processes
+    sampler = ExampleStream(len(dataset), start=step * per_step, count=(args.steps - step) * per_step)
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate,
+                        num_workers=args.workers)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    batches = iter(loader)
+    bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, dynamic_ncols=True)
+    while step < args.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * _lr_factor(step, warmup, args.steps)
+        for batch in islice(batches, args.grad_accum):
+            with accelerator.accumulate(model):
+                loss, logs = loss_fn(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        step += 1
+        ema.update(accelerator.unwrap_model(model), step)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+        last = step == args.steps
+        if accelerator.is_main_process and (step % args.save_every == 0 or last):
+            save_checkpoint(out / "checkpoint", accelerator.unwrap_model(model), ema, optimizer, step,
+                            accelerator.num_processes)
+        if accelerator.is_main_process and args.sample_every and (step % args.sample_every == 0 or last):
+            sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
+        accelerator.wait_for_everyone()
+    bar.close()
+    return ema
+
+
+class ExampleStream(Sampler):
+    """Example indices start, start+1, ... (wrapping around a finite dataset): the same order on every run, so
+    a resumed run continues with the examples it had not seen."""
+
+    def __init__(self, size: int, start: int, count: int):
+        self.size, self.start, self.count = size, start, count
+
+    def __iter__(self):
+        return ((self.start + k) % self.size for k in range(self.count))
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _write_gif(path: Path, video: torch.Tensor, fps: int) -> None:
+    """video (c, f, h, w) in [0, 1] -> an endlessly looping GIF."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = rearrange(video, "c f h w -> f h w c").clamp(0, 1).mul(255).byte().cpu().numpy()
+    iio.imwrite(path, frames, duration=1000 / fps, loop=0)
+
+
+def _accelerator(args) -> Accelerator:
+    precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+    return Accelerator(gradient_accumulation_steps=args.grad_accum, mixed_precision=precision, cpu=args.cpu,
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+# ---- stage 1: the tokenizer -----------------------------------------------------------------------------------
+
+def train_tokenizer(args) -> Path:
+    accelerator = _accelerator(args)
+    set_seed(args.seed)
+    config = preset(args.preset)
+    cvivit = CViViT(**config["cvivit"])
+    frame_size, fps = config["frame_size"], config["fps"]
+    dataset = _dataset(args, args.num_frames, frame_size)
+    probe = collate([dataset[i] for i in range(min(4, len(dataset)))])["video"]
+
+    def loss_fn(model, batch):
+        loss, parts = model(batch["video"], return_loss_breakdown=True)
+        return loss, dict(loss=loss.item(), recon=parts.reconstruction.item(), usage=parts.codebook_usage)
+
+    def sample_fn(ema_model, path):
+        with torch.no_grad():
+            recon = ema_model(probe.to(accelerator.device)).clamp(0, 1)
+        both = torch.cat((probe.to(recon.device), recon), dim=-1)  # original | reconstruction
+        _write_gif(path, rearrange(both, "b c f h w -> c f h (b w)"), fps)
+
+    ema = _loop(args, accelerator, cvivit, list(cvivit.parameters()), loss_fn, sample_fn, dataset)
+    final = Path(args.out) / "final"
+    if accelerator.is_main_process:
+        final.mkdir(parents=True, exist_ok=True)
+        save_weights(ema.model, final / "model.safetensors")
+        write_config(dict(cvivit=ema.model.config, frame_size=frame_size, fps=fps, tokenizer_only=True), final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_tokenizer(folder: str | Path) -> CViViT:
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    cvivit = CViViT(**config["cvivit"])
+    load_weights(cvivit, folder / "model.safetensors")
+    return cvivit.eval().requires_grad_(False)
+
+
+# ---- stage 2: MaskGit, the critic and the text encoder --------------------------------------------------------
+
+def train_transformer(args) -> Path:
+    accelerator = _accelerator(args)
+    set_seed(args.seed)
+    config = preset(args.preset)
+    if args.tokenizer:
+        tokenizer_config = read_config_tokenizer(args.tokenizer)
+        config.update(cvivit=tokenizer_config["cvivit"])
+    model = Phenaki.from_config(config)
+    if args.tokenizer:
+        model.cvivit.load_state_dict(load_tokenizer(args.tokenizer).state_dict())
+    model.cvivit.eval().requires_grad_(False)
+    dataset = _dataset(args, model.window_frames, model.frame_size)
+    prompts = [dataset[i]["caption"] for i in range(2)]
+
+    def loss_fn(model, batch):
+        loss, parts = model(batch["video"], texts=batch["caption"], prime_latent_frames=batch["prime"],
+                            return_loss_breakdown=True)
+        return loss, dict(loss=loss.item(), **parts)
+
+    def sample_fn(ema_model, path):
+        video = ema_model.sample(texts=prompts, num_frames=model.window_frames, seed=0)
+        _write_gif(path, rearrange(video, "b c f h w -> c f h (b w)"), model.fps)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema = _loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)
+    final = Path(args.out) / "final"
+    if accelerator.is_main_process:
+        ema.model.save_pretrained(final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def read_config_tokenizer(folder) -> dict:
+    config = json.loads((Path(folder) / "config.json").read_text())
+    if "cvivit" not in config:
+        raise ValueError(f"{folder}/config.json is not a tokenizer config (no 'cvivit' section)")
+    return config
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m phenaki.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["tokenizer", "transformer"])
+    parser.add_argument("--preset", default="shapes", help="model size (phenaki/presets.py)")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--tokenizer", help="transformer stage: the tokenizer run's final/ folder")
+    parser.add_argument("--videos", help="a folder with captions.jsonl instead of the shapes world")
+    parser.add_argument("--num-frames", type=int, default=17, help="tokenizer stage: frames per clip")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--sample-every", type=int, default=500, help="0 = never")
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], help="default: bf16 on a GPU")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    args = parser.parse_args(argv)
+    if args.stage == "transformer" and not args.tokenizer:
+        parser.error("the transformer stage needs --tokenizer (a trained tokenizer's final/ folder)")
+    final = (train_tokenizer if args.stage == "tokenizer" else train_transformer)(args)
+    if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per process
+        print(f"saved {final}")
+
+
+if __name__ == "__main__":
+    main()

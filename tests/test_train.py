@@ -1,0 +1,124 @@
+"""The trainers: both stages end to end, resuming, EMA, two processes on the CPU, and a folder of videos."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from phenaki import Phenaki
+from phenaki.data import VideoFolder, WorldClips
+from phenaki.train import EMA, load_checkpoint, save_checkpoint
+
+ENV = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1"}
+
+
+def train(*args, launcher=(sys.executable, "-m", "phenaki.train")) -> str:
+    result = subprocess.run([*launcher, *args], capture_output=True, text=True, timeout=240, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_both_stages_resume_and_load(tmp_path):
+    tok = tmp_path / "tokenizer"
+    common = ["--preset", "tiny", "--batch-size", "2", "--save-every", "2", "--sample-every", "2"]
+    out = train("tokenizer", "--steps", "2", "--out", str(tok), *common)
+    assert "training on 1 process(es)" in out
+    assert json.loads((tok / "checkpoint" / "trainer.json").read_text())["step"] == 2
+    out = train("tokenizer", "--steps", "4", "--out", str(tok), *common)  # the same command, longer: resumes
+    assert "resumed" in out and "at step 2" in out
+    assert json.loads((tok / "checkpoint" / "trainer.json").read_text())["step"] == 4
+    assert sorted(p.name for p in (tok / "samples").iterdir()) == ["step0000002.gif", "step0000004.gif"]
+    assert iio.imread(tok / "samples" / "step0000004.gif", index=None).shape[0] == 17
+
+    run = tmp_path / "phenaki"
+    train("transformer", "--tokenizer", str(tok / "final"), "--steps", "2", "--grad-accum", "2", "--out", str(run),
+          *common)
+    model = Phenaki.from_pretrained(run / "final")
+    video = model.sample(texts="a red circle moves left", num_frames=9, steps=2, seed=0)
+    assert video.shape == (1, 3, 9, 32, 32)
+    # the tokenizer inside the final model is the trained one, frozen
+    from phenaki.train import load_tokenizer
+
+    tokenizer = load_tokenizer(tok / "final")
+    assert all(torch.equal(a, b) for a, b in zip(tokenizer.state_dict().values(),
+                                                 model.cvivit.state_dict().values()))
+
+
+def test_two_processes_on_the_cpu(tmp_path):
+    out = train("tokenizer", "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--save-every", "2",
+                "--sample-every", "0", "--cpu", "--out", str(tmp_path / "run"),
+                launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29561", "-m", "phenaki.train"))
+    assert "training on 2 process(es)" in out
+    meta = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
+    assert meta["processes"] == 2 and meta["step"] == 2
+    assert (tmp_path / "run" / "final" / "model.safetensors").exists()
+
+
+def test_ema_follows_the_model_slowly():
+    model = torch.nn.Linear(4, 4)
+    ema = EMA(model, decay=0.9)
+    before = ema.model.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=1000)
+    moved = ema.model.weight - before
+    assert torch.allclose(moved, torch.full_like(moved, 0.1), atol=1e-6)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    ema = EMA(model, 0.99)
+    save_checkpoint(tmp_path / "ckpt", model, ema, optimizer, step=7)
+    assert not any(p.suffix in (".pt", ".bin", ".pkl") for p in (tmp_path / "ckpt").iterdir())
+    fresh = torch.nn.Linear(4, 3)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    assert load_checkpoint(tmp_path / "ckpt", fresh, EMA(fresh, 0.99), fresh_opt) == 7
+    assert torch.equal(fresh.weight, model.weight)
+    a, b = optimizer.state_dict()["state"][0], fresh_opt.state_dict()["state"][0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_world_clips_are_deterministic_and_include_scene_changes():
+    data = WorldClips(num_frames=17)
+    assert torch.equal(data[5]["video"], data[5]["video"])
+    examples = [data[i] for i in range(60)]
+    assert all(e["video"].shape == (3, 17, 64, 64) for e in examples)
+    changes = [e for e in examples if e["prime"] >= 0]
+    assert changes and all(e["caption"].startswith("the ") for e in changes)
+    assert WorldClips(frame_size=(32, 32))[0]["video"].shape == (3, 17, 32, 32)
+
+
+def test_a_folder_of_videos_skips_unreadable_files(tmp_path):
+    rng = np.random.default_rng(0)
+    iio.imwrite(tmp_path / "a.mp4", rng.integers(0, 255, (12, 48, 64, 3), dtype=np.uint8), fps=8,
+                codec="libx264", macro_block_size=1)
+    iio.imwrite(tmp_path / "b.gif", rng.integers(0, 255, (4, 40, 40, 3), dtype=np.uint8), duration=125, loop=0)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    lines = [{"video": "a.mp4", "caption": "noise"}, {"video": "broken.mp4", "caption": "bad"},
+             {"video": "b.gif", "caption": "short noise"}]
+    (tmp_path / "captions.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    data = VideoFolder(tmp_path, num_frames=9, frame_size=(32, 32))
+    assert data[0]["video"].shape == (3, 9, 32, 32)
+    with pytest.warns(UserWarning, match="broken.mp4"):
+        item = data[1]
+    assert item["caption"] == "short noise"  # skipped to the next readable video
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, then remembered
+        assert data[1]["caption"] == "short noise"
+    out = train("tokenizer", "--preset", "tiny", "--videos", str(tmp_path), "--num-frames", "9", "--steps", "2",
+                "--batch-size", "2", "--sample-every", "0", "--out", str(tmp_path / "run"))
+    assert "broken.mp4" in out and (tmp_path / "run" / "final" / "model.safetensors").exists()
+
+    (tmp_path / "bad.jsonl").write_text('{"video": "a.mp4"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl, line 1"):
+        VideoFolder(tmp_path, 9, (32, 32), captions="bad.jsonl")

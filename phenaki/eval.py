@@ -1,0 +1,146 @@
+"""Measures a model on held-out shapes-world seeds: the figures of the default model's card.
+
+    python -m phenaki.eval weights            # prints a table, writes weights/eval.json
+
+- tokenizer: PSNR of reconstructions, and whether `describe` reads the same colour, shape and motion back;
+- text control: colour, shape and motion of clips sampled from random captions;
+- stories: 3-segment timelines, object kept across scene changes, each segment's motion as prompted;
+- speed: seconds for a 17-frame clip at the default settings on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from . import world
+from .data import to_video_tensor
+from .pipeline import Phenaki
+
+HELD_OUT = 1_000_000_000  # training seeds are far below this
+DEFAULTS = dict(steps=12, temperature=1.0, guidance_scale=3.0, critic_strength=0.0)
+
+
+def _uint8(video: torch.Tensor) -> np.ndarray:
+    """(3, f, H, W) in [0, 1] -> (f, H, W, 3) uint8."""
+    return rearrange(video, "c f h w -> f h w c").clamp(0, 1).mul(255).round().byte().cpu().numpy()
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+@torch.no_grad()
+def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
+    psnrs, same = [], []
+    for first in range(0, clips, batch):
+        originals = [world.random_clip(HELD_OUT + i, model.window_frames)[0]
+                     for i in range(first, min(first + batch, clips))]
+        video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
+        recons = model.cvivit.decode(model.cvivit.encode(video))
+        for original, recon in zip(originals, recons):
+            recon = _uint8(recon)
+            psnrs.append(_psnr(original, recon))
+            a, b = world.describe(original), world.describe(recon)
+            same.append((a.colour, a.shape, a.motions) == (b.colour, b.shape, b.motions))
+    return dict(psnr_db=float(np.mean(psnrs)), describe_agreement=float(np.mean(same)), clips=clips)
+
+
+@torch.no_grad()
+def text_control_metrics(model: Phenaki, samples: int = 100, batch: int = 10, **settings) -> dict:
+    colour, shape, motion = [], [], []
+    for first in range(0, samples, batch):
+        scenes = [world.random_scene(np.random.default_rng((HELD_OUT, i)))
+                  for i in range(first, min(first + batch, samples))]
+        videos = model.sample(texts=[s.caption() for s in scenes], num_frames=model.window_frames,
+                              seed=HELD_OUT + first, **{**DEFAULTS, **settings})
+        for scene, video in zip(scenes, videos):
+            frames = _uint8(video)
+            seen = world.describe(frames)
+            colour.append(seen.colour == scene.colour)
+            shape.append(seen.shape == scene.shape)
+            motion.append(world.motion_matches(scene.motion, seen.motions[0], frames))
+    return dict(colour=float(np.mean(colour)), shape=float(np.mean(shape)), motion=float(np.mean(motion)),
+                samples=samples)
+
+
+@torch.no_grad()
+def story_metrics(model: Phenaki, stories: int = 20, seconds: float = 2.0, **settings) -> dict:
+    kept, followed = [], []
+    per_segment = round(seconds * model.fps)
+    for i in range(stories):
+        _, captions, scenes = world.random_story(HELD_OUT + i, num_segments=3, frames_per_segment=per_segment)
+        chunks = model.stream([(c, seconds) for c in captions], seed=HELD_OUT + i, **{**DEFAULTS, **settings})
+        frames = np.concatenate([c.frames for c in chunks])
+        segments = np.split(frames, np.cumsum([per_segment] * 2))
+        seen = [world.describe(s) for s in segments]
+        for before, after in zip(seen, seen[1:]):
+            kept.append(after.colour == before.colour and after.shape == before.shape)
+        for scene, segment, description in zip(scenes, segments, seen):
+            followed.append(world.motion_matches(scene.motion, description.motions[0], segment))
+    return dict(object_kept=float(np.mean(kept)), motion_followed=float(np.mean(followed)), stories=stories)
+
+
+def speed_metrics(model: Phenaki, runs: int = 3) -> dict:
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        model.sample(texts="a red circle moves left", num_frames=17, seed=i, **DEFAULTS)
+        times.append(time.perf_counter() - start)
+    return dict(seconds_per_17_frame_clip=statistics.median(times[1:]), runs=runs,
+                threads=torch.get_num_threads(), machine=f"{platform.machine()} {platform.processor()}".strip())
+
+
+def evaluate(model: Phenaki, clips: int = 200, samples: int = 100, stories: int = 20) -> dict:
+    size = (world.FRAME_SIZE, world.FRAME_SIZE)
+    if model.frame_size != size or model.fps != world.FPS:
+        raise ValueError(f"these measures need a shapes-world model ({size[0]}x{size[1]} frames at {world.FPS} "
+                         f"fps); this one makes {model.frame_size[0]}x{model.frame_size[1]} at {model.fps} fps")
+    return dict(tokenizer=tokenizer_metrics(model, clips), text_control=text_control_metrics(model, samples),
+                stories=story_metrics(model, stories), speed=speed_metrics(model))
+
+
+TARGETS = [("tokenizer", "psnr_db", 32.0), ("tokenizer", "describe_agreement", 0.99),
+           ("text_control", "colour", 0.95), ("text_control", "shape", 0.90), ("text_control", "motion", 0.90),
+           ("stories", "object_kept", 0.95), ("stories", "motion_followed", 0.85)]
+
+
+def report(results: dict) -> str:
+    rows = ["| measure | value | target | met |", "| --- | --- | --- | --- |"]
+    for group, key, target in TARGETS:
+        value = results[group][key]
+        rows.append(f"| {group} {key} | {value:.3f} | >= {target} | {'yes' if value >= target else 'no'} |")
+    seconds = results["speed"]["seconds_per_17_frame_clip"]
+    rows.append(f"| speed, 17-frame clip | {seconds:.2f} s | <= 3 s | {'yes' if seconds <= 3 else 'no'} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m phenaki.eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a model folder or Hub repo id")
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--stories", type=int, default=20)
+    parser.add_argument("--out", help="where to write the JSON results (default: <model>/eval.json if a folder)")
+    args = parser.parse_args(argv)
+    model = Phenaki.from_pretrained(args.model)
+    results = evaluate(model, args.clips, args.samples, args.stories)
+    print(report(results))
+    out = Path(args.out) if args.out else Path(args.model) / "eval.json" if Path(args.model).is_dir() else None
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

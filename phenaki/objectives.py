@@ -53,19 +53,20 @@ def drop_condition(context_mask: Tensor, cond_drop_prob: float, generator=None) 
 
 
 def maskgit_loss(maskgit: MaskGit, ids: Tensor, masked: Tensor, context: Tensor | None,
-                 context_mask: Tensor | None, valid: Tensor | None = None) -> Tensor:
+                 context_mask: Tensor | None, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Cross-entropy on the masked tokens; also returns their logits (n_masked, num_tokens), which the critic's
+    objective samples from, so MaskGit runs once per step for both."""
     x = ids.masked_fill(masked, maskgit.mask_id)
     embeddings = maskgit(x, context, context_mask, mask=valid, return_embeddings=True)
-    logits = maskgit.to_out(embeddings[masked])  # logits only where the loss is
-    return F.cross_entropy(logits.float(), ids[masked])
+    logits = maskgit.to_out(embeddings[masked]).float()  # logits only where the loss is
+    return F.cross_entropy(logits, ids[masked]), logits
 
 
-def critic_loss(critic, maskgit: MaskGit, ids: Tensor, masked: Tensor, context: Tensor | None,
+def critic_loss(critic, ids: Tensor, masked: Tensor, logits: Tensor, context: Tensor | None,
                 context_mask: Tensor | None, valid: Tensor | None = None, generator=None) -> Tensor:
+    """`logits` (n_masked, num_tokens): MaskGit's predictions at the masked positions, sampled to fill them."""
     with torch.no_grad():
-        x = ids.masked_fill(masked, maskgit.mask_id)
-        logits = maskgit(x, context, context_mask, mask=valid)[masked].float()
-        sampled = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+        sampled = torch.multinomial(logits.detach().softmax(-1), 1, generator=generator).squeeze(-1)
         filled = ids.clone()
         filled[masked] = sampled
         replaced = (filled != ids).float()

@@ -251,11 +251,10 @@ class Phenaki(nn.Module):
             context_mask = drop_condition(context_mask, self.cond_drop_prob, generator)
         masked = random_mask(ids, frame_tokens=self.frame_tokens, continuation_prob=self.continuation_prob,
                              prefix=prime_latent_frames, generator=generator)
-        loss_maskgit = maskgit_loss(self.maskgit, ids, masked, context, context_mask)
+        loss_maskgit, logits = maskgit_loss(self.maskgit, ids, masked, context, context_mask)
         loss_critic = loss_maskgit.new_zeros(())
         if self.critic is not None:
-            loss_critic = critic_loss(self.critic, self.maskgit, ids, masked, context, context_mask,
-                                      generator=generator)
+            loss_critic = critic_loss(self.critic, ids, masked, logits, context, context_mask, generator=generator)
         loss = loss_maskgit + loss_critic
         return (loss, dict(maskgit=loss_maskgit.item(), critic=loss_critic.item())) if return_loss_breakdown \
             else loss

@@ -20,7 +20,7 @@ PRESETS: dict[str, dict] = {
                     temporal_depth=2, dim_head=32, heads=4, quantizer="fsq", fsq_levels=[8, 5, 5, 5]),
         maskgit=dict(num_tokens=1000, max_seq_len=9 * 64, dim=192, depth=4, heads=4, dim_head=48,
                      dim_context=128),
-        critic=dict(self_critic=True),
+        critic=dict(num_tokens=1000, max_seq_len=9 * 64, dim=128, depth=2, heads=4, dim_head=32, dim_context=128),
         text_encoder=dict(kind="byte", dim=128, depth=2, heads=4, dim_head=32, ff_mult=2, max_length=64),
         frame_size=[64, 64], fps=8, prime_frames=5,
     ),

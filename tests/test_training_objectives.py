@@ -92,9 +92,10 @@ def test_maskgit_loss_is_cross_entropy_on_masked_tokens_only():
     ids = torch.randint(0, 50, (3, 20))
     masked = torch.zeros_like(ids, dtype=torch.bool)
     masked[:, ::3] = True
-    loss = maskgit_loss(model, ids, masked, None, None)
+    loss, masked_logits = maskgit_loss(model, ids, masked, None, None)
     logits = model(ids.masked_fill(masked, model.mask_id))
     assert torch.isclose(loss, F.cross_entropy(logits[masked], ids[masked]), atol=1e-5)
+    assert torch.allclose(masked_logits, logits[masked], atol=1e-5)
     assert not torch.isclose(loss, F.cross_entropy(logits.flatten(0, 1), ids.flatten()), atol=1e-3)
 
 
@@ -133,15 +134,13 @@ class Recording(torch.nn.Module):
 
 @pytest.mark.parametrize("always", [7, 9])
 def test_critic_labels_say_whether_a_masked_token_was_replaced(always):
-    maskgit = small_maskgit(dim_context=None)
-    with torch.no_grad():
-        maskgit.to_out.bias.fill_(-100.0)
-        maskgit.to_out.bias[7] = 100.0  # this MaskGit always samples token 7
+    logits = torch.full((14, 50), -100.0)
+    logits[:, 7] = 100.0  # MaskGit's predictions at the masked positions: always token 7
     critic = Recording(TokenCritic(num_tokens=50, max_seq_len=64, dim=32, depth=1, heads=2, dim_head=16))
     ids = torch.full((2, 20), always)
     masked = torch.zeros_like(ids, dtype=torch.bool)
     masked[:, 5:12] = True
-    loss = critic_loss(critic, maskgit, ids, masked, None, None)
+    loss = critic_loss(critic, ids, masked, logits, None, None)
     replaced = float(always != 7)
     expected = F.binary_cross_entropy_with_logits(critic.scores[masked], torch.full((14,), replaced))
     assert torch.isclose(loss, expected)

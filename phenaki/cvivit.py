@@ -197,7 +197,8 @@ class CViViT(nn.Module):
 
 
 def _patch_embedding(pixels: int, dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.LayerNorm(pixels), nn.Linear(pixels, dim), nn.LayerNorm(dim))
+    # no LayerNorm on the raw pixels: it would erase a patch's brightness (a white patch would look black)
+    return nn.Sequential(nn.Linear(pixels, dim), nn.LayerNorm(dim))
 
 
 def _frames(video: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ def test_cvivit_example():
     loss.backward()
 
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert cvivit.to_tokens_first[1].weight.grad is not None
+    assert cvivit.to_tokens_first[0].weight.grad is not None
 
 
 def test_maskgit_example():

@@ -21,7 +21,7 @@ from .cvivit import CViViT
 from .maskgit import MaskGit, SelfCritic, TokenCritic
 from .objectives import critic_loss, drop_condition, maskgit_loss, random_mask
 from .sampling import SamplingSettings, StepState, sample_tokens
-from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_weights, read_config, save_weights, write_config
+from .serialization import WEIGHTS_NAME, load_weights, read_config, save_weights, write_config
 from .text import ByteTextEncoder, build_text_encoder
 
 CONFIG_VERSION = 1

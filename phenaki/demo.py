@@ -1,0 +1,454 @@
+"""What the browser demo (`app.py`) does, without Gradio: so that it can be tested, and reused by other front ends.
+
+- `parse_timeline` / `parse_settings` turn what the UI or an API caller sent (a table, strings, numbers) into a
+  checked timeline and sampling settings, or raise `InputError` with a message for the user.
+- `generate_story` runs `Phenaki.stream` and yields a `StoryUpdate` after every window: the window's frames as a
+  short MP4 (for a live preview) and as a contact sheet, progress, and at the end the whole story as MP4 and GIF.
+  It stops between windows when a stop file appears, and a failure mid-story still finalises the frames made.
+- `load_model`, `model_source`, `pick_device`, `describe_model`, `load_examples`: start-up.
+
+Everything a `StoryUpdate` holds is a plain value or a file path, so it can cross a process boundary (ZeroGPU runs
+the GPU function in a worker process).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from .media import (DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4,
+                    write_png)
+
+# ---- limits and defaults ------------------------------------------------------------------------------------
+
+MAX_STORY_SECONDS = 120.0  # the whole timeline
+MAX_SCENES = 64
+MAX_PROMPT_CHARS = 300
+MAX_SEED = 2**63 - 1
+RANDOM_SEED = -1  # what the API takes for "pick one"
+GIF_SIZE = 256
+GIF_MAX_FRAMES = 240  # longer stories are subsampled (keeping real-time speed) so the GIF stays small
+
+# (low, high) accepted from the UI and API; the UI sliders use the same ranges
+LIMITS = dict(steps=(1, 64), temperature=(0.0, 10.0), critic_strength=(0.0, 1.0), guidance_scale=(0.0, 30.0))
+DEFAULTS = dict(steps=12, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=RANDOM_SEED)
+DEFAULT_TIMELINE = [["a red circle moves right", 2.0], ["the red circle moves up", 2.0]]
+NEW_SCENE_SECONDS = 2.0
+TIMELINE_HEADERS = ["prompt", "seconds"]
+
+ENV_MODEL, ENV_REVISION, ENV_DEVICE = "PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE"
+DEFAULT_MODEL_DIR = "weights"
+
+
+class InputError(ValueError):
+    """Something the user (or an API caller) sent is not usable; the message is meant for them."""
+
+
+class StartupError(RuntimeError):
+    """The demo cannot start (no model); the message says what to do."""
+
+
+# ---- inputs -------------------------------------------------------------------------------------------------
+
+
+def _blank(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return type(value).__name__ in ("NAType", "NaTType")  # pandas' missing values, without importing pandas
+
+
+def _number(name: str, value, *, integer: bool = False) -> float | int:
+    """A finite number from a number or a numeric string (API callers send strings); InputError otherwise."""
+    shown = repr(value) if not isinstance(value, str) else f"'{value}'"
+    if _blank(value):
+        raise InputError(f"{name} is missing: give a number")
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be a number, got {shown}")
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise InputError(f"{name} must be a number, got {shown}") from None
+    elif isinstance(value, numbers.Real):
+        number = float(value)
+    else:
+        raise InputError(f"{name} must be a number, got {shown}")
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number, got {shown}")
+    if integer:
+        if number != int(number):
+            raise InputError(f"{name} must be a whole number, got {shown}")
+        return int(number)
+    return number
+
+
+def _table(value) -> tuple[list[str] | None, list]:
+    """(headers or None, rows) of a table given as a DataFrame, a {"headers", "data"} dict or a list of rows."""
+    if value is None:
+        return None, []
+    if hasattr(value, "columns") and hasattr(value, "to_numpy"):  # pandas (or polars) DataFrame
+        return [str(c) for c in value.columns], value.to_numpy(dtype=object).tolist() if len(value) else []
+    if isinstance(value, Mapping):
+        if "data" not in value:
+            raise InputError("the timeline must be a table of rows (prompt, seconds)")
+        headers = value.get("headers")
+        return (None if headers is None else [str(h) for h in headers]), list(value["data"] or [])
+    if isinstance(value, (list, tuple)):
+        return None, list(value)
+    raise InputError(f"the timeline must be a table of rows (prompt, seconds), got {type(value).__name__}")
+
+
+def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes: int = MAX_SCENES
+                   ) -> list[tuple[str, float]]:
+    """The (prompt, seconds) scenes of the table the UI or an API caller sent.
+
+    Columns are found by their headers (`prompt`, `seconds`) when given, else taken in that order. Fully empty
+    rows are dropped; seconds may be numeric strings. InputError names the row (1-based, as in the table)."""
+    headers, rows = _table(value)
+    columns = (0, 1)
+    if headers:
+        lower = [h.strip().lower() for h in headers]
+        if "prompt" in lower and "seconds" in lower:
+            columns = (lower.index("prompt"), lower.index("seconds"))
+    timeline: list[tuple[str, float]] = []
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, Mapping):
+            cells = [row.get("prompt"), row.get("seconds")]
+        elif isinstance(row, (list, tuple)):
+            cells = [row[i] if i < len(row) else None for i in columns]
+        elif _blank(row):
+            continue
+        else:
+            raise InputError(f"timeline row {number} must be (prompt, seconds), got {row!r}")
+        prompt, seconds = cells
+        if _blank(prompt) and _blank(seconds):
+            continue
+        if _blank(prompt):
+            raise InputError(f"timeline row {number} has no prompt: describe the scene, or delete the row")
+        if not isinstance(prompt, str):
+            raise InputError(f"timeline row {number}: the prompt must be text, got {prompt!r} "
+                             f"(columns are: prompt, seconds)")
+        prompt = " ".join(prompt.split())
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"timeline row {number}: the prompt is longer than {MAX_PROMPT_CHARS} characters")
+        seconds = _number(f"timeline row {number}: seconds", seconds)
+        if seconds <= 0:
+            raise InputError(f"timeline row {number}: seconds must be more than 0, got {seconds:g}")
+        timeline.append((prompt, seconds))
+    if not timeline:
+        raise InputError("the timeline is empty: add at least one scene (a prompt and its length in seconds)")
+    if len(timeline) > max_scenes:
+        raise InputError(f"the timeline has {len(timeline)} scenes; at most {max_scenes} are allowed")
+    total = sum(seconds for _, seconds in timeline)
+    if total > max_seconds + 1e-9:
+        raise InputError(f"the timeline lasts {total:g} s; at most {max_seconds:g} s ({max_seconds / 60:g} min) "
+                         f"in all are allowed")
+    return timeline
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: int = DEFAULTS["steps"]
+    temperature: float = DEFAULTS["temperature"]
+    critic_strength: float = DEFAULTS["critic_strength"]
+    guidance_scale: float = DEFAULTS["guidance_scale"]
+    seed: int | None = None  # None: pick one at random when the story starts
+
+    def resolve_seed(self) -> "Settings":
+        """The same settings with a concrete seed (so it can be shown and reused)."""
+        if self.seed is not None:
+            return self
+        return Settings(self.steps, self.temperature, self.critic_strength, self.guidance_scale,
+                        secrets.randbelow(2**31))
+
+    def sampling_kwargs(self) -> dict:
+        return dict(steps=self.steps, temperature=self.temperature, critic_strength=self.critic_strength,
+                    guidance_scale=self.guidance_scale, seed=self.seed)
+
+
+def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, *, has_critic: bool) -> Settings:
+    """Checked sampling settings from UI or API values (numbers or numeric strings); seed -1 (or empty): random."""
+    values = dict(steps=_number("steps", steps, integer=True),
+                  temperature=_number("temperature", temperature),
+                  critic_strength=_number("critic strength", 0 if _blank(critic_strength) else critic_strength),
+                  guidance_scale=_number("guidance scale", guidance_scale))
+    for name, value in values.items():
+        low, high = LIMITS[name]
+        if not low <= value <= high:
+            raise InputError(f"{name.replace('_', ' ')} must be between {low:g} and {high:g}, got {value:g}")
+    if values["critic_strength"] > 0 and not has_critic:
+        raise InputError("this model has no Token Critic: critic strength must be 0")
+    seed = None if _blank(seed) else _number("seed", seed, integer=True)
+    if seed == RANDOM_SEED:
+        seed = None
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed must be between 0 and {MAX_SEED}, or -1 for a random one; got {seed}")
+    return Settings(seed=seed, **values)
+
+
+def check_story(model, timeline, settings: Settings) -> list[int]:
+    """Frames per scene; everything the model itself checks, as InputError, before anything starts."""
+    from .sampling import SamplingSettings
+
+    try:
+        frames = model.timeline_frames(timeline)
+        SamplingSettings(steps=settings.steps, temperature=settings.temperature,
+                         guidance_scale=settings.guidance_scale, critic_strength=settings.critic_strength
+                         ).validate(model.has_critic)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    return frames
+
+
+def timeline_summary(value, fps: int) -> str:
+    """One line under the table: scenes, length and frames, or what is wrong with it."""
+    try:
+        timeline = parse_timeline(value)
+    except InputError as error:
+        return f"⚠️ {error}"
+    seconds = sum(s for _, s in timeline)
+    frames = sum(max(1, round(s * fps)) for _, s in timeline)
+    scenes = f"{len(timeline)} scene{'s' if len(timeline) > 1 else ''}"
+    return f"{scenes} · {seconds:g} s · {frames} frames at {fps} fps (at most {MAX_STORY_SECONDS:g} s in all)"
+
+
+def table_rows(value) -> list[list]:
+    """The table as [[prompt, seconds], ...] (for the add / delete scene buttons)."""
+    headers, rows = _table(value)
+    columns = (0, 1)
+    if headers:
+        lower = [h.strip().lower() for h in headers]
+        if "prompt" in lower and "seconds" in lower:
+            columns = (lower.index("prompt"), lower.index("seconds"))
+    out = []
+    for row in rows:
+        if isinstance(row, Mapping):
+            out.append([row.get("prompt", ""), row.get("seconds", "")])
+        elif isinstance(row, (list, tuple)):
+            out.append([row[i] if i < len(row) and not _blank(row[i]) else "" for i in columns])
+    return out
+
+
+def add_scene(value) -> list[list]:
+    """The table with one more scene at the end: the last scene's subject continued, for the same length."""
+    rows = table_rows(value)
+    prompt = ""
+    if rows and isinstance(rows[-1][0], str) and rows[-1][0].strip():
+        words = rows[-1][0].split()
+        if len(words) >= 3 and words[0].lower() in ("a", "an", "the"):
+            prompt = " ".join(["the", *words[1:3], ""])  # "the red circle " — the user adds the motion
+    seconds = NEW_SCENE_SECONDS
+    if rows:
+        try:
+            seconds = _number("seconds", rows[-1][1])
+        except InputError:
+            pass
+    return rows + [[prompt, seconds]]
+
+
+def delete_scene(value) -> list[list]:
+    """The table without its last scene (one row always stays)."""
+    rows = table_rows(value)
+    return rows[:-1] if len(rows) > 1 else (rows or [["", NEW_SCENE_SECONDS]])
+
+
+# ---- the story ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StoryUpdate:
+    """What `generate_story` yields after every window (`final` False) and once at the end (`final` True)."""
+    scene: int  # 0-based scene of the latest window (the last one made when final)
+    scenes: int
+    prompt: str
+    frames_done: int
+    frames_total: int
+    windows_done: int
+    seed: int
+    fps: int
+    elapsed: float  # seconds since the story started
+    window_video: str | None = None  # the latest window's frames as an MP4 (live preview), if asked for
+    window_sheet: str | None = None  # the latest window's frames side by side (PNG); final: the last window's
+    final: bool = False
+    video: str | None = None  # final: the whole story (or what was made of it) as MP4
+    gif: str | None = None  # final: the same as a GIF
+    stopped: bool = False  # final: stopped by the user before the end
+    error: str | None = None  # final: what went wrong mid-story (the frames made before are kept)
+
+    @property
+    def fraction(self) -> float:
+        return self.frames_done / self.frames_total if self.frames_total else 0.0
+
+
+def stop_requested(stop_file: str | os.PathLike | None) -> bool:
+    return stop_file is not None and os.path.exists(stop_file)
+
+
+def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLike, *,
+                   stop_file: str | os.PathLike | None = None, window_videos: bool = True,
+                   display_size: int = DISPLAY_SIZE, gif_size: int = GIF_SIZE,
+                   gif_max_frames: int = GIF_MAX_FRAMES) -> Iterator[StoryUpdate]:
+    """Generates the story window by window, yielding a `StoryUpdate` as soon as each window is decoded, then a
+    final one with the MP4 and GIF of everything made.
+
+    Inputs are checked first (InputError; nothing is written). The story stops between windows once `stop_file`
+    exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
+    error along with the frames made before it; an exception before any frame was made is raised."""
+    scene_frames = check_story(model, timeline, settings)
+    settings = settings.resolve_seed()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    total, fps = sum(scene_frames), int(model.fps)
+    scale = display_scale(model.frame_size, display_size)
+    gif_scale = display_scale(model.frame_size, gif_size)
+    gif_stride = max(1, math.ceil(total / gif_max_frames))
+    writer = Mp4Writer(out / "story.mp4", fps)
+    gif_frames: list[np.ndarray] = []  # every gif_stride-th frame, at the model's size
+    done = windows = scene = 0
+    sheet = None
+    stopped, error = stop_requested(stop_file), None
+    started = time.monotonic()
+
+    def update(**kwargs) -> StoryUpdate:
+        return StoryUpdate(scene=scene, scenes=len(timeline), prompt=timeline[scene][0], frames_done=done,
+                           frames_total=total, windows_done=windows, seed=settings.seed, fps=fps,
+                           elapsed=time.monotonic() - started, **kwargs)
+
+    stream = model.stream(list(timeline), **settings.sampling_kwargs())
+    try:
+        while not stopped:
+            try:
+                chunk = next(stream, None)
+            except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
+                if done == 0:
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            if chunk is None:
+                break
+            frames = np.asarray(chunk.frames)
+            windows, scene = windows + 1, int(chunk.segment)
+            big = upscale(frames, scale, even=True)
+            writer.append(big)
+            gif_frames.extend(frame for i, frame in enumerate(frames, start=chunk.start) if i % gif_stride == 0)
+            done += len(frames)
+            window_video = str(write_mp4(out / f"window_{windows:04d}.mp4", big, fps)) if window_videos else None
+            sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
+            yield update(window_video=window_video, window_sheet=sheet)
+            stopped = stop_requested(stop_file) and done < total
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        stream.close()
+    if done == 0:  # stopped before the first window: nothing to show
+        writer.abort()
+        yield update(final=True, stopped=stopped, error=error)
+        return
+    video = writer.close()
+    gif = write_gif(out / "story.gif", upscale(np.stack(gif_frames), gif_scale), fps, stride=gif_stride)
+    yield update(final=True, window_sheet=sheet, video=str(video), gif=str(gif), stopped=stopped, error=error)
+
+
+def estimate_seconds(model, timeline, settings: Settings, seconds_per_step: float = 0.05,
+                     low: float = 30.0, high: float = 120.0) -> int:
+    """A generous guess at how long a story takes on a GPU (for ZeroGPU's `duration`): windows x steps x a per-step
+    cost (doubled with guidance, which batches an unconditioned pass), plus start-up; clamped to [low, high]."""
+    try:
+        frames = sum(model.timeline_frames(timeline))
+    except ValueError:
+        return int(low)
+    new_per_window = max(1, model.window_frames - model.prime_frames)
+    windows = 1 + max(0, math.ceil((frames - model.window_frames) / new_per_window))
+    per_step = seconds_per_step * (2 if settings.guidance_scale != 1 else 1) * (2 if settings.critic_strength else 1)
+    return int(min(high, max(low, 10 + windows * (settings.steps * per_step + 0.2))))
+
+
+# ---- start-up -----------------------------------------------------------------------------------------------
+
+
+def model_source(environ: Mapping[str, str] = os.environ, default: str | os.PathLike = DEFAULT_MODEL_DIR
+                 ) -> tuple[str, str | None]:
+    """(PHENAKI_MODEL or the default folder, PHENAKI_REVISION or None)."""
+    name = (environ.get(ENV_MODEL) or "").strip() or str(default)
+    revision = (environ.get(ENV_REVISION) or "").strip() or None
+    return name, revision
+
+
+def pick_device(environ: Mapping[str, str] = os.environ) -> str:
+    """PHENAKI_DEVICE if set, else the GPU when there is one (ZeroGPU included), else the CPU."""
+    if (environ.get(ENV_DEVICE) or "").strip():
+        return environ[ENV_DEVICE].strip()
+    if (environ.get("SPACES_ZERO_GPU") or "").lower() in ("1", "true"):
+        return "cuda"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str, revision: str | None = None, device: str | None = None, *,
+               default: str | os.PathLike | None = None):
+    """The model in eval mode on `device`, or StartupError naming PHENAKI_MODEL and the default folder."""
+    from .pipeline import Phenaki
+
+    shown_default = f"{Path(default or DEFAULT_MODEL_DIR).name}/"
+    how = (f"Set {ENV_MODEL} to a Phenaki model folder or a Hugging Face Hub repo id ({ENV_REVISION} pins a "
+           f"revision), or put the bundled model in {shown_default} (the default).")
+    if default is not None and Path(name) == Path(default) and not Path(name).exists():
+        raise StartupError(f"No Phenaki model found: {ENV_MODEL} is not set and the default model folder "
+                           f"{shown_default} ({Path(name).resolve()}) does not exist. {how}")
+    try:
+        model = Phenaki.from_pretrained(name, revision=revision, device=device)
+    except Exception as error:  # noqa: BLE001 - every failure becomes one start-up message
+        raise StartupError(f"Could not load the Phenaki model {name!r}"
+                           f"{f' at revision {revision!r}' if revision else ''}: {error}\n{how}") from error
+    return model.eval()
+
+
+def describe_model(model, name: str, revision: str | None = None) -> str:
+    """One Markdown line: which model, on which device, frame size, fps, window, critic."""
+    height, width = model.frame_size
+    params = sum(p.numel() for p in model.parameters())
+    critic = "Token Critic: yes" if model.has_critic else "Token Critic: none"
+    rev = f" @ `{revision[:12]}`" if revision else ""
+    return (f"**Model** `{name}`{rev} · **device** `{model.device}` · **frames** {width}×{height} px · "
+            f"**{model.fps} fps** · windows of {model.window_frames} frames · {params / 1e6:.1f} M parameters · "
+            f"{critic}")
+
+
+@dataclass
+class Example:
+    title: str
+    timeline: list[list]
+    seed: int = 0
+    settings: dict = field(default_factory=dict)
+
+
+def load_examples(folder: str | os.PathLike) -> list[Example]:
+    """The `*.json` timelines in `folder`, sorted by file name; each is checked like user input."""
+    examples = []
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            timeline = parse_timeline(data["timeline"])
+            seed = data.get("seed", 0)
+            settings = {k: data[k] for k in ("steps", "temperature", "critic_strength", "guidance_scale")
+                        if k in data}
+        except (KeyError, InputError) as error:
+            raise ValueError(f"{path}: not a valid example timeline ({error})") from error
+        examples.append(Example(str(data.get("title") or path.stem), [list(row) for row in timeline],
+                                int(seed), settings))
+    return examples

@@ -1,0 +1,127 @@
+"""Frames for people: nearest-neighbour upscaling, H.264 MP4 and looping GIF files, and contact sheets."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+DISPLAY_SIZE = 512  # frames are shown (and written to MP4) upscaled to about this many pixels, integer factor
+SHEET_TILE = 128  # contact sheet tile size (about)
+SHEET_COLUMNS = 8
+
+
+def display_scale(frame_size: Iterable[int], target: int = DISPLAY_SIZE) -> int:
+    """The integer nearest-neighbour factor that brings the larger side to about `target` pixels (at least 1)."""
+    return max(1, round(target / max(frame_size)))
+
+
+def upscale(frames: np.ndarray, factor: int, *, even: bool = False) -> np.ndarray:
+    """(n, H, W, 3) or (H, W, 3) uint8 -> nearest-neighbour upscaled by an integer factor; `even` pads the
+    bottom/right edge by one pixel where a side is odd (H.264 in yuv420p needs even sizes)."""
+    if factor < 1 or int(factor) != factor:
+        raise ValueError(f"the upscale factor must be an integer >= 1, got {factor!r}")
+    frames = np.asarray(frames)
+    h_axis = frames.ndim - 3
+    out = frames.repeat(factor, axis=h_axis).repeat(factor, axis=h_axis + 1) if factor > 1 else frames
+    if even:
+        pad = [(0, 0)] * out.ndim
+        pad[h_axis], pad[h_axis + 1] = (0, out.shape[h_axis] % 2), (0, out.shape[h_axis + 1] % 2)
+        if any(p[1] for p in pad):
+            out = np.pad(out, pad, mode="edge")
+    return np.ascontiguousarray(out)
+
+
+def _check_file(path: Path, what: str) -> Path:
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RuntimeError(f"writing the {what} {path.name} failed: the file is missing or empty")
+    return path
+
+
+class Mp4Writer:
+    """An H.264 MP4 (yuv420p, plays in browsers) written chunk by chunk; `close()` checks the file."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path, self.fps, self.frames, self._writer = Path(path), fps, 0, None
+
+    def append(self, frames: np.ndarray) -> None:
+        import imageio.v2 as imageio
+
+        frames = upscale(frames, 1, even=True)
+        if self._writer is None:
+            self._writer = imageio.get_writer(
+                self.path, format="FFMPEG", mode="I", fps=self.fps, codec="libx264", pixelformat="yuv420p",
+                macro_block_size=1, quality=None, ffmpeg_log_level="error",
+                ffmpeg_params=["-preset", "veryfast", "-crf", "18", "-g", str(max(1, round(self.fps))),
+                               "-movflags", "+faststart"])
+        for frame in frames:
+            self._writer.append_data(frame)
+        self.frames += len(frames)
+
+    def close(self) -> Path:
+        if self._writer is None:
+            raise RuntimeError("no frames were written")
+        writer, self._writer = self._writer, None
+        writer.close()
+        return _check_file(self.path, "MP4")
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - already failing; the file is not used
+                pass
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> Path:
+    writer = Mp4Writer(path, fps)
+    try:
+        writer.append(frames)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def write_gif(path: str | Path, frames: np.ndarray | list, fps: float, stride: int = 1) -> Path:
+    """A looping GIF; `stride` > 1 when `frames` keeps every stride-th frame (each then lasts longer). GIF delays
+    are whole centiseconds, so they alternate (e.g. 120 and 130 ms at 8 fps) to keep the real speed."""
+    from PIL import Image
+
+    path = Path(path)
+    images = [Image.fromarray(np.asarray(frame)) for frame in frames]
+    if not images:
+        raise RuntimeError("no frames to write")
+    step = 100 * stride / fps  # centiseconds per frame
+    durations = [10 * (round((i + 1) * step) - round(i * step)) for i in range(len(images))]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   disposal=1, optimize=False)
+    return _check_file(path, "GIF")
+
+
+def contact_sheet(frames: np.ndarray, *, tile: int = SHEET_TILE, columns: int = SHEET_COLUMNS,
+                  gap: int = 2) -> np.ndarray:
+    """A window's frames side by side (rows of `columns`), each upscaled nearest-neighbour to about `tile` px."""
+    frames = np.asarray(frames)
+    n, h, w = frames.shape[:3]
+    factor = display_scale((h, w), tile)
+    big = upscale(frames, factor)
+    th, tw = big.shape[1:3]
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    sheet = np.full((rows * th + (rows - 1) * gap, cols * tw + (cols - 1) * gap, 3), 40, np.uint8)
+    for i, frame in enumerate(big):
+        r, c = divmod(i, cols)
+        sheet[r * (th + gap): r * (th + gap) + th, c * (tw + gap): c * (tw + gap) + tw] = frame
+    return sheet
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    Image.fromarray(np.asarray(image)).save(path, format="PNG")
+    return _check_file(path, "image")

@@ -1,0 +1,169 @@
+"""Helpers for the demo tests: a tiny random model saved to a folder, and `python app.py` started on a free local
+port with that model, with an outbound-connection trap as its HTTP(S) proxy so that any call to an outside
+server is recorded. One server is shared by the whole test session (started on first use)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_ENV = dict(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1",
+                HF_HUB_DISABLE_XET="1", GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1",
+                OMP_NUM_THREADS="2")
+_cache: dict[str, object] = {}
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "PHENAKI_MODEL", "PHENAKI_REVISION")}
+    env.update(BASE_ENV)
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_model_dir(critic: bool = True) -> Path:
+    """A tiny random Phenaki (32x32 frames) saved once per test session."""
+    key = f"model-{critic}"
+    if key not in _cache:
+        import torch
+
+        from phenaki import Phenaki
+        from phenaki.presets import preset
+
+        config = preset("tiny")
+        if not critic:
+            config["critic"] = None
+        torch.manual_seed(0)
+        folder = Path(tempfile.mkdtemp(prefix="phenaki-tiny-"))
+        Phenaki.from_config(config).save_pretrained(folder)
+        atexit.register(shutil.rmtree, folder, True)
+        _cache[key] = folder
+    return _cache[key]
+
+
+class OutboundTrap:
+    """A local 'proxy' that answers every request with 403 and remembers its first line (CONNECT host, GET url)."""
+
+    def __init__(self):
+        self.hits: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    data = conn.recv(4096)
+                    self.hits.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.sock.close()
+
+
+class AppServer:
+    """`python app.py` on a free port; `url`, `log()`, `runs()` (the per-request folders it made), `stop()`."""
+
+    def __init__(self, model_dir: str | os.PathLike, timeout: float = 120, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.tmp = Path(tempfile.mkdtemp(prefix="phenaki-app-"))
+        self.trap = OutboundTrap()
+        proxy = self.trap.url
+        self.env = app_env(PHENAKI_MODEL=str(model_dir), GRADIO_SERVER_PORT=str(self.port), TMPDIR=str(self.tmp),
+                            HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy,
+                            https_proxy=proxy, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+                            **env)
+        self.log_path = self.tmp / "server.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"app.py did not answer within {timeout} s:\n{self.log()}")
+
+    def alive(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "gradio_api/info", timeout=5) as reply:
+                return reply.status == 200 and self.proc.poll() is None
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-20000:]
+
+    def runs(self) -> list[Path]:
+        return sorted(self.tmp.glob("phenaki-demo/*/*/run-*"))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        self.trap.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def shared_server() -> AppServer:
+    """The session's server on the tiny model (concurrency 1, default queue), started on first use."""
+    if "server" not in _cache:
+        server = AppServer(tiny_model_dir())
+        atexit.register(server.stop)
+        _cache["server"] = server
+    return _cache["server"]
+
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM = os.environ.get("PHENAKI_TEST_CHROMIUM", "/usr/bin/chromium")

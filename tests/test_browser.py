@@ -1,0 +1,170 @@
+"""The demo in a real browser: Debian's headless Chromium driven by Playwright's Python package (no browser
+download). Opens the page, edits the timeline, generates, watches the frames arrive and plays the video; picks
+an example and stops it half-way; and checks that the page fetches nothing from outside."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from app_server import BROWSER_ARGS, CHROMIUM, shared_server
+
+# set up before Generate is pressed: when the first frames and the end arrived, and the status each time
+WATCH = """() => {
+  window.__seen = {frames: null, done: null, statusAtFrames: null};
+  const t0 = performance.now();
+  const check = () => {
+    const img = document.querySelector('#frames img');
+    const status = document.querySelector('#status').innerText;
+    if (window.__seen.frames === null && img && img.complete && img.naturalWidth > 0) {
+      window.__seen.frames = performance.now() - t0;
+      window.__seen.statusAtFrames = status;
+    }
+    if (window.__seen.done === null && /Done|Stopped|Failed/.test(status)) window.__seen.done = performance.now() - t0;
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                       characterData: true});
+  document.addEventListener('load', check, true);
+}"""
+
+PLAYABLE = """async (selector) => {
+  const video = document.querySelector(selector);
+  if (!video || !video.src) return null;
+  if (video.readyState < 2) await new Promise((ok, fail) => {
+    video.addEventListener('loadeddata', ok, {once: true});
+    video.addEventListener('error', () => fail(new Error('video error ' + (video.error && video.error.code))),
+                           {once: true});
+    setTimeout(() => fail(new Error('video did not load')), 20000);
+  });
+  video.muted = true;
+  await video.play();
+  const start = video.currentTime;
+  await new Promise(ok => setTimeout(ok, 700));
+  return {duration: video.duration, width: video.videoWidth, height: video.videoHeight,
+          advanced: video.currentTime > start, error: video.error && video.error.code};
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: run scripts/setup.sh --dev (Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    server = shared_server()
+    context = browser.new_context(viewport={"width": 1400, "height": 1500})
+    page = context.new_page()
+    page.requests = []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(server.url)
+    page.wait_for_selector("#generate", timeout=60000)
+    yield page
+    outside = sorted({urlparse(u).netloc for u in page.requests
+                      if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                      and urlparse(u).hostname not in ("127.0.0.1", "localhost")})
+    context.close()
+    assert outside == [], f"the page fetched from outside: {outside}"
+    assert server.alive(), server.log()
+
+
+def edit_cell(page, row: int, column: int, text: str):
+    page.locator(f'#timeline [data-testid="cell-{row}-{column}"]').dblclick()
+    editor = page.locator("#timeline textarea, #timeline input").first
+    editor.fill(text)
+    editor.press("Enter")
+
+
+def rows(page) -> int:
+    return page.locator('#timeline [data-testid^="cell-"][data-col="0"]').count()
+
+
+def set_steps(page, steps: int):
+    page.click("#sampling")
+    number = page.locator('#steps input[type="number"]')
+    number.fill(str(steps))
+    number.press("Enter")
+
+
+def test_write_a_timeline_generate_watch_frames_and_play_the_video(page):
+    info = page.inner_text("#model-info")
+    assert "32×32 px" in info and "8 fps" in info and "cpu" in info
+    assert page.locator("#randomize input").is_checked() and page.input_value("#seed input") == "-1"
+    # the table: edit a prompt and a length, add and delete scenes
+    edit_cell(page, 0, 0, "a blue square moves left")
+    edit_cell(page, 1, 0, "the blue square moves down")
+    edit_cell(page, 1, 1, "1")
+    page.wait_for_function("() => document.querySelector('#timeline-summary').innerText.includes('24 frames')")
+    page.click("#add-scene")
+    page.wait_for_function("() => document.querySelector('#timeline-summary').innerText.startsWith('3 scenes')")
+    assert rows(page) == 3
+    page.click("#delete-scene")
+    page.wait_for_function("() => document.querySelector('#timeline-summary').innerText.startsWith('2 scenes')")
+    assert rows(page) == 2
+    set_steps(page, 3)
+    page.evaluate(WATCH)
+    page.click("#generate")
+    page.wait_for_function("() => window.__seen.done !== null", timeout=90000)
+    seen = page.evaluate("() => window.__seen")
+    status = page.inner_text("#status")
+    assert "Done" in status and "24/24 frames" in status, status
+    # the frames of the first window were on the page while the story was still being made
+    assert seen["frames"] is not None and seen["frames"] < seen["done"], seen
+    assert "Generating" in seen["statusAtFrames"], seen
+    sheet = page.evaluate("() => { const i = document.querySelector('#frames img');"
+                          " return [i.naturalWidth, i.naturalHeight]; }")
+    assert sheet[0] >= 8 * 64 and sheet[1] >= 64  # the window's frames side by side, upscaled
+    # the live preview streamed the windows
+    assert page.locator("#live video").count() == 1
+    # the result: a playable H.264 MP4 of every frame, upscaled nearest-neighbour to 512 px
+    page.wait_for_selector("#video video", timeout=30000)
+    played = page.evaluate(PLAYABLE, "#video video")
+    assert played and played["error"] is None and played["advanced"], played
+    assert played["width"] == played["height"] == 512 and abs(played["duration"] - 3.0) < 0.2, played
+    mp4 = page.locator('#mp4 a[href*=".mp4"]').first.get_attribute("href")
+    gif = page.locator('#gif a[href*=".gif"]').first.get_attribute("href")
+    body = page.request.get(mp4).body()
+    assert body[4:8] == b"ftyp" and len(body) > 1000
+    assert page.request.get(gif).body()[:6] == b"GIF89a"
+    seed = page.input_value("#seed-used input")
+    assert seed.isdigit() and seed in status
+    # reuse it: the seed box gets it and the randomize box is unticked
+    page.click("#reuse-seed")
+    page.wait_for_function(f"() => document.querySelector('#seed input').value === '{seed}'")
+    assert not page.locator("#randomize input").is_checked()
+
+
+def test_bad_input_is_explained_then_an_example_is_stopped_half_way(page):
+    edit_cell(page, 0, 0, " ")
+    page.click("#generate")
+    toast = page.locator(".toast-body", has_text="row 1 has no prompt")
+    toast.first.wait_for(timeout=30000)
+    assert "Ready" in page.inner_text("#status")  # nothing started, nothing cleared
+    # an example fills the table and its seed
+    page.get_by_text("Magenta square: a 12-second story").click()
+    page.wait_for_function("() => document.querySelector('#timeline-summary').innerText.startsWith('4 scenes')")
+    page.wait_for_function("() => document.querySelector('#seed input').value === '11'")
+    assert not page.locator("#randomize input").is_checked()
+    page.evaluate(WATCH)
+    page.click("#generate")
+    page.wait_for_function("() => window.__seen.frames !== null", timeout=90000)
+    page.click("#stop")
+    page.wait_for_function("() => window.__seen.done !== null", timeout=90000)
+    status = page.inner_text("#status")
+    assert "Stopped" in status, status
+    made = int(re.search(r"(\d+)/96 frames", status).group(1))
+    assert 0 < made < 96
+    page.wait_for_selector("#video video", timeout=30000)
+    played = page.evaluate(PLAYABLE, "#video video")
+    assert played and played["error"] is None and abs(played["duration"] - made / 8) < 0.2, (played, made)
+    assert page.input_value("#seed-used input") == "11"

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BASE_ENV = dict(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1",
                 HF_HUB_DISABLE_XET="1", GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1",
-                OMP_NUM_THREADS="2")
+                OMP_NUM_THREADS="1")
 _cache: dict[str, object] = {}
 
 

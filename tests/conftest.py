@@ -14,7 +14,10 @@ import torch  # noqa: E402
 from phenaki import Phenaki  # noqa: E402
 from phenaki.presets import preset  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one thread: the app servers and trainers the tests start run beside this process on 2 cores, and
+# oversubscribed OpenMP threads spin instead of working (measured: 60x slower sampling under load)
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def tiny_phenaki(seed: int = 0, critic: bool = True, **overrides) -> Phenaki:

@@ -22,15 +22,6 @@ from phenaki.sampling import masked_count
 PROMPT = "a red circle moves right"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads spin-wait on a busy 2-core machine (the tiny model runs ~50x slower); one is plenty here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
     return tiny_phenaki()

@@ -111,6 +111,14 @@ def _table(value) -> tuple[list[str] | None, list]:
     raise InputError(f"the timeline must be a table of rows (prompt, seconds), got {type(value).__name__}")
 
 
+def _columns(headers: list[str] | None) -> tuple[int, int]:
+    """Indices of the prompt and seconds columns: by header when both are named, else the first two."""
+    lower = [h.strip().lower() for h in headers or []]
+    if "prompt" in lower and "seconds" in lower:
+        return lower.index("prompt"), lower.index("seconds")
+    return 0, 1
+
+
 def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes: int = MAX_SCENES
                    ) -> list[tuple[str, float]]:
     """The (prompt, seconds) scenes of the table the UI or an API caller sent.
@@ -118,11 +126,7 @@ def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes:
     Columns are found by their headers (`prompt`, `seconds`) when given, else taken in that order. Fully empty
     rows are dropped; seconds may be numeric strings. InputError names the row (1-based, as in the table)."""
     headers, rows = _table(value)
-    columns = (0, 1)
-    if headers:
-        lower = [h.strip().lower() for h in headers]
-        if "prompt" in lower and "seconds" in lower:
-            columns = (lower.index("prompt"), lower.index("seconds"))
+    columns = _columns(headers)
     timeline: list[tuple[str, float]] = []
     for number, row in enumerate(rows, start=1):
         if isinstance(row, Mapping):
@@ -228,11 +232,7 @@ def timeline_summary(value, fps: int) -> str:
 def table_rows(value) -> list[list]:
     """The table as [[prompt, seconds], ...] (for the add / delete scene buttons)."""
     headers, rows = _table(value)
-    columns = (0, 1)
-    if headers:
-        lower = [h.strip().lower() for h in headers]
-        if "prompt" in lower and "seconds" in lower:
-            columns = (lower.index("prompt"), lower.index("seconds"))
+    columns = _columns(headers)
     out = []
     for row in rows:
         if isinstance(row, Mapping):

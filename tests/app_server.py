@@ -167,3 +167,9 @@ def shared_server() -> AppServer:
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CHROMIUM = os.environ.get("PHENAKI_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def client(server):
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=True)

@@ -40,3 +40,15 @@ def tiny_model_dir(tmp_path_factory, tiny_model):
     folder = tmp_path_factory.mktemp("tiny_model")
     tiny_model.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app on a free local port (shared by the modules that drive it), checked after each module's tests:
+    still alive, and no traceback in its log."""
+    from app_server import shared_server
+
+    server = shared_server()
+    yield server
+    assert server.alive(), server.log()
+    assert "Traceback" not in server.log(), server.log()  # bad input is a message, not a crash

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_server import ROOT, app_env, shared_server, tiny_model_dir
+from app_server import ROOT, app_env, client, tiny_model_dir
 from phenaki import Phenaki
 from phenaki import demo as logic
 from phenaki import media
@@ -421,20 +421,6 @@ def test_zero_gpu_wraps_the_generation_with_a_duration_from_the_request(tmp_path
 
 
 # ---- the running app, through gradio_client -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    server = shared_server()
-    yield server
-    assert server.alive(), server.log()
-    assert "Traceback" not in server.log(), server.log()  # bad input is a message, not a crash
-
-
-def client(server):
-    from gradio_client import Client
-
-    return Client(server.url, verbose=False, download_files=True)
 
 
 def table(rows):

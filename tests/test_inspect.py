@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app_server import shared_server, tiny_model_dir
+from app_server import client, tiny_model_dir
 from conftest import tiny_phenaki
 from phenaki import Phenaki, media, world
 from phenaki import inspect as insp
@@ -240,20 +240,6 @@ def test_views_explain_bad_inputs_and_write_nothing(view, args, message, tmp_pat
 
 
 # ---- the running app, through gradio_client -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    server = shared_server()
-    yield server
-    assert server.alive(), server.log()
-    assert "Traceback" not in server.log(), server.log()  # bad input is a message, not a crash
-
-
-def client(server):
-    from gradio_client import Client
-
-    return Client(server.url, verbose=False, download_files=True)
 
 
 def test_api_names_and_parameters(server):

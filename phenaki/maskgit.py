@@ -5,6 +5,7 @@ A sequence is a window of video tokens flattened frame-major: (t h w). The id `n
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .attention import Transformer
@@ -48,10 +49,12 @@ class TokenTransformer(nn.Module):
             raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
 
     def embed(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
-              mask: Tensor | None = None) -> Tensor:
-        """x (b, n) ids -> embeddings (b, n, dim). `mask` (b, n) marks valid (non-padding) tokens."""
+              mask: Tensor | None = None, null_context_rows: int = 0) -> Tensor:
+        """x (b, n) ids -> embeddings (b, n, dim). `mask` (b, n) marks valid (non-padding) tokens. The last
+        `null_context_rows` rows see no text (see `Transformer.forward`); `context` covers the rows before them."""
         h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
-        return self.transformer(h, mask=mask, context=context, context_mask=context_mask)
+        return self.transformer(h, mask=mask, context=context, context_mask=context_mask,
+                                null_context_rows=null_context_rows)
 
 
 class MaskGit(TokenTransformer):
@@ -63,11 +66,27 @@ class MaskGit(TokenTransformer):
         return embeddings if return_embeddings else self.to_out(embeddings)
 
     def logits_at(self, x: Tensor, positions: Tensor, context: Tensor | None = None,
-                  context_mask: Tensor | None = None) -> Tensor:
-        """Logits only at `positions` (b, k): the sampler needs them only where tokens are still masked."""
-        embeddings = self.embed(x, context, context_mask)
-        picked = embeddings.gather(1, positions[..., None].expand(-1, -1, embeddings.shape[-1]))
+                  context_mask: Tensor | None = None, null_context_rows: int = 0) -> Tensor:
+        """Logits only at `positions` (b, k): the sampler needs them only where tokens are still masked, so the
+        last layer works only there (see `Transformer.forward`). `null_context_rows`: the last rows are
+        unconditioned (the other half of a guided batch)."""
+        h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        picked = self.transformer(h, context=context, context_mask=context_mask, null_context_rows=null_context_rows,
+                                  positions=positions)
         return self.to_out(picked)
+
+    def guided_logits_at(self, x: Tensor, positions: Tensor, context: Tensor, context_mask: Tensor | None,
+                         guidance_scale: float) -> Tensor:
+        """Classifier-free guided logits at `positions` (b, k) of ids `x` (b, n): uncond + s * (cond - uncond),
+        from one forward of a batch holding `x` twice (see `Transformer.forward(guided=True)`: the unconditioned
+        half skips the text, and the layers before the first cross-attention run once). The output layer is
+        affine, so the two halves' embeddings are mixed before it and the codebook projection runs once.
+        The reference is `logits_at` on the doubled batch, the text masked out in its second half, mixed after."""
+        h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        picked = self.transformer(torch.cat((h, h)), context=context, context_mask=context_mask, guided=True,
+                                  positions=positions)
+        cond, uncond = picked.float().chunk(2)
+        return self.to_out(uncond + guidance_scale * (cond - uncond))
 
 
 class TokenCritic(TokenTransformer):

@@ -4,6 +4,13 @@ Each step predicts every masked token, samples it, then masks again the least co
 still masked follows the cosine schedule cos(pi/2 * r). Confidence is the generator's log-probability, blended
 with the Token Critic's belief that the token is real when `critic_strength` > 0, plus Gumbel noise whose scale
 (`temperature`) anneals linearly to zero over the steps.
+
+Work done per step: one forward of MaskGit over the window, conditioned and unconditioned rows in one batch when
+guidance is on (`MaskGit.guided_logits_at`: the unconditioned rows skip the text cross-attention, both halves share
+the layers before the first cross-attention, and the guided mix is taken before the output layer), logits only at
+the positions still masked, and nothing after the last step. On a GPU the transformers run under bf16 autocast.
+Under `phenaki.attention.reference_paths()` all of that is done the plain way (both halves in full, the text masked
+out in the second, logits mixed after the output layer, fp32): the reference the fast path is tested against.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .attention import fast_paths_enabled
 from .maskgit import MaskGit
 
 
@@ -65,9 +73,14 @@ def masked_count(step: int, steps: int, total: int) -> int:
 def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, context_mask: Tensor | None,
                   settings: SamplingSettings, critic=None, prefix: Tensor | None = None,
                   generator: torch.Generator | None = None, batch: int = 1,
-                  on_step: Callable[[StepState], None] | None = None) -> Tensor:
-    """Returns (batch, length) token ids. `prefix` (batch, p) ids are kept as given (a primed continuation)."""
+                  on_step: Callable[[StepState], None] | None = None, autocast: bool | None = None) -> Tensor:
+    """Returns (batch, length) token ids. `prefix` (batch, p) ids are kept as given (a primed continuation).
+    `autocast`: run the transformers under bf16 autocast; by default on CUDA only (a CPU without bf16 matrix
+    units is slower in bf16) and not under `reference_paths()`."""
     device = maskgit.pos_emb.weight.device
+    if autocast is None:
+        autocast = fast_paths_enabled() and device.type == "cuda"
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast))
     if context is not None:
         batch = context.shape[0]
     num_prefix = 0 if prefix is None else prefix.shape[1]
@@ -81,13 +94,6 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
     # confidence of every generated token: -inf while masked; fixed tokens keep the score they were chosen with
     confidence = torch.full((batch, total), -math.inf, device=device)
 
-    guided = context is not None and settings.guidance_scale != 1.0
-    if guided:  # conditioned and unconditioned passes share one batched forward
-        context_in = torch.cat((context, context))
-        context_mask_in = torch.cat((context_mask, torch.zeros_like(context_mask)))
-    else:
-        context_in, context_mask_in = context, context_mask
-
     for step in range(settings.steps):
         generated = ids[:, num_prefix:]
         still_masked = generated == maskgit.mask_id
@@ -96,12 +102,8 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
             break
         positions = still_masked.nonzero()[:, 1].view(batch, num_masked) + num_prefix
 
-        x = torch.cat((ids, ids)) if guided else ids
-        logits = maskgit.logits_at(x, torch.cat((positions, positions)) if guided else positions,
-                                   context_in, context_mask_in).float()
-        if guided:
-            cond, uncond = logits.chunk(2)
-            logits = uncond + settings.guidance_scale * (cond - uncond)
+        with amp:
+            logits = step_logits(maskgit, ids, positions, context, context_mask, settings.guidance_scale)
         if settings.top_k is not None and settings.top_k < logits.shape[-1]:
             kth = logits.topk(settings.top_k, dim=-1).values[..., -1:]
             logits = logits.masked_fill(logits < kth, -math.inf)
@@ -116,7 +118,8 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
             break  # all filled: no choice to make, no critic pass after the last step
         if settings.critic_strength > 0:
             # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
-            scores = critic(ids, context, context_mask)[:, num_prefix:].float()
+            with amp:
+                scores = critic(ids, context, context_mask)[:, num_prefix:].float()
             choice = (1 - settings.critic_strength) * confidence + settings.critic_strength * F.logsigmoid(-scores)
         else:
             choice = confidence.masked_fill(~still_masked, math.inf)  # plain MaskGIT: fixed tokens stay
@@ -132,6 +135,24 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
         if on_step is not None:
             on_step(StepState(step, ids.clone(), ~remask & still_masked, score.clone()))
     return ids
+
+
+def step_logits(maskgit: MaskGit, ids: Tensor, positions: Tensor, context: Tensor | None,
+                context_mask: Tensor | None, guidance_scale: float) -> Tensor:
+    """fp32 logits (b, k, num_tokens) at `positions` (b, k) of the window `ids` (b, n), with classifier-free
+    guidance (uncond + s * (cond - uncond)) when there is a text and the scale is not 1. Fast path:
+    `MaskGit.guided_logits_at`. Reference: both passes as one doubled batch, the text masked out in its second half,
+    their logits mixed after the output layer."""
+    if context is None or guidance_scale == 1.0:
+        return maskgit.logits_at(ids, positions, context, context_mask).float()
+    if fast_paths_enabled():
+        return maskgit.guided_logits_at(ids, positions, context, context_mask, guidance_scale).float()
+    if context_mask is None:
+        context_mask = torch.ones(context.shape[:2], dtype=torch.bool, device=context.device)
+    logits = maskgit.logits_at(torch.cat((ids, ids)), torch.cat((positions, positions)), torch.cat((context, context)),
+                               torch.cat((context_mask, torch.zeros_like(context_mask)))).float()
+    cond, uncond = logits.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
 
 
 def _gumbel(shape, generator, device) -> Tensor:

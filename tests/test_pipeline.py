@@ -211,3 +211,17 @@ def test_training_step_lowers_the_loss():
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+def test_the_bundled_default_model_loads_and_makes_a_story():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "weights"
+    model = Phenaki.from_pretrained(folder)
+    assert model.frame_size == (64, 64) and model.fps == 8 and model.has_critic
+    assert (folder / "model.safetensors").stat().st_size < 25 * 2**20
+    assert "pipeline_tag: text-to-video" in (folder / "README.md").read_text()
+    chunks = list(model.stream([("a red circle moves right", 1.0), ("the red circle moves up", 1.0)], steps=2,
+                               seed=0))
+    frames = np.concatenate([c.frames for c in chunks])
+    assert frames.shape == (16, 64, 64, 3) and frames.max() > 0

@@ -49,7 +49,8 @@ class Phenaki(nn.Module):
             raise ValueError(f"the text encoder's width ({text_encoder.dim}) differs from MaskGit's dim_context "
                              f"({maskgit.dim_context})")
         if critic is not None and critic.dim_context != maskgit.dim_context:
-            raise ValueError("the critic and MaskGit must take the same text context width")
+            raise ValueError(f"the critic takes text of width {critic.dim_context} but MaskGit {maskgit.dim_context}: "
+                             f"build the critic with dim_context={maskgit.dim_context}")
         self.cvivit, self.maskgit, self.critic, self.text_encoder = cvivit, maskgit, critic, text_encoder
 
         height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)

@@ -149,6 +149,10 @@ def test_construction_errors():
     with pytest.raises(ValueError, match="fewer than 2 latent frames"):
         config["maskgit"]["max_seq_len"] = 20
         Phenaki.from_config(config)
+    config = preset("tiny")
+    with pytest.raises(ValueError, match="critic takes text of width 16 but MaskGit 32: .*dim_context=32"):
+        config["critic"]["dim_context"] = 16
+        Phenaki.from_config(config)
     with pytest.raises(ValueError, match="config does not describe a Phenaki model"):
         config = preset("tiny")
         config["maskgit"]["width"] = 3

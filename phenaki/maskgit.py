@@ -48,11 +48,15 @@ class TokenTransformer(nn.Module):
         if context_mask is not None and context_mask.shape != context.shape[:2]:
             raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
 
+    def embed_tokens(self, x: Tensor) -> Tensor:
+        """ids (b, n) -> token + position embeddings (b, n, dim), the transformer's input."""
+        return self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+
     def embed(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
               mask: Tensor | None = None, null_context_rows: int = 0) -> Tensor:
         """x (b, n) ids -> embeddings (b, n, dim). `mask` (b, n) marks valid (non-padding) tokens. The last
         `null_context_rows` rows see no text (see `Transformer.forward`); `context` covers the rows before them."""
-        h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        h = self.embed_tokens(x)
         return self.transformer(h, mask=mask, context=context, context_mask=context_mask,
                                 null_context_rows=null_context_rows)
 
@@ -70,7 +74,7 @@ class MaskGit(TokenTransformer):
         """Logits only at `positions` (b, k): the sampler needs them only where tokens are still masked, so the
         last layer works only there (see `Transformer.forward`). `null_context_rows`: the last rows are
         unconditioned (the other half of a guided batch)."""
-        h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        h = self.embed_tokens(x)
         picked = self.transformer(h, context=context, context_mask=context_mask, null_context_rows=null_context_rows,
                                   positions=positions)
         return self.to_out(picked)
@@ -82,7 +86,7 @@ class MaskGit(TokenTransformer):
         half skips the text, and the layers before the first cross-attention run once). The output layer is
         affine, so the two halves' embeddings are mixed before it and the codebook projection runs once.
         The reference is `logits_at` on the doubled batch, the text masked out in its second half, mixed after."""
-        h = self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        h = self.embed_tokens(x)
         picked = self.transformer(torch.cat((h, h)), context=context, context_mask=context_mask, guided=True,
                                   positions=positions)
         cond, uncond = picked.float().chunk(2)

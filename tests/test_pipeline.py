@@ -136,26 +136,17 @@ def test_bad_timelines_get_clear_errors_before_any_work(tiny_model, timeline, ma
         next(tiny_model.stream(timeline, steps=1))
 
 
-def test_construction_errors():
+@pytest.mark.parametrize("part, key, value, match", [
+    ("maskgit", "num_tokens", 32, "num_tokens \\(32\\) is smaller than the tokenizer's codebook \\(64\\)"),
+    (None, "frame_size", [30, 32], "not divisible by patch_size"),
+    ("maskgit", "max_seq_len", 20, "fewer than 2 latent frames"),
+    ("critic", "dim_context", 16, "critic takes text of width 16 but MaskGit 32: .*dim_context=32"),
+    ("maskgit", "width", 3, "config does not describe a Phenaki model"),
+])
+def test_construction_errors(part, key, value, match):
     config = preset("tiny")
-    with pytest.raises(ValueError, match="num_tokens \\(32\\) is smaller than the tokenizer's codebook \\(64\\)"):
-        config["maskgit"]["num_tokens"] = 32
-        Phenaki.from_config(config)
-    config = preset("tiny")
-    with pytest.raises(ValueError, match="not divisible by patch_size"):
-        config["frame_size"] = [30, 32]
-        Phenaki.from_config(config)
-    config = preset("tiny")
-    with pytest.raises(ValueError, match="fewer than 2 latent frames"):
-        config["maskgit"]["max_seq_len"] = 20
-        Phenaki.from_config(config)
-    config = preset("tiny")
-    with pytest.raises(ValueError, match="critic takes text of width 16 but MaskGit 32: .*dim_context=32"):
-        config["critic"]["dim_context"] = 16
-        Phenaki.from_config(config)
-    with pytest.raises(ValueError, match="config does not describe a Phenaki model"):
-        config = preset("tiny")
-        config["maskgit"]["width"] = 3
+    (config if part is None else config[part])[key] = value
+    with pytest.raises(ValueError, match=match):
         Phenaki.from_config(config)
 
 

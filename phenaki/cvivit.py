@@ -34,14 +34,16 @@ class CViViT(nn.Module):
                  spatial_depth: int = 4, temporal_depth: int = 4, dim_head: int = 64, heads: int = 8,
                  channels: int = 3, ff_mult: int = 4, quantizer: str = "vq", codebook_dim: int = 32,
                  fsq_levels: list[int] | None = None, use_discriminator: bool = False, discr_dim: int = 64,
-                 adversarial_loss_weight: float = 0.1, perceptual_loss_weight: float = 0.1):
+                 adversarial_loss_weight: float = 0.1, perceptual_loss_weight: float = 0.1,
+                 pixel_mlp_dim: int | None = None):
         super().__init__()
         self.config = dict(
             dim=dim, codebook_size=codebook_size, patch_size=patch_size, temporal_patch_size=temporal_patch_size,
             spatial_depth=spatial_depth, temporal_depth=temporal_depth, dim_head=dim_head, heads=heads,
             channels=channels, ff_mult=ff_mult, quantizer=quantizer, codebook_dim=codebook_dim,
             fsq_levels=fsq_levels, use_discriminator=use_discriminator, discr_dim=discr_dim,
-            adversarial_loss_weight=adversarial_loss_weight, perceptual_loss_weight=perceptual_loss_weight)
+            adversarial_loss_weight=adversarial_loss_weight, perceptual_loss_weight=perceptual_loss_weight,
+            pixel_mlp_dim=pixel_mlp_dim)
         self.dim, self.codebook_size, self.channels = dim, codebook_size, channels
         self.patch_size, self.temporal_patch_size = patch_size, temporal_patch_size
         self.adversarial_loss_weight, self.perceptual_loss_weight = adversarial_loss_weight, perceptual_loss_weight
@@ -56,8 +58,16 @@ class CViViT(nn.Module):
         self.quantizer = Quantizer(quantizer, dim, codebook_size, codebook_dim, fsq_levels)
         self.dec_temporal = Transformer(dim, temporal_depth, **block)
         self.dec_spatial = Transformer(dim, spatial_depth, **block)
-        self.to_pixels_first = nn.Linear(dim, first_pixels)
-        self.to_pixels_rest = nn.Linear(dim, rest_pixels)
+        # A token becomes its patch of pixels through a linear map (the reference's), or, with `pixel_mlp_dim`,
+        # through `pixel_mlp_dim` features per pixel, GELU and a per-pixel linear: a sum of fixed patterns
+        # blurs an edge that can sit at any offset in the patch; a nonlinearity per pixel can draw it sharp.
+        if pixel_mlp_dim is not None and pixel_mlp_dim < 1:
+            raise ValueError(f"pixel_mlp_dim must be a positive int or None, got {pixel_mlp_dim}")
+        features = pixel_mlp_dim or channels
+        self.pixel_mlp_dim = pixel_mlp_dim
+        self.to_pixels_first = nn.Linear(dim, first_pixels // channels * features)
+        self.to_pixels_rest = nn.Linear(dim, rest_pixels // channels * features)
+        self.pixel_mlp = nn.Sequential(nn.GELU(), nn.Linear(pixel_mlp_dim, channels)) if pixel_mlp_dim else None
         self.discriminator = Discriminator(channels, discr_dim) if use_discriminator else None
 
     # ---- shapes ---------------------------------------------------------------------------------------------
@@ -129,13 +139,21 @@ class CViViT(nn.Module):
         """quantized tokens (b, t, h, w, dim) -> video (b, c, f, H, W)."""
         p, pt, c = self.patch_size, self.temporal_patch_size, self.channels
         x = self._contextualise(quantized, self.dec_spatial, self.dec_temporal, spatial_first=False)
-        first = rearrange(self.to_pixels_first(x[:, :1]), "b 1 h w (c p1 p2) -> b c 1 (h p1) (w p2)",
-                          c=c, p1=p, p2=p)
-        if x.shape[1] == 1:
-            return first
-        rest = rearrange(self.to_pixels_rest(x[:, 1:]), "b t h w (c pt p1 p2) -> b c (t pt) (h p1) (w p2)",
-                         c=c, pt=pt, p1=p, p2=p)
-        return torch.cat((first, rest), dim=2)
+        video = rearrange(self._to_pixels(self.to_pixels_first, x[:, :1]),
+                          "b 1 h w (c p1 p2) -> b c 1 (h p1) (w p2)", c=c, p1=p, p2=p)
+        if x.shape[1] > 1:
+            rest = rearrange(self._to_pixels(self.to_pixels_rest, x[:, 1:]),
+                             "b t h w (c pt p1 p2) -> b c (t pt) (h p1) (w p2)", c=c, pt=pt, p1=p, p2=p)
+            video = torch.cat((video, rest), dim=2)
+        return video
+
+    def _to_pixels(self, projection: nn.Linear, x: Tensor) -> Tensor:
+        """tokens (..., dim) -> (..., (channels pixels)), the pixels of each token's patch."""
+        x = projection(x)
+        if self.pixel_mlp is None:
+            return x
+        x = self.pixel_mlp(rearrange(x, "... (f n) -> ... n f", f=self.pixel_mlp_dim))
+        return rearrange(x, "... n c -> ... (c n)")
 
     @torch.no_grad()
     def encode(self, video: Tensor) -> Tensor:

@@ -17,7 +17,8 @@ PRESETS: dict[str, dict] = {
     # the default model: 64x64 shapes world, 17-frame windows of 9 x 8 x 8 tokens
     "shapes": dict(
         cvivit=dict(dim=128, codebook_size=1000, patch_size=8, temporal_patch_size=2, spatial_depth=2,
-                    temporal_depth=2, dim_head=32, heads=4, quantizer="fsq", fsq_levels=[8, 5, 5, 5]),
+                    temporal_depth=2, dim_head=32, heads=4, quantizer="fsq", fsq_levels=[8, 5, 5, 5],
+                    pixel_mlp_dim=16),
         maskgit=dict(num_tokens=1000, max_seq_len=9 * 64, dim=192, depth=4, heads=4, dim_head=48,
                      dim_context=128),
         critic=dict(num_tokens=1000, max_seq_len=9 * 64, dim=128, depth=2, heads=4, dim_head=32, dim_context=128),

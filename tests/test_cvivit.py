@@ -43,8 +43,9 @@ def test_a_change_to_the_last_frame_changes_no_earlier_token():
     assert torch.equal(cvivit.encode(video)[:, :-1], cvivit.encode(changed)[:, :-1])
 
 
-def test_decoder_is_causal_too():
-    cvivit = small_cvivit().eval()
+@pytest.mark.parametrize("pixel_mlp_dim", [None, 8])
+def test_decoder_is_causal_too(pixel_mlp_dim):
+    cvivit = small_cvivit(pixel_mlp_dim=pixel_mlp_dim).eval()
     ids = torch.randint(0, 64, (1, 5, 4, 4))
     whole = cvivit.decode(ids)
     assert whole.shape == (1, 3, 9, 32, 32)
@@ -83,8 +84,9 @@ def test_loss_reports_codebook_usage_and_trains(quantizer):
     assert cvivit.to_tokens_rest[0].weight.grad.abs().sum() > 0
 
 
-def test_training_reduces_reconstruction_error():
-    cvivit = small_cvivit()
+@pytest.mark.parametrize("pixel_mlp_dim", [None, 8])
+def test_training_reduces_reconstruction_error(pixel_mlp_dim):
+    cvivit = small_cvivit(pixel_mlp_dim=pixel_mlp_dim)
     video = torch.rand(2, 3, 5, 32, 32)
     opt = torch.optim.Adam(cvivit.parameters(), lr=3e-3)
     first = None
@@ -133,3 +135,5 @@ def test_bad_inputs_get_clear_errors():
         small_cvivit(quantizer="fsq", codebook_size=100, fsq_levels=[4, 4, 4])
     with pytest.raises(ValueError, match="quantizer must be one of"):
         small_cvivit(quantizer="kmeans")
+    with pytest.raises(ValueError, match="pixel_mlp_dim must be a positive int"):
+        small_cvivit(pixel_mlp_dim=0)

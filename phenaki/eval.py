@@ -1,6 +1,7 @@
 """Measures a model on held-out shapes-world seeds: the figures of the default model's card.
 
     python -m phenaki.eval weights            # prints a table, writes weights/eval.json
+    python -m phenaki.eval weights --card     # and writes the model card, weights/README.md (phenaki/card.py)
 
 - tokenizer: PSNR of reconstructions, and whether `describe` reads the same colour, shape and motion back;
 - text control: colour, shape and motion of clips sampled from random captions;
@@ -132,7 +133,10 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--stories", type=int, default=20)
     parser.add_argument("--out", help="where to write the JSON results (default: <model>/eval.json if a folder)")
+    parser.add_argument("--card", action="store_true", help="also write the folder's model card (README.md)")
     args = parser.parse_args(argv)
+    if args.card and not Path(args.model).is_dir():
+        parser.error("--card writes into a model folder; give a folder, not a Hub repo id")
     model = Phenaki.from_pretrained(args.model)
     results = evaluate(model, args.clips, args.samples, args.stories)
     print(report(results))
@@ -140,6 +144,10 @@ def main(argv=None) -> None:
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
+    if args.card:
+        from .card import write_card
+
+        print(f"wrote {write_card(args.model, model, results)}")
 
 
 if __name__ == "__main__":

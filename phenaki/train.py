@@ -15,6 +15,9 @@ import copy
 import json
 import math
 import os
+import platform
+import time
+from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 
@@ -54,7 +57,8 @@ class EMA:
 
 # ---- checkpoints: no pickle, so a checkpoint from anywhere is safe to resume -----------------------------------
 
-def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: int, processes: int = 1) -> None:
+def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: int, processes: int = 1,
+                    elapsed_s: float = 0.0) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     save_weights(model, tmp / "model.safetensors")
@@ -62,7 +66,7 @@ def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: i
     state = optimizer.state_dict()
     tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items()}
     save_file(tensors, str(tmp / "optimizer.safetensors"))
-    meta = dict(step=step, param_groups=state["param_groups"], processes=processes)
+    meta = dict(step=step, param_groups=state["param_groups"], processes=processes, elapsed_s=elapsed_s)
     (tmp / "trainer.json").write_text(json.dumps(meta))
     if folder.exists():
         for f in folder.iterdir():
@@ -71,7 +75,8 @@ def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: i
     tmp.rename(folder)  # a run killed mid-save keeps the previous checkpoint
 
 
-def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> int:
+def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> tuple[int, float]:
+    """Restores a checkpoint; returns (step, seconds of training so far)."""
     load_weights(model, folder / "model.safetensors")
     load_weights(ema.model, folder / "ema.safetensors")
     meta = json.loads((folder / "trainer.json").read_text())
@@ -80,7 +85,7 @@ def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> int:
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict(dict(state=state, param_groups=meta["param_groups"]))
-    return meta["step"]
+    return meta["step"], meta.get("elapsed_s", 0.0)
 
 
 # ---- the shared loop ------------------------------------------------------------------------------------------
@@ -91,16 +96,18 @@ def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
     return WorldClips(num_frames=num_frames, seed_offset=args.seed * 10_000_000, frame_size=frame_size)
 
 
-def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sample_fn, dataset) -> EMA:
-    """Optimises `loss_fn(model, batch)`; resumes from `out/checkpoint` if it exists."""
+def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sample_fn, dataset
+          ) -> tuple[EMA, float]:
+    """Optimises `loss_fn(model, batch)`; resumes from `out/checkpoint` if it exists. Returns the EMA and the
+    seconds spent training, over all resumed runs."""
     out = Path(args.out)
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     ema = EMA(model, args.ema_decay)
     accelerator.print(f"training on {accelerator.num_processes} process(es), {accelerator.device}, "
                       f"mixed precision {accelerator.mixed_precision}")
-    step = 0
+    step, elapsed = 0, 0.0
     if (out / "checkpoint").exists():
-        step = load_checkpoint(out / "checkpoint", model, ema, optimizer)
+        step, elapsed = load_checkpoint(out / "checkpoint", model, ema, optimizer)
         accelerator.print(f"resumed from {out / 'checkpoint'} at step {step}")
     warmup = max(1, min(500, args.steps // 10))
     per_step = args.batch_size * args.grad_accum * accelerator.num_processes
@@ -110,6 +117,7 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     batches = iter(loader)
     bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, dynamic_ncols=True)
+    started = time.monotonic() - elapsed
     while step < args.steps:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * _lr_factor(step, warmup, args.steps)
@@ -128,12 +136,31 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
         last = step == args.steps
         if accelerator.is_main_process and (step % args.save_every == 0 or last):
             save_checkpoint(out / "checkpoint", accelerator.unwrap_model(model), ema, optimizer, step,
-                            accelerator.num_processes)
+                            accelerator.num_processes, time.monotonic() - started)
         if accelerator.is_main_process and args.sample_every and (step % args.sample_every == 0 or last):
             sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
         accelerator.wait_for_everyone()
     bar.close()
-    return ema
+    return ema, time.monotonic() - started
+
+
+def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_s: float, **extra) -> None:
+    """`training.json` beside the final weights: the arguments, time and hardware, for the model card."""
+    record = dict(stage=args.stage, args={k: v for k, v in vars(args).items() if k != "stage"},
+                  wall_time_s=round(elapsed_s, 1), processes=accelerator.num_processes,
+                  mixed_precision=accelerator.mixed_precision, device=_device_name(accelerator.device),
+                  torch_threads=torch.get_num_threads(), torch=torch.__version__,
+                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
+    (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 class ExampleStream(Sampler):
@@ -190,12 +217,13 @@ def train_tokenizer(args) -> Path:
         both = torch.cat((probe.to(recon.device), recon), dim=-1)  # original | reconstruction
         _write_gif(path, rearrange(both, "b c f h w -> c f h (b w)"), fps)
 
-    ema = _loop(args, accelerator, cvivit, list(cvivit.parameters()), loss_fn, sample_fn, dataset)
+    ema, elapsed = _loop(args, accelerator, cvivit, list(cvivit.parameters()), loss_fn, sample_fn, dataset)
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         final.mkdir(parents=True, exist_ok=True)
         save_weights(ema.model, final / "model.safetensors")
         write_config(dict(cvivit=ema.model.config, frame_size=frame_size, fps=fps, tokenizer_only=True), final)
+        write_training_record(final, args, accelerator, elapsed)
     accelerator.wait_for_everyone()
     return final
 
@@ -234,10 +262,13 @@ def train_transformer(args) -> Path:
         _write_gif(path, rearrange(video, "b c f h w -> c f h (b w)"), model.fps)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    ema = _loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)
+    ema, elapsed = _loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         ema.model.save_pretrained(final)
+        tokenizer_record = Path(args.tokenizer) / "training.json" if args.tokenizer else None
+        write_training_record(final, args, accelerator, elapsed, tokenizer=json.loads(tokenizer_record.read_text())
+                              if tokenizer_record and tokenizer_record.exists() else None)
     accelerator.wait_for_everyone()
     return final
 
@@ -249,7 +280,7 @@ def read_config_tokenizer(folder) -> dict:
     return config
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m phenaki.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["tokenizer", "transformer"])
@@ -270,6 +301,11 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.stage == "transformer" and not args.tokenizer:
         parser.error("the transformer stage needs --tokenizer (a trained tokenizer's final/ folder)")

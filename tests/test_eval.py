@@ -9,8 +9,6 @@ from phenaki import eval as evaluation
 from phenaki import world
 
 
-
-
 def test_psnr():
     frames = world.random_clip(0)[0]
     assert evaluation._psnr(frames, frames) > 100
@@ -18,15 +16,20 @@ def test_psnr():
     assert 28 < evaluation._psnr(frames, noisy) < 31
 
 
-def test_evaluate_on_a_random_model(tmp_path):
-    from phenaki.presets import preset
+def random_shapes_model():
+    """The tiny preset at the shapes world's frame size, untrained."""
     from phenaki import Phenaki
+    from phenaki.presets import preset
 
     config = preset("tiny")
     config.update(frame_size=[64, 64])
     for part in ("maskgit", "critic"):
         config[part]["max_seq_len"] = 9 * 64
-    model = Phenaki.from_config(config).eval()
+    return Phenaki.from_config(config).eval()
+
+
+def test_evaluate_on_a_random_model(tmp_path):
+    model = random_shapes_model()
     results = evaluation.evaluate(model, clips=3, samples=2, stories=1)
     assert results["tokenizer"]["psnr_db"] < 25  # an untrained tokenizer is far from the target
     for group, key, _ in evaluation.TARGETS:
@@ -38,6 +41,46 @@ def test_evaluate_on_a_random_model(tmp_path):
     model.save_pretrained(tmp_path / "m")
     evaluation.main([str(tmp_path / "m"), "--clips", "2", "--samples", "1", "--stories", "1"])
     assert json.loads((tmp_path / "m" / "eval.json").read_text())["text_control"]["samples"] == 1
+
+
+def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
+    from accelerate import Accelerator
+    from huggingface_hub import ModelCard
+
+    from phenaki.card import card_body, missed_targets, train_command
+    from phenaki.train import build_parser, write_training_record
+
+    tokenizer_args = build_parser().parse_args(["tokenizer", "--out", "runs/tok", "--steps", "7", "--lr", "0.002"])
+    args = build_parser().parse_args(["transformer", "--out", "runs/p", "--tokenizer", "runs/tok/final",
+                                      "--steps", "9", "--grad-accum", "2", "--cpu"])
+    write_training_record(tmp_path, tokenizer_args, Accelerator(cpu=True), 120.0)
+    tokenizer_record = json.loads((tmp_path / "training.json").read_text())
+    write_training_record(tmp_path, args, Accelerator(cpu=True), 600.0, tokenizer=tokenizer_record)
+    record = json.loads((tmp_path / "training.json").read_text())
+
+    # the reproduce commands parse back to the very arguments that were recorded
+    for stage_args, stage_record in ((tokenizer_args, tokenizer_record), (args, record)):
+        command = train_command(stage_record)
+        assert command.startswith(f"python -m phenaki.train {stage_args.stage} ")
+        assert build_parser().parse_args(command.split()[3:]) == stage_args
+
+    results = evaluation.evaluate(random_shapes_model(), clips=2, samples=1, stories=1)
+    missed = missed_targets(results)
+    assert any(m.startswith("tokenizer psnr_db") for m in missed)  # an untrained model misses targets
+    body = card_body(tiny_model, results, record)
+    assert f"misses {len(missed)} of 8 targets" in body
+    assert evaluation.report(results) in body
+    assert "| 9 | 16 | 0.0003, cosine | 10 min |" in body  # steps, batch 8 x accumulation 2, lr, time
+    assert "| 7 | 8 | 0.002, cosine | 2 min |" in body
+
+    model = random_shapes_model()
+    model.save_pretrained(tmp_path)
+    evaluation.main([str(tmp_path), "--clips", "2", "--samples", "1", "--stories", "1", "--card"])
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.pipeline_tag == "text-to-video" and "## Reproduce" in card.text
+    assert "python -m phenaki.train transformer --out runs/p --tokenizer runs/tok/final" in card.text
+    with pytest.raises(SystemExit):
+        evaluation.main(["some-user/some-repo", "--card"])  # a card is written into a folder only
 
 
 def test_evaluate_refuses_models_of_another_world(tiny_model):

@@ -29,7 +29,8 @@ def test_both_stages_resume_and_load(tmp_path):
     common = ["--preset", "tiny", "--batch-size", "2", "--save-every", "2", "--sample-every", "2"]
     out = train("tokenizer", "--steps", "2", "--out", str(tok), *common)
     assert "training on 1 process(es)" in out
-    assert json.loads((tok / "checkpoint" / "trainer.json").read_text())["step"] == 2
+    first_run = json.loads((tok / "checkpoint" / "trainer.json").read_text())
+    assert first_run["step"] == 2 and first_run["elapsed_s"] > 0
     out = train("tokenizer", "--steps", "4", "--out", str(tok), *common)  # the same command, longer: resumes
     assert "resumed" in out and "at step 2" in out
     assert json.loads((tok / "checkpoint" / "trainer.json").read_text())["step"] == 4
@@ -44,6 +45,13 @@ def test_both_stages_resume_and_load(tmp_path):
     assert video.shape == (1, 3, 9, 32, 32)
     # the tokenizer inside the final model is the trained one, frozen
     from phenaki.train import load_tokenizer
+
+    # what the model card needs: the arguments, the time over both resumed runs, the hardware
+    record = json.loads((run / "final" / "training.json").read_text())
+    assert record["stage"] == "transformer" and record["args"]["steps"] == 2 and record["args"]["grad_accum"] == 2
+    assert record["processes"] == 1 and record["device"] and record["wall_time_s"] > 0
+    assert record["tokenizer"]["args"]["steps"] == 4
+    assert record["tokenizer"]["wall_time_s"] >= round(first_run["elapsed_s"], 1)  # counts the resumed run too
 
     tokenizer = load_tokenizer(tok / "final")
     assert all(torch.equal(a, b) for a, b in zip(tokenizer.state_dict().values(),
@@ -82,7 +90,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert not any(p.suffix in (".pt", ".bin", ".pkl") for p in (tmp_path / "ckpt").iterdir())
     fresh = torch.nn.Linear(4, 3)
     fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
-    assert load_checkpoint(tmp_path / "ckpt", fresh, EMA(fresh, 0.99), fresh_opt) == 7
+    assert load_checkpoint(tmp_path / "ckpt", fresh, EMA(fresh, 0.99), fresh_opt) == (7, 0.0)
     assert torch.equal(fresh.weight, model.weight)
     a, b = optimizer.state_dict()["state"][0], fresh_opt.state_dict()["state"][0]
     assert all(torch.equal(a[k], b[k]) for k in a)

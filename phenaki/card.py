@@ -1,0 +1,118 @@
+"""The bundled model's card, written from what was measured and recorded, not typed by hand.
+
+    python -m phenaki.eval weights --card     # evaluates, then writes weights/README.md
+
+The figures come from `phenaki.eval`; the training table and the commands that reproduce the model from the
+`training.json` records the trainers leave beside their final weights (copied into the model folder).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .eval import DEFAULTS, TARGETS, report
+from .hub import write_model_card
+from .pipeline import Phenaki
+
+TRAINING_RECORD = "training.json"
+
+
+def missed_targets(results: dict) -> list[str]:
+    missed = [f"{group} {key} {results[group][key]:.3f} (target >= {target})"
+              for group, key, target in TARGETS if results[group][key] < target]
+    seconds = results["speed"]["seconds_per_17_frame_clip"]
+    if seconds > 3:
+        missed.append(f"speed {seconds:.2f} s per 17-frame clip (target <= 3 s)")
+    return missed
+
+
+def train_command(record: dict) -> str:
+    """The `python -m phenaki.train` command line of a training record (arguments left at their default
+    are left out)."""
+    from .train import build_parser
+
+    defaults = vars(build_parser().parse_args([record["stage"], "--out", "x"]))
+    parts = ["python -m phenaki.train", record["stage"]]
+    for name, value in record["args"].items():
+        if name not in defaults or (value == defaults[name] and name != "out"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def _stage_row(label: str, record: dict) -> str:
+    args = record["args"]
+    batch = args["batch_size"] * args["grad_accum"] * record["processes"]
+    hardware = (f"{record['device']}; {record['processes']} process(es) x {record['torch_threads']} torch "
+                f"thread(s); {record['mixed_precision']} mixed precision; torch {record['torch']}")
+    return (f"| {label} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
+            f"{record['wall_time_s'] / 60:.0f} min | {hardware} |")
+
+
+def card_body(model: Phenaki, results: dict, record: dict | None) -> str:
+    parameters = sum(p.numel() for p in model.parameters())
+    cv = model.cvivit.config
+    missed = missed_targets(results)
+    status = ("It meets every target below." if not missed else
+              f"**It misses {len(missed)} of {len(TARGETS) + 1} targets** (measured values below, targets unchanged): "
+              + "; ".join(missed) + ".")
+    lines = [
+        "# Phenaki, shapes world (the demo's default model)",
+        "",
+        f"A complete Phenaki (C-ViViT tokenizer, MaskGit, Token Critic, byte-level text encoder; "
+        f"{parameters / 1e6:.1f} M parameters) trained from scratch on the synthetic **shapes world** "
+        f"(`phenaki/world.py`): {model.frame_size[0]}x{model.frame_size[1]} frames at {model.fps} fps, one circle, "
+        "square or triangle in one of 7 colours, moving left/right/up/down or still, captioned "
+        "`a red circle moves left`, `the red circle moves up`, `a blue square stays still`.",
+        "",
+        f"Tokenizer: patches {cv['patch_size']}x{cv['patch_size']}, {cv['temporal_patch_size']} frames per "
+        f"tubelet after the first frame, quantizer {cv['quantizer']} with {cv['codebook_size']} codes"
+        + (f", a per-pixel MLP head of width {cv['pixel_mlp_dim']}" if cv.get("pixel_mlp_dim") else "") + ".",
+        "",
+        status,
+        "",
+        "## Measured (held-out seeds, default sampling settings: "
+        f"{DEFAULTS['steps']} steps, temperature {DEFAULTS['temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, "
+        "no critic)",
+        "",
+        "Command: `python -m phenaki.eval weights --card` (`weights/eval.json` holds the raw figures).",
+        "",
+        report(results),
+        "",
+        f"Counts: {results['tokenizer']['clips']} tokenizer clips, {results['text_control']['samples']} sampled "
+        f"clips, {results['stories']['stories']} stories of 3 segments. Speed: median of {results['speed']['runs']} "
+        f"runs, {results['speed']['threads']} torch threads, on {results['speed']['machine']}.",
+    ]
+    if record is not None:
+        stages = [("tokenizer (C-ViViT)", record["tokenizer"])] if record.get("tokenizer") else []
+        stages.append(("MaskGit + critic + text encoder (tokenizer frozen)", record))
+        lines += [
+            "", "## Training", "",
+            "| stage | steps | batch | lr | wall time | hardware |", "| --- | --- | --- | --- | --- | --- |",
+            *[_stage_row(label, r) for label, r in stages],
+            "",
+            "Data: shapes-world clips made on the fly from seeds (some captions paraphrased; some clips change "
+            "motion after their first frames, captioned in the story form, with those frames as a primed "
+            "prefix). The saved weights are the EMA of the trained ones.",
+            "", "## Reproduce", "", "```bash",
+            *[train_command(r) for _, r in stages],
+            "cp runs/phenaki/final/* weights/",
+            "python -m phenaki.eval weights --card",
+            "```",
+        ]
+    lines += [
+        "", "## Use", "", "```python", "from phenaki import Phenaki",
+        'model = Phenaki.from_pretrained("weights")',
+        'video = model.sample(texts="a yellow square moves down", num_frames=17, seed=0)   # (1, 3, 17, H, W)',
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(folder: str | Path, model: Phenaki, results: dict) -> Path:
+    folder = Path(folder)
+    record_path = folder / TRAINING_RECORD
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    return write_model_card(folder, model.config, card_body(model, results, record))

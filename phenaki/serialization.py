@@ -28,11 +28,21 @@ def _unique_state(model: nn.Module, skip_prefixes: tuple[str, ...]) -> tuple[dic
     return state, aliases
 
 
-def save_weights(model: nn.Module, path: Path, skip_prefixes: tuple[str, ...] = ()) -> None:
-    state, _ = _unique_state(model, skip_prefixes)
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Writes a safetensors file atomically (a crash mid-write never leaves a truncated file behind), with the
+    permissions of any new file: safetensors itself writes 0600, which another user (a server, a Space) can't read."""
+    path = Path(path)
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
-    tmp.replace(path)  # a crash mid-write never leaves a truncated model.safetensors behind
+    tmp.unlink(missing_ok=True)
+    tmp.touch()  # created under the process's umask
+    mode = tmp.stat().st_mode & 0o777
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
+    tmp.chmod(mode)
+    tmp.replace(path)
+
+
+def save_weights(model: nn.Module, path: Path, skip_prefixes: tuple[str, ...] = ()) -> None:
+    save_tensors(_unique_state(model, skip_prefixes)[0], path)
 
 
 def load_weights(model: nn.Module, path: Path, skip_prefixes: tuple[str, ...] = ()) -> None:

@@ -26,7 +26,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from einops import rearrange
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
@@ -35,7 +35,7 @@ from .cvivit import CViViT
 from .data import VideoFolder, WorldClips, collate
 from .pipeline import Phenaki
 from .presets import preset
-from .serialization import load_weights, save_weights, write_config
+from .serialization import load_weights, save_tensors, save_weights, write_config
 
 
 class EMA:
@@ -64,8 +64,8 @@ def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: i
     save_weights(model, tmp / "model.safetensors")
     save_weights(ema.model, tmp / "ema.safetensors")
     state = optimizer.state_dict()
-    tensors = {f"{i}.{k}": v.contiguous() for i, s in state["state"].items() for k, v in s.items()}
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    save_tensors({f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()},
+                 tmp / "optimizer.safetensors")
     meta = dict(step=step, param_groups=state["param_groups"], processes=processes, elapsed_s=elapsed_s)
     (tmp / "trainer.json").write_text(json.dumps(meta))
     if folder.exists():

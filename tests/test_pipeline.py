@@ -2,6 +2,7 @@
 
 import gc
 import json
+import os
 import pickle
 import socket
 
@@ -164,6 +165,19 @@ def test_save_and_load_sample_identically_without_pickle(tiny_model, tiny_model_
     kwargs = dict(texts=PROMPT, num_frames=17, steps=3, critic_strength=0.5, seed=4)
     assert torch.equal(loaded.sample(**kwargs), tiny_model.sample(**kwargs))
     assert loaded.config == tiny_model.config
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_get_the_usual_permissions(tiny_model, tmp_path, umask):
+    # safetensors writes 0600 by itself; a model saved for a server or a Space must be readable like any file
+    old = os.umask(umask)
+    try:
+        tiny_model.save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert not list((tmp_path / "m").glob("*.tmp"))
 
 
 def test_config_that_does_not_match_the_weights(tiny_model_dir, tmp_path):

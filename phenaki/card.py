@@ -8,9 +8,11 @@ The figures come from `phenaki.eval`; the training table and the commands that r
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
+from .data import WorldClips
 from .eval import DEFAULTS, TARGETS, report
 from .hub import write_model_card
 from .pipeline import Phenaki
@@ -51,7 +53,17 @@ def _stage_row(label: str, record: dict) -> str:
             f"{record['wall_time_s'] / 60:.0f} min | {hardware} |")
 
 
-def card_body(model: Phenaki, results: dict, record: dict | None) -> str:
+def _data_line(model: Phenaki) -> str:
+    data = {k: p.default for k, p in inspect.signature(WorldClips).parameters.items()}
+    return (f"Data: shapes-world clips made on the fly from seeds ({data['paraphrase_prob']:.0%} of captions "
+            f"paraphrased; {data['change_prob']:.0%} of clips change motion after {data['prime_frames']} frames, "
+            "captioned in the story form, with those frames as a primed prefix). Text dropped for "
+            f"{model.cond_drop_prob:.0%} of examples (classifier-free guidance); {model.continuation_prob:.0%} of "
+            "the others keep a random prefix of latent frames unmasked (continuation). The saved weights are the "
+            "EMA of the trained ones.")
+
+
+def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | None = None) -> str:
     parameters = sum(p.numel() for p in model.parameters())
     cv = model.cvivit.config
     missed = missed_targets(results)
@@ -72,6 +84,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None) -> str:
         + (f", a per-pixel MLP head of width {cv['pixel_mlp_dim']}" if cv.get("pixel_mlp_dim") else "") + ".",
         "",
         status,
+        *(["", "## What to expect", "", notes.strip()] if notes else []),
         "",
         "## Measured (held-out seeds, default sampling settings: "
         f"{DEFAULTS['steps']} steps, temperature {DEFAULTS['temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, "
@@ -93,13 +106,11 @@ def card_body(model: Phenaki, results: dict, record: dict | None) -> str:
             "| stage | steps | batch | lr | wall time | hardware |", "| --- | --- | --- | --- | --- | --- |",
             *[_stage_row(label, r) for label, r in stages],
             "",
-            "Data: shapes-world clips made on the fly from seeds (some captions paraphrased; some clips change "
-            "motion after their first frames, captioned in the story form, with those frames as a primed "
-            "prefix). The saved weights are the EMA of the trained ones.",
+            _data_line(model),
             "", "## Reproduce", "", "```bash",
             *[train_command(r) for _, r in stages],
             "cp runs/phenaki/final/* weights/",
-            "python -m phenaki.eval weights --card",
+            "python -m phenaki.eval weights --card --card-notes scripts/default-model-notes.md",
             "```",
         ]
     lines += [
@@ -111,8 +122,9 @@ def card_body(model: Phenaki, results: dict, record: dict | None) -> str:
     return "\n".join(lines)
 
 
-def write_card(folder: str | Path, model: Phenaki, results: dict) -> Path:
+def write_card(folder: str | Path, model: Phenaki, results: dict, notes: str | None = None) -> Path:
+    """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown."""
     folder = Path(folder)
     record_path = folder / TRAINING_RECORD
     record = json.loads(record_path.read_text()) if record_path.exists() else None
-    return write_model_card(folder, model.config, card_body(model, results, record))
+    return write_model_card(folder, model.config, card_body(model, results, record, notes))

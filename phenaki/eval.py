@@ -134,9 +134,12 @@ def main(argv=None) -> None:
     parser.add_argument("--stories", type=int, default=20)
     parser.add_argument("--out", help="where to write the JSON results (default: <model>/eval.json if a folder)")
     parser.add_argument("--card", action="store_true", help="also write the folder's model card (README.md)")
+    parser.add_argument("--card-notes", help="a Markdown file for the card's 'What to expect' section")
     args = parser.parse_args(argv)
     if args.card and not Path(args.model).is_dir():
         parser.error("--card writes into a model folder; give a folder, not a Hub repo id")
+    if args.card_notes and not Path(args.card_notes).is_file():
+        parser.error(f"--card-notes: no file {args.card_notes}")
     model = Phenaki.from_pretrained(args.model)
     results = evaluate(model, args.clips, args.samples, args.stories)
     print(report(results))
@@ -147,7 +150,8 @@ def main(argv=None) -> None:
     if args.card:
         from .card import write_card
 
-        print(f"wrote {write_card(args.model, model, results)}")
+        notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else None
+        print(f"wrote {write_card(args.model, model, results, notes)}")
 
 
 if __name__ == "__main__":

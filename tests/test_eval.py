@@ -75,8 +75,11 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
 
     model = random_shapes_model()
     model.save_pretrained(tmp_path)
-    evaluation.main([str(tmp_path), "--clips", "2", "--samples", "1", "--stories", "1", "--card"])
+    (tmp_path / "notes.md").write_text("Objects come out in fragments.")
+    evaluation.main([str(tmp_path), "--clips", "2", "--samples", "1", "--stories", "1", "--card",
+                     "--card-notes", str(tmp_path / "notes.md")])
     card = ModelCard.load(tmp_path / "README.md")
+    assert "## What to expect\n\nObjects come out in fragments." in card.text
     assert card.data.pipeline_tag == "text-to-video" and "## Reproduce" in card.text
     assert "python -m phenaki.train transformer --out runs/p --tokenizer runs/tok/final" in card.text
     with pytest.raises(SystemExit):

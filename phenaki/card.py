@@ -2,7 +2,7 @@
 
     python -m phenaki.eval weights --card     # evaluates, then writes weights/README.md
 
-The figures come from `phenaki.eval`; the training table and the commands that reproduce the model from the
+The figures come from `phenaki.eval`; the training table and the commands that reproduce the model come from the
 `training.json` records the trainers leave beside their final weights (copied into the model folder).
 """
 

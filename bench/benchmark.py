@@ -118,6 +118,17 @@ class Inputs:
 # ---- the two systems ---------------------------------------------------------------------------------------------
 
 
+def train_step(module: torch.nn.Module, optimizer, loss_fn) -> torch.Tensor:
+    """One optimiser step of `module` in training mode (the same steps for both systems); back in eval mode after."""
+    module.train()
+    loss = loss_fn()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    module.eval()
+    return loss.detach()
+
+
 class Ours:
     name = "this project"
 
@@ -149,22 +160,12 @@ class Ours:
         return cvivit.decode(cvivit.encode(self.inputs.video))
 
     def train_maskgit(self):
-        maskgit = self.model.maskgit.train()
-        loss = self.model(video_codebook_ids=self.inputs.ids, texts=[PROMPT] * self.inputs.ids.shape[0])
-        loss.backward()
-        self.opt_maskgit.step()
-        self.opt_maskgit.zero_grad(set_to_none=True)
-        maskgit.eval()
-        return loss.detach()
+        return train_step(self.model.maskgit, self.opt_maskgit, lambda: self.model(
+            video_codebook_ids=self.inputs.ids, texts=[PROMPT] * self.inputs.ids.shape[0]))
 
     def train_cvivit(self):
-        cvivit = self.model.cvivit.train()
-        loss = cvivit(self.inputs.video, return_loss=True)
-        loss.backward()
-        self.opt_cvivit.step()
-        self.opt_cvivit.zero_grad(set_to_none=True)
-        cvivit.eval()
-        return loss.detach()
+        return train_step(self.model.cvivit, self.opt_cvivit, lambda: self.model.cvivit(self.inputs.video,
+                                                                                         return_loss=True))
 
 
 class Reference:
@@ -204,23 +205,13 @@ class Reference:
         return self.model.cvivit(self.inputs.video, return_recons_only=True)  # the sampler's (eval) copy
 
     def train_maskgit(self):
-        maskgit = self.model.maskgit.train()
         batch = self.inputs.ids.shape[0]
-        loss = self.model(video_codebook_ids=self.inputs.ids, text_embeds=self.inputs.text.expand(batch, -1, -1))
-        loss.backward()
-        self.opt_maskgit.step()
-        self.opt_maskgit.zero_grad(set_to_none=True)
-        maskgit.eval()
-        return loss.detach()
+        return train_step(self.model.maskgit, self.opt_maskgit, lambda: self.model(
+            video_codebook_ids=self.inputs.ids, text_embeds=self.inputs.text.expand(batch, -1, -1)))
 
     def train_cvivit(self):
-        cvivit = self.cvivit.train()
-        loss = cvivit(self.inputs.video)  # reconstruction loss (no VGG, no GAN: as ours)
-        loss.backward()
-        self.opt_cvivit.step()
-        self.opt_cvivit.zero_grad(set_to_none=True)
-        cvivit.eval()
-        return loss.detach()
+        # reconstruction loss (no VGG, no GAN: as ours)
+        return train_step(self.cvivit, self.opt_cvivit, lambda: self.cvivit(self.inputs.video))
 
 
 SYSTEMS = {"ours": Ours, "reference": Reference}

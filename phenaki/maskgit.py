@@ -5,25 +5,58 @@ A sequence is a window of video tokens flattened frame-major: (t h w). The id `n
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from .attention import Transformer
 
 
+class LearnedPositions(nn.Embedding):
+    """One learned vector per position of the flattened window (the reference implementation's choice)."""
+
+    def forward(self, n: int) -> Tensor:
+        return self.weight[:n]
+
+
+class GridPositions(nn.Module):
+    """Positions of a (t, h, w) token grid as the sum of a learned vector for the frame, one for the row and one
+    for the column. Tokens in the same row, column or frame share what is learned about it, so the transformer
+    knows which tokens are neighbours from the first step instead of learning it for each of t*h*w positions."""
+
+    def __init__(self, grid: tuple[int, int, int], dim: int):
+        super().__init__()
+        self.frame, self.row, self.column = (nn.Parameter(torch.randn(n, dim) / math.sqrt(3)) for n in grid)
+
+    def forward(self, n: int) -> Tensor:
+        grid = self.frame[:, None, None] + self.row[None, :, None] + self.column[None, None, :]
+        return rearrange(grid, "t h w d -> (t h w) d")[:n]
+
+
 class TokenTransformer(nn.Module):
-    """Token + learned position embeddings -> transformer (self-attention, cross-attention on text)."""
+    """Token + position embeddings -> transformer (self-attention, cross-attention on text). `position_grid`
+    (latent frames, rows, columns) of the window: positions as `GridPositions`; None: `LearnedPositions`."""
 
     def __init__(self, *, num_tokens: int, max_seq_len: int, dim: int, depth: int, heads: int = 8,
-                 dim_head: int = 64, dim_context: int | None = None, unconditional: bool = False, ff_mult: int = 4):
+                 dim_head: int = 64, dim_context: int | None = None, unconditional: bool = False, ff_mult: int = 4,
+                 position_grid: Sequence[int] | None = None):
         super().__init__()
+        if position_grid is not None:
+            position_grid = [int(n) for n in position_grid]
+            if len(position_grid) != 3 or math.prod(position_grid) != max_seq_len:
+                raise ValueError(f"position_grid must be (frames, rows, columns) of max_seq_len={max_seq_len} "
+                                 f"tokens, got {position_grid}")
         self.config = dict(num_tokens=num_tokens, max_seq_len=max_seq_len, dim=dim, depth=depth, heads=heads,
                            dim_head=dim_head, dim_context=None if unconditional else (dim_context or dim),
-                           unconditional=unconditional, ff_mult=ff_mult)
+                           unconditional=unconditional, ff_mult=ff_mult, position_grid=position_grid)
         self.num_tokens, self.max_seq_len, self.mask_id = num_tokens, max_seq_len, num_tokens
+        self.position_grid = position_grid
         self.dim_context = self.config["dim_context"]
         self.token_emb = nn.Embedding(num_tokens + 1, dim)
-        self.pos_emb = nn.Embedding(max_seq_len, dim)
+        self.pos_emb = GridPositions(position_grid, dim) if position_grid else LearnedPositions(max_seq_len, dim)
         self.transformer = Transformer(dim, depth, heads, dim_head, self.dim_context, ff_mult)
         self.to_out = nn.Linear(dim, num_tokens if self.predicts_tokens else 1)
 
@@ -50,7 +83,7 @@ class TokenTransformer(nn.Module):
 
     def embed_tokens(self, x: Tensor) -> Tensor:
         """ids (b, n) -> token + position embeddings (b, n, dim), the transformer's input."""
-        return self.token_emb(x) + self.pos_emb.weight[: x.shape[1]]
+        return self.token_emb(x) + self.pos_emb(x.shape[1])
 
     def embed(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None,
               mask: Tensor | None = None, null_context_rows: int = 0) -> Tensor:
@@ -111,7 +144,7 @@ class SelfCritic(nn.Module):
     def __init__(self, maskgit: MaskGit):
         super().__init__()
         self.maskgit = maskgit
-        self.to_score = nn.Linear(maskgit.pos_emb.embedding_dim, 1)
+        self.to_score = nn.Linear(maskgit.token_emb.embedding_dim, 1)
         self.config = dict(self_critic=True)
 
     @property

@@ -62,6 +62,12 @@ class Phenaki(nn.Module):
             raise ValueError(f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
                              f"{self.frame_tokens} tokens at frame size {height}x{width}")
         self.window_frames = cvivit.num_frames(self.window_latent_frames)
+        window_grid = [self.window_latent_frames, *self.grid]
+        for name, model in (("maskgit", maskgit), ("critic", critic)):
+            grid = getattr(model, "position_grid", None)
+            if grid is not None and list(grid) != window_grid:
+                raise ValueError(f"{name} position_grid {list(grid)} differs from the window's token grid "
+                                 f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}")
         cvivit.latent_frames(prime_frames)  # must fit the temporal patching
         if prime_frames >= self.window_frames:
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
@@ -72,7 +78,7 @@ class Phenaki(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.maskgit.pos_emb.weight.device
+        return self.maskgit.token_emb.weight.device
 
     @property
     def has_critic(self) -> bool:

@@ -77,7 +77,7 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
     """Returns (batch, length) token ids. `prefix` (batch, p) ids are kept as given (a primed continuation).
     `autocast`: run the transformers under bf16 autocast; by default on CUDA only (a CPU without bf16 matrix
     units is slower in bf16) and not under `reference_paths()`."""
-    device = maskgit.pos_emb.weight.device
+    device = maskgit.token_emb.weight.device
     if autocast is None:
         autocast = fast_paths_enabled() and device.type == "cuda"
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast))

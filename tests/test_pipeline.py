@@ -143,6 +143,10 @@ def test_bad_timelines_get_clear_errors_before_any_work(tiny_model, timeline, ma
     ("maskgit", "max_seq_len", 20, "fewer than 2 latent frames"),
     ("critic", "dim_context", 16, "critic takes text of width 16 but MaskGit 32: .*dim_context=32"),
     ("maskgit", "width", 3, "config does not describe a Phenaki model"),
+    ("maskgit", "position_grid", [9, 4, 3], "position_grid must be \\(frames, rows, columns\\) of max_seq_len=144"),
+    ("maskgit", "position_grid", [9, 2, 8], "maskgit position_grid \\[9, 2, 8\\] differs from the window's token "
+                                            "grid \\[9, 4, 4\\]"),
+    ("critic", "position_grid", [4, 4, 9], "critic position_grid .* differs"),
 ])
 def test_construction_errors(part, key, value, match):
     config = preset("tiny")
@@ -206,8 +210,28 @@ def test_truncated_weights(tiny_model_dir, tmp_path):
         Phenaki.from_pretrained(folder)
 
 
-def test_training_step_lowers_the_loss():
-    model = tiny_phenaki().train()
+def test_grid_positions_are_frame_plus_row_plus_column(tmp_path):
+    """The default model's position embedding: what a position learns is shared along its frame, row and column.
+    Older configs (no position_grid) keep one learned vector per position, under the same weight name."""
+    model = tiny_phenaki(maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]})
+    positions = model.maskgit.pos_emb
+    table = positions(144).view(9, 4, 4, -1)
+    assert torch.allclose(table[2, 1, 3], positions.frame[2] + positions.row[1] + positions.column[3])
+    assert torch.allclose(table[5, 1, 3] - table[2, 1, 3], table[5, 0, 0] - table[2, 0, 0])  # shared frame offset
+    model.save_pretrained(tmp_path)
+    loaded = Phenaki.from_pretrained(tmp_path)
+    assert loaded.config["maskgit"]["position_grid"] == [9, 4, 4]
+    assert torch.equal(loaded.maskgit.pos_emb(144), positions(144))
+    kwargs = dict(texts=PROMPT, num_frames=17, steps=3, seed=1)
+    assert torch.equal(loaded.sample(**kwargs), model.sample(**kwargs))
+
+    learned = tiny_phenaki().maskgit
+    assert learned.position_grid is None and "pos_emb.weight" in learned.state_dict()
+
+
+@pytest.mark.parametrize("position_grid", [None, [9, 4, 4]])
+def test_training_step_lowers_the_loss(position_grid):
+    model = tiny_phenaki(maskgit={**preset("tiny")["maskgit"], "position_grid": position_grid}).train()
     video = torch.rand(2, 3, 17, 32, 32)
     ids = model.cvivit.encode(video)
     params = [p for n, p in model.named_parameters() if not n.startswith("cvivit.")]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from einops import rearrange
 from . import world
 from .data import to_video_tensor
 from .pipeline import Phenaki
+from .train import device_name
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 DEFAULTS = dict(steps=12, temperature=1.0, guidance_scale=3.0, critic_strength=0.0)
@@ -98,7 +98,7 @@ def speed_metrics(model: Phenaki, runs: int = 3) -> dict:
         model.sample(texts="a red circle moves left", num_frames=17, seed=i, **DEFAULTS)
         times.append(time.perf_counter() - start)
     return dict(seconds_per_17_frame_clip=statistics.median(times[1:]), runs=runs,
-                threads=torch.get_num_threads(), machine=f"{platform.machine()} {platform.processor()}".strip())
+                threads=torch.get_num_threads(), machine=device_name(model.device))
 
 
 def evaluate(model: Phenaki, clips: int = 200, samples: int = 100, stories: int = 20) -> dict:

@@ -148,13 +148,14 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
     """`training.json` beside the final weights: the arguments, time and hardware, for the model card."""
     record = dict(stage=args.stage, args={k: v for k, v in vars(args).items() if k != "stage"},
                   wall_time_s=round(elapsed_s, 1), processes=accelerator.num_processes,
-                  mixed_precision=accelerator.mixed_precision, device=_device_name(accelerator.device),
+                  mixed_precision=accelerator.mixed_precision, device=device_name(accelerator.device),
                   torch_threads=torch.get_num_threads(), torch=torch.__version__,
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
     (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """The GPU's or CPU's model name and the core count: for training records and the eval's speed figure."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpuinfo = Path("/proc/cpuinfo")

@@ -1,6 +1,7 @@
 """The evaluation script, on a small random model of the shapes world's frame size."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -35,6 +36,7 @@ def test_evaluate_on_a_random_model(tmp_path):
     for group, key, _ in evaluation.TARGETS:
         assert 0 <= results[group][key] <= (100 if key == "psnr_db" else 1)
     assert results["speed"]["seconds_per_17_frame_clip"] > 0
+    assert results["speed"]["machine"].endswith(f"{os.cpu_count()} cores")  # the CPU's name, for the card
     table = evaluation.report(results)
     assert "| tokenizer psnr_db |" in table and "| no |" in table
 

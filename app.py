@@ -12,7 +12,7 @@ story generator, MP4/GIF files). Configuration, all optional, from the environme
 API (for gradio_client): `/generate` (timeline, steps, temperature, critic_strength, guidance_scale, seed) streams
 an update per window; its outputs are (live preview, frames of the latest window, status, video, MP4 file,
 GIF file, seed used). `/stop` stops the caller's running (or queued) story after the current window.
-The Inspect tab (`phenaki/inspect.py`): `/inspect_steps` (prompt, frames, steps, temperature, critic_strength,
+The Inspect tab (`app_inspect.py`, over `phenaki/inspect.py`): `/inspect_steps` (prompt, frames, steps, temperature, critic_strength,
 guidance_scale, seed) -> (step images, per-step table, MP4 of the window, summary); `/inspect_tokenizer` (video
 file or None, shapes-world clip seed) -> (original | reconstruction MP4, PSNR per frame, token grid image,
 summary); `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength, guidance_scale, baseline_guidance)
@@ -39,7 +39,6 @@ except ImportError:
     spaces = None
 
 from phenaki import demo as logic  # noqa: E402
-from phenaki import inspect as inspecting  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_MODEL = ROOT / logic.DEFAULT_MODEL_DIR
@@ -77,6 +76,8 @@ except logic.StartupError as error:
 SHOWN_NAME = "weights/ (bundled)" if Path(MODEL_NAME) == DEFAULT_MODEL else MODEL_NAME
 
 import gradio as gr  # noqa: E402  (after the model: a missing model is reported without waiting for gradio)
+
+from app_inspect import inspect_tab  # noqa: E402
 
 
 def _story(timeline, settings, run_dir, stop_file, live):
@@ -284,55 +285,6 @@ def _inspect(view, request, *args):
             from error
 
 
-def _table(rows, columns):
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=columns)
-
-
-def inspect_steps(prompt, frames, steps, temperature, critic_strength, guidance_scale, seed, request: gr.Request):
-    """Decodes the first window of `prompt` step by step (seed -1: random).
-
-    Returns (one image per MaskGIT step with its caption, a table of the steps, the window as MP4, a summary)."""
-    v = _inspect(inspecting.steps_view, request, prompt, frames, steps, temperature, critic_strength,
-                 guidance_scale, seed)
-    return v.gallery, _table(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
-
-
-def inspect_tokenizer(video, clip_seed, request: gr.Request):
-    """Runs a video through the C-ViViT tokenizer: the uploaded file (MP4, WebM, GIF, ...; at most 50 MB, one
-    window of frames is used) or, without one, the shapes-world clip of `clip_seed`.
-
-    Returns (original | reconstruction MP4, PSNR per frame, the token grid image, a summary)."""
-    path = video.get("path") if isinstance(video, dict) else video  # raw values: a FileData dict or a path
-    v = _inspect(inspecting.tokenizer_view, request, path, clip_seed)
-    return v.video, _table(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
-
-
-def compare_seeds(prompt, seeds, steps, temperature, critic_strength, guidance_scale, baseline_guidance,
-                  request: gr.Request):
-    """One prompt under several seeds ("0, 1, 2, 3"), and the first seed at `baseline_guidance` and at
-    `guidance_scale`. Returns (MP4 of the seeds, MP4 of the two guidance scales, a sheet of frames, what the
-    shapes-world analyser reads in each clip, a summary)."""
-    v = _inspect(inspecting.compare_view, request, prompt, seeds, steps, temperature, critic_strength,
-                 guidance_scale, baseline_guidance)
-    return v.seeds_video, v.guidance_video, v.sheet, _table(v.table, inspecting.COMPARE_COLUMNS), v.summary
-
-
-def show_step(gallery, step):
-    """The step chosen on the slider, from the gallery of all steps."""
-    if not gallery:
-        return gr.skip(), gr.skip()
-    path, caption = gallery[min(max(int(step or 1), 1), len(gallery)) - 1]
-    return path, caption
-
-
-def first_step(gallery):
-    count = len(gallery or [])
-    return (gr.Slider(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1),
-            *show_step(gallery, 1))
-
-
 # ---- layout -------------------------------------------------------------------------------------------------
 
 CSS = """
@@ -418,105 +370,7 @@ with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_c
                     reuse_btn = gr.Button("Reuse this seed", size="sm", scale=1, min_width=120,
                                           elem_id="reuse-seed")
     with gr.Tab("Inspect", id="inspect"):  # how a video is made; each view is also a named API endpoint
-        gr.Markdown("See what the model does: MaskGIT filling a window token by token, the C-ViViT tokenizer on a "
-                    "video of yours, and how the seed and the guidance scale change a clip.")
-
-        def settings_sliders(prefix: str) -> list:
-            """Steps, temperature, critic strength, guidance scale: the order of the API's arguments."""
-            return [gr.Slider(*logic.LIMITS[name], value=logic.DEFAULTS[name], step=step, label=label,
-                              interactive=name != "critic_strength" or MODEL.has_critic, elem_id=f"{prefix}-{name}")
-                    for name, step, label in [("steps", 1, "Steps"), ("temperature", 0.1, "Temperature"),
-                                              ("critic_strength", 0.05, "Critic strength"),
-                                              ("guidance_scale", 0.5, "Guidance scale")]]
-
-        with gr.Tab("Decoding, step by step", id="inspect-steps"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=4, min_width=280):
-                    steps_prompt = gr.Textbox(value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2,
-                                              elem_id="steps-prompt")
-                    steps_frames = gr.Slider(1, MODEL.window_frames, value=MODEL.window_frames, step=1,
-                                             label="Frames", info="of the first window", elem_id="steps-frames")
-                    steps_settings = settings_sliders("steps")
-                    steps_seed = gr.Number(label="Seed (-1: random)", value=0, precision=0, minimum=-1,
-                                           elem_id="steps-seed")
-                    steps_btn = gr.Button("Decode step by step", variant="primary", elem_id="steps-run")
-                with gr.Column(scale=8, min_width=320):
-                    step_slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False,
-                                            elem_id="step-slider")
-                    step_caption = gr.Markdown(label="Step", elem_id="step-caption")
-                    step_image = gr.Image(label="Decoded frames, token states and confidence at this step",
-                                          type="filepath", format="png", interactive=False,
-                                          buttons=["download", "fullscreen"], elem_id="step-image",
-                                          elem_classes="pixelated")
-                    steps_summary = gr.Markdown(label="Summary", elem_id="steps-summary")
-                    with gr.Row(equal_height=False):
-                        steps_video = gr.Video(label="The window", interactive=False, autoplay=True, loop=True,
-                                               height=280, elem_id="steps-video", elem_classes="pixelated")
-                        steps_table = gr.Dataframe(label="Steps", interactive=False, elem_id="steps-table")
-                    with gr.Accordion("All steps", open=False):
-                        steps_gallery = gr.Gallery(label="All steps", columns=4, format="png", object_fit="contain",
-                                                   elem_id="steps-gallery", elem_classes="pixelated")
-        with gr.Tab("Tokenizer", id="inspect-tokenizer"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=4, min_width=280):
-                    tok_file = gr.File(label=f"Your video (MP4, WebM, GIF; at most "
-                                       f"{inspecting.MAX_UPLOAD_BYTES // 2**20} MB; the first "
-                                       f"{MODEL.window_frames} frames are used)", file_types=["video", ".gif"],
-                                       type="filepath", height=120, elem_id="tok-file")
-                    tok_seed = gr.Number(label="…or, without a file, the shapes-world clip", value=0, precision=0,
-                                         minimum=0, elem_id="tok-seed")
-                    tok_btn = gr.Button("Tokenize and reconstruct", variant="primary", elem_id="tok-run")
-                    tok_summary = gr.Markdown(label="Summary", elem_id="tok-summary")
-                with gr.Column(scale=8, min_width=320):
-                    tok_video = gr.Video(label="Original | reconstruction", interactive=False, autoplay=True,
-                                         loop=True, height=300, elem_id="tok-video", elem_classes="pixelated")
-                    tok_psnr = gr.LinePlot(x="frame", y="PSNR (dB)", title="PSNR per frame", label="PSNR per frame",
-                                           height=220, elem_id="tok-psnr")
-                    tok_grid = gr.Image(label="Token grid", type="filepath", format="png", interactive=False,
-                                        buttons=["download", "fullscreen"], elem_id="tok-grid",
-                                        elem_classes="pixelated")
-        with gr.Tab("Seeds and guidance", id="inspect-compare"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=4, min_width=280):
-                    cmp_prompt = gr.Textbox(value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2,
-                                            elem_id="cmp-prompt")
-                    cmp_seeds = gr.Textbox(value="0, 1, 2, 3", label=f"Seeds (1 to {inspecting.MAX_SEEDS})",
-                                           elem_id="cmp-seeds")
-                    cmp_settings = settings_sliders("cmp")
-                    cmp_baseline = gr.Slider(*logic.LIMITS["guidance_scale"], value=1.0, step=0.5,
-                                             label="Compared with guidance scale",
-                                             info="the first seed again, at this scale (1: no guidance)",
-                                             elem_id="cmp-baseline")
-                    cmp_btn = gr.Button("Compare", variant="primary", elem_id="cmp-run")
-                with gr.Column(scale=8, min_width=320):
-                    cmp_summary = gr.Markdown(label="Summary", elem_id="cmp-summary")
-                    cmp_seeds_video = gr.Video(label="Seeds side by side", interactive=False, autoplay=True,
-                                               loop=True, height=300, elem_id="cmp-seeds-video",
-                                               elem_classes="pixelated")
-                    cmp_guidance_video = gr.Video(label="One seed, two guidance scales", interactive=False,
-                                                  autoplay=True, loop=True, height=300,
-                                                  elem_id="cmp-guidance-video", elem_classes="pixelated")
-                    cmp_sheet = gr.Image(label="Every other frame", type="filepath", format="png",
-                                         interactive=False, buttons=["download", "fullscreen"],
-                                         elem_id="cmp-sheet", elem_classes="pixelated")
-                    cmp_table = gr.Dataframe(label="What the shapes-world analyser sees", interactive=False,
-                                             elem_id="cmp-table")
-        # raw values (preprocess=False): phenaki.inspect checks them, API callers may send strings; one model, so
-        # these queue with the generations
-        shared = dict(concurrency_limit=CONCURRENCY, concurrency_id="generate", preprocess=False)
-        decoded = steps_btn.click(inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed],
-                                  [steps_gallery, steps_table, steps_video, steps_summary], api_name="inspect_steps",
-                                  **shared)
-        decoded.success(first_step, steps_gallery, [step_slider, step_image, step_caption], queue=False,
-                        api_visibility="private")
-        step_slider.input(show_step, [steps_gallery, step_slider], [step_image, step_caption], queue=False,
-                          show_progress="hidden", api_visibility="private")
-        tok_btn.click(inspect_tokenizer, [tok_file, tok_seed], [tok_video, tok_psnr, tok_grid, tok_summary],
-                      api_name="inspect_tokenizer", **shared)
-        cmp_btn.click(compare_seeds, [cmp_prompt, cmp_seeds, *cmp_settings, cmp_baseline],
-                      [cmp_seeds_video, cmp_guidance_video, cmp_sheet, cmp_table, cmp_summary],
-                      api_name="compare_seeds", **shared)
-
+        inspect_tab(MODEL, _inspect, CONCURRENCY)
     timeline.change(lambda t: logic.timeline_summary(t, MODEL.fps), timeline, summary, queue=False,
                     show_progress="hidden", api_visibility="private")
     add_btn.click(logic.add_scene, timeline, timeline, queue=False, api_visibility="private")

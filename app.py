@@ -38,10 +38,10 @@ try:  # ZeroGPU on Hugging Face Spaces (imported before torch); without it nothi
 except ImportError:
     spaces = None
 
-from phenaki import demo as logic  # noqa: E402
+from phenaki import demo as logic, startup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODEL = ROOT / logic.DEFAULT_MODEL_DIR
+DEFAULT_MODEL = ROOT / startup.DEFAULT_MODEL_DIR
 EXAMPLES = ROOT / "examples"
 
 
@@ -66,10 +66,10 @@ VIDEO_HEIGHT = 360
 
 # ---- the model: loaded once ---------------------------------------------------------------------------------
 
-MODEL_NAME, MODEL_REVISION = logic.model_source(default=DEFAULT_MODEL)
+MODEL_NAME, MODEL_REVISION = startup.model_source(default=DEFAULT_MODEL)
 try:
-    MODEL = logic.load_model(MODEL_NAME, MODEL_REVISION, logic.pick_device(), default=DEFAULT_MODEL)
-except logic.StartupError as error:
+    MODEL = startup.load_model(MODEL_NAME, MODEL_REVISION, startup.pick_device(), default=DEFAULT_MODEL)
+except startup.StartupError as error:
     if __name__ == "__main__":
         sys.exit(f"error: {error}")
     raise
@@ -301,14 +301,14 @@ THEME = gr.themes.Default(
     font=[gr.themes.Font("system-ui"), gr.themes.Font("Segoe UI"), gr.themes.Font("Roboto"), "sans-serif"],
     font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("Consolas"), "monospace"])
 
-examples = logic.load_examples(EXAMPLES) if EXAMPLES.is_dir() else []
+examples = startup.load_examples(EXAMPLES) if EXAMPLES.is_dir() else []
 critic_note = ("How much the Token Critic, rather than the generator's own confidence, picks the tokens to keep."
                if MODEL.has_critic else "This model has no Token Critic, so this stays at 0.")
 
 with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
     gr.Markdown("# Phenaki: text to video\nWrite a story as a timeline of scenes; each scene continues the one "
                 "before. The video is made window by window, and you watch the frames as they are decoded.")
-    gr.Markdown(logic.describe_model(MODEL, SHOWN_NAME, MODEL_REVISION), elem_id="model-info")
+    gr.Markdown(startup.describe_model(MODEL, SHOWN_NAME, MODEL_REVISION), elem_id="model-info")
     with gr.Tab("Generate", id="generate"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=320):

@@ -20,7 +20,7 @@ from PIL import Image
 
 from app_server import ROOT, app_env, client, tiny_model_dir
 from phenaki import Phenaki
-from phenaki import demo as logic
+from phenaki import demo as logic, startup
 from phenaki import media
 from phenaki.world import parse_caption
 
@@ -283,16 +283,16 @@ def test_gpu_duration_estimate_grows_with_the_story(model):
 
 
 def test_model_source_and_missing_model_message(tmp_path):
-    assert logic.model_source({}, default="weights") == ("weights", None)
-    assert logic.model_source({"PHENAKI_MODEL": "me/phenaki", "PHENAKI_REVISION": "v1"}) == ("me/phenaki", "v1")
+    assert startup.model_source({}, default="weights") == ("weights", None)
+    assert startup.model_source({"PHENAKI_MODEL": "me/phenaki", "PHENAKI_REVISION": "v1"}) == ("me/phenaki", "v1")
     default = tmp_path / "weights"
-    with pytest.raises(logic.StartupError) as error:
-        logic.load_model(str(default), default=default)
+    with pytest.raises(startup.StartupError) as error:
+        startup.load_model(str(default), default=default)
     assert "PHENAKI_MODEL" in str(error.value) and "weights/" in str(error.value)
-    with pytest.raises(logic.StartupError, match="PHENAKI_MODEL"):
-        logic.load_model(str(tmp_path / "elsewhere"), default=default)
-    assert logic.pick_device({"PHENAKI_DEVICE": "cpu"}) == "cpu"
-    assert logic.pick_device({"SPACES_ZERO_GPU": "true"}) == "cuda"
+    with pytest.raises(startup.StartupError, match="PHENAKI_MODEL"):
+        startup.load_model(str(tmp_path / "elsewhere"), default=default)
+    assert startup.pick_device({"PHENAKI_DEVICE": "cpu"}) == "cpu"
+    assert startup.pick_device({"SPACES_ZERO_GPU": "true"}) == "cuda"
 
 
 def test_app_exits_with_a_clear_message_without_a_model(tmp_path):
@@ -305,7 +305,7 @@ def test_app_exits_with_a_clear_message_without_a_model(tmp_path):
 
 def test_examples_are_valid_shapes_world_timelines():
     files = sorted((ROOT / "examples").glob("*.json"))
-    examples = logic.load_examples(ROOT / "examples")
+    examples = startup.load_examples(ROOT / "examples")
     assert len(examples) == len(files) >= 3
     assert len({e.title for e in examples}) == len(examples)
     for example, path in zip(examples, files):

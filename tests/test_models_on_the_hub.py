@@ -117,13 +117,13 @@ def test_no_network_and_no_t5_at_import_or_construction():
 
 
 def test_the_demo_loads_its_model_from_the_hub_by_environment(hub, tiny_model):
-    from phenaki import demo
+    from phenaki import startup
 
     tiny_model.push_to_hub("org/phenaki-demo", token=TOKEN)
     pinned = hub.head("org/phenaki-demo")
     tiny_phenaki(seed=1).push_to_hub("org/phenaki-demo", token=TOKEN)
-    name, revision = demo.model_source({"PHENAKI_MODEL": "org/phenaki-demo", "PHENAKI_REVISION": pinned})
-    model = demo.load_model(name, revision, "cpu", default="weights")
+    name, revision = startup.model_source({"PHENAKI_MODEL": "org/phenaki-demo", "PHENAKI_REVISION": pinned})
+    model = startup.load_model(name, revision, "cpu", default="weights")
     assert torch.equal(model.sample(**SAMPLE), tiny_model.sample(**SAMPLE))
-    with pytest.raises(demo.StartupError, match="(?s)org/no-such-model.*was not found.*PHENAKI_MODEL"):
-        demo.load_model("org/no-such-model", None, "cpu", default="weights")
+    with pytest.raises(startup.StartupError, match="(?s)org/no-such-model.*was not found.*PHENAKI_MODEL"):
+        startup.load_model("org/no-such-model", None, "cpu", default="weights")

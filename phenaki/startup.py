@@ -1,0 +1,94 @@
+"""What the demo does before it serves: which model (PHENAKI_MODEL / PHENAKI_REVISION, else the bundled
+`weights/`), on which device (PHENAKI_DEVICE, else the GPU when there is one), its one-line description, and the
+example timelines. Failures become one `StartupError` whose message says what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .demo import InputError, parse_timeline
+
+ENV_MODEL, ENV_REVISION, ENV_DEVICE = "PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE"
+DEFAULT_MODEL_DIR = "weights"
+
+
+class StartupError(RuntimeError):
+    """The demo cannot start (no model); the message says what to do."""
+
+
+def model_source(environ: Mapping[str, str] = os.environ, default: str | os.PathLike = DEFAULT_MODEL_DIR
+                 ) -> tuple[str, str | None]:
+    """(PHENAKI_MODEL or the default folder, PHENAKI_REVISION or None)."""
+    name = (environ.get(ENV_MODEL) or "").strip() or str(default)
+    revision = (environ.get(ENV_REVISION) or "").strip() or None
+    return name, revision
+
+
+def pick_device(environ: Mapping[str, str] = os.environ) -> str:
+    """PHENAKI_DEVICE if set, else the GPU when there is one (ZeroGPU included), else the CPU."""
+    if (environ.get(ENV_DEVICE) or "").strip():
+        return environ[ENV_DEVICE].strip()
+    if (environ.get("SPACES_ZERO_GPU") or "").lower() in ("1", "true"):
+        return "cuda"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str, revision: str | None = None, device: str | None = None, *,
+               default: str | os.PathLike | None = None):
+    """The model in eval mode on `device`, or StartupError naming PHENAKI_MODEL and the default folder."""
+    from .pipeline import Phenaki
+
+    shown_default = f"{Path(default or DEFAULT_MODEL_DIR).name}/"
+    how = (f"Set {ENV_MODEL} to a Phenaki model folder or a Hugging Face Hub repo id ({ENV_REVISION} pins a "
+           f"revision), or put the bundled model in {shown_default} (the default).")
+    if default is not None and Path(name) == Path(default) and not Path(name).exists():
+        raise StartupError(f"No Phenaki model found: {ENV_MODEL} is not set and the default model folder "
+                           f"{shown_default} ({Path(name).resolve()}) does not exist. {how}")
+    try:
+        model = Phenaki.from_pretrained(name, revision=revision, device=device)
+    except Exception as error:  # noqa: BLE001 - every failure becomes one start-up message
+        raise StartupError(f"Could not load the Phenaki model {name!r}"
+                           f"{f' at revision {revision!r}' if revision else ''}: {error}\n{how}") from error
+    return model.eval()
+
+
+def describe_model(model, name: str, revision: str | None = None) -> str:
+    """One Markdown line: which model, on which device, frame size, fps, window, critic."""
+    height, width = model.frame_size
+    params = sum(p.numel() for p in model.parameters())
+    critic = "Token Critic: yes" if model.has_critic else "Token Critic: none"
+    rev = f" @ `{revision[:12]}`" if revision else ""
+    return (f"**Model** `{name}`{rev} · **device** `{model.device}` · **frames** {width}×{height} px · "
+            f"**{model.fps} fps** · windows of {model.window_frames} frames · {params / 1e6:.1f} M parameters · "
+            f"{critic}")
+
+
+@dataclass
+class Example:
+    title: str
+    timeline: list[list]
+    seed: int = 0
+    settings: dict = field(default_factory=dict)
+
+
+def load_examples(folder: str | os.PathLike) -> list[Example]:
+    """The `*.json` timelines in `folder`, sorted by file name; each is checked like user input."""
+    examples = []
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            timeline = parse_timeline(data["timeline"])
+            seed = data.get("seed", 0)
+            settings = {k: data[k] for k in ("steps", "temperature", "critic_strength", "guidance_scale")
+                        if k in data}
+        except (KeyError, InputError) as error:
+            raise ValueError(f"{path}: not a valid example timeline ({error})") from error
+        examples.append(Example(str(data.get("title") or path.stem), [list(row) for row in timeline],
+                                int(seed), settings))
+    return examples

@@ -53,7 +53,6 @@ class TokenTransformer(nn.Module):
                            dim_head=dim_head, dim_context=None if unconditional else (dim_context or dim),
                            unconditional=unconditional, ff_mult=ff_mult, position_grid=position_grid)
         self.num_tokens, self.max_seq_len, self.mask_id = num_tokens, max_seq_len, num_tokens
-        self.position_grid = position_grid
         self.dim_context = self.config["dim_context"]
         self.token_emb = nn.Embedding(num_tokens + 1, dim)
         self.pos_emb = GridPositions(position_grid, dim) if position_grid else LearnedPositions(max_seq_len, dim)

@@ -64,7 +64,7 @@ class Phenaki(nn.Module):
         self.window_frames = cvivit.num_frames(self.window_latent_frames)
         window_grid = [self.window_latent_frames, *self.grid]
         for name, model in (("maskgit", maskgit), ("critic", critic)):
-            grid = getattr(model, "position_grid", None)
+            grid = None if model is None else model.config.get("position_grid")  # a SelfCritic has none
             if grid is not None and list(grid) != window_grid:
                 raise ValueError(f"{name} position_grid {list(grid)} differs from the window's token grid "
                                  f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}")

@@ -226,7 +226,7 @@ def test_grid_positions_are_frame_plus_row_plus_column(tmp_path):
     assert torch.equal(loaded.sample(**kwargs), model.sample(**kwargs))
 
     learned = tiny_phenaki().maskgit
-    assert learned.position_grid is None and "pos_emb.weight" in learned.state_dict()
+    assert learned.config["position_grid"] is None and "pos_emb.weight" in learned.state_dict()
 
 
 @pytest.mark.parametrize("position_grid", [None, [9, 4, 4]])

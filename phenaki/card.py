@@ -44,12 +44,23 @@ def train_command(record: dict) -> str:
     return " ".join(parts)
 
 
-def _stage_row(label: str, record: dict) -> str:
+STAGE_LABELS = dict(tokenizer="tokenizer (C-ViViT)", transformer="MaskGit + critic + text encoder (tokenizer frozen)",
+                    decoder="tokenizer decoder fine-tuned (codes frozen)")
+
+
+def training_stages(record: dict) -> list[dict]:
+    """The records of every stage that made a model, first to last: each holds the record of what it started
+    from (a transformer run its tokenizer's, a decoder run its model's)."""
+    earlier = record.get("model") or record.get("tokenizer")
+    return [*(training_stages(earlier) if earlier else []), record]
+
+
+def _stage_row(record: dict) -> str:
     args = record["args"]
     batch = args["batch_size"] * args["grad_accum"] * record["processes"]
     hardware = (f"{record['device']}; {record['processes']} process(es) x {record['torch_threads']} torch "
                 f"thread(s); {record['mixed_precision']} mixed precision; torch {record['torch']}")
-    return (f"| {label} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
+    return (f"| {STAGE_LABELS[record['stage']]} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
             f"{record['wall_time_s'] / 60:.0f} min | {hardware} |")
 
 
@@ -99,17 +110,16 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         f"runs, {results['speed']['threads']} torch threads, on {results['speed']['machine']}.",
     ]
     if record is not None:
-        stages = [("tokenizer (C-ViViT)", record["tokenizer"])] if record.get("tokenizer") else []
-        stages.append(("MaskGit + critic + text encoder (tokenizer frozen)", record))
+        stages = training_stages(record)
         lines += [
             "", "## Training", "",
             "| stage | steps | batch | lr | wall time | hardware |", "| --- | --- | --- | --- | --- | --- |",
-            *[_stage_row(label, r) for label, r in stages],
+            *[_stage_row(r) for r in stages],
             "",
             _data_line(model),
             "", "## Reproduce", "", "```bash",
-            *[train_command(r) for _, r in stages],
-            "cp runs/phenaki/final/* weights/",
+            *[train_command(r) for r in stages],
+            f"cp {stages[-1]['args']['out']}/final/* weights/",
             "python -m phenaki.eval weights --card --card-notes scripts/default-model-notes.md",
             "```",
         ]

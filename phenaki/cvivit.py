@@ -172,6 +172,15 @@ class CViViT(nn.Module):
         codes = self.quantizer.codes(rearrange(ids.long(), "b t h w -> b (t h w)"))
         return self.decode_embeddings(rearrange(codes, "b (t h w) d -> b t h w d", t=t, h=h))
 
+    def freeze_codes(self) -> "CViViT":
+        """Fixes the map from video to token ids (patch embeddings, encoder, quantizer: no gradients, and eval
+        mode so that a VQ codebook stops moving) and leaves the decoder trainable. Fine-tuning the decoder this
+        way sharpens the pixels while every video keeps its ids, so a transformer trained on them stays valid."""
+        self.train().requires_grad_(True)
+        for module in (self.to_tokens_first, self.to_tokens_rest, self.enc_spatial, self.enc_temporal, self.quantizer):
+            module.eval().requires_grad_(False)
+        return self
+
     # the reference implementation's spellings
     def decode_from_codebook_indices(self, ids: Tensor) -> Tensor:
         return self.decode(ids)

@@ -2,8 +2,10 @@
 
     python -m phenaki.train tokenizer   --preset shapes --steps 6000 --out runs/tokenizer
     python -m phenaki.train transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
+    python -m phenaki.train decoder     --model runs/phenaki/final --steps 2000 --out runs/decoder   # optional
 
-Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer.
+Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer;
+stage 3 fine-tunes the finished model's tokenizer decoder with its codes frozen, so that stage 2 stays valid.
 Each run folder holds `checkpoint/` (weights, EMA, optimiser and step, all safetensors + JSON: resumable by
 running the same command again), `samples/` (periodic GIFs) and `final/` (EMA weights, loadable).
 """
@@ -199,12 +201,8 @@ def _accelerator(args) -> Accelerator:
 
 # ---- stage 1: the tokenizer -----------------------------------------------------------------------------------
 
-def train_tokenizer(args) -> Path:
-    accelerator = _accelerator(args)
-    set_seed(args.seed)
-    config = preset(args.preset)
-    cvivit = CViViT(**config["cvivit"])
-    frame_size, fps = config["frame_size"], config["fps"]
+def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fps: int) -> tuple[EMA, float]:
+    """The tokenizer's loss on clips of `--num-frames`, over whichever of its parameters require grad."""
     dataset = _dataset(args, args.num_frames, frame_size)
     probe = collate([dataset[i] for i in range(min(4, len(dataset)))])["video"]
 
@@ -218,7 +216,16 @@ def train_tokenizer(args) -> Path:
         both = torch.cat((probe.to(recon.device), recon), dim=-1)  # original | reconstruction
         _write_gif(path, rearrange(both, "b c f h w -> c f h (b w)"), fps)
 
-    ema, elapsed = _loop(args, accelerator, cvivit, list(cvivit.parameters()), loss_fn, sample_fn, dataset)
+    params = [p for p in cvivit.parameters() if p.requires_grad]
+    return _loop(args, accelerator, cvivit, params, loss_fn, sample_fn, dataset)
+
+
+def train_tokenizer(args) -> Path:
+    accelerator = _accelerator(args)
+    set_seed(args.seed)
+    config = preset(args.preset)
+    frame_size, fps = config["frame_size"], config["fps"]
+    ema, elapsed = _train_cvivit(args, accelerator, CViViT(**config["cvivit"]), frame_size, fps)
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         final.mkdir(parents=True, exist_ok=True)
@@ -274,6 +281,26 @@ def train_transformer(args) -> Path:
     return final
 
 
+# ---- stage 3 (optional): the tokenizer's decoder, codes frozen ---------------------------------------------------
+
+def train_decoder(args) -> Path:
+    """Fine-tunes the decoder of a finished model (`CViViT.freeze_codes`): the same video gives the same ids, so
+    MaskGit, the critic and the text encoder are saved unchanged beside the sharper decoder."""
+    accelerator = _accelerator(args)
+    set_seed(args.seed)
+    model = Phenaki.from_pretrained(args.model)
+    ema, elapsed = _train_cvivit(args, accelerator, model.cvivit.freeze_codes(), model.frame_size, model.fps)
+    final = Path(args.out) / "final"
+    if accelerator.is_main_process:
+        model.cvivit.load_state_dict(ema.model.state_dict())
+        model.save_pretrained(final)
+        model_record = Path(args.model) / "training.json"
+        write_training_record(final, args, accelerator, elapsed,
+                              model=json.loads(model_record.read_text()) if model_record.exists() else None)
+    accelerator.wait_for_everyone()
+    return final
+
+
 def read_config_tokenizer(folder) -> dict:
     config = json.loads((Path(folder) / "config.json").read_text())
     if "cvivit" not in config:
@@ -281,15 +308,19 @@ def read_config_tokenizer(folder) -> dict:
     return config
 
 
+STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=train_decoder)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m phenaki.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["tokenizer", "transformer"])
+    parser.add_argument("stage", choices=list(STAGES))
     parser.add_argument("--preset", default="shapes", help="model size (phenaki/presets.py)")
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--tokenizer", help="transformer stage: the tokenizer run's final/ folder")
     parser.add_argument("--videos", help="a folder with captions.jsonl instead of the shapes world")
-    parser.add_argument("--num-frames", type=int, default=17, help="tokenizer stage: frames per clip")
+    parser.add_argument("--model", help="decoder stage: a finished model folder (a transformer run's final/)")
+    parser.add_argument("--num-frames", type=int, default=17, help="tokenizer and decoder stages: frames per clip")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
@@ -310,7 +341,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.stage == "transformer" and not args.tokenizer:
         parser.error("the transformer stage needs --tokenizer (a trained tokenizer's final/ folder)")
-    final = (train_tokenizer if args.stage == "tokenizer" else train_transformer)(args)
+    if args.stage == "decoder" and not args.model:
+        parser.error("the decoder stage needs --model (a finished model folder, e.g. runs/phenaki/final)")
+    final = STAGES[args.stage](args)
     if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per process
         print(f"saved {final}")
 

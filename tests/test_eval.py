@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from phenaki import eval as evaluation
 from phenaki import world
@@ -59,9 +60,14 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     tokenizer_record = json.loads((tmp_path / "training.json").read_text())
     write_training_record(tmp_path, args, Accelerator(cpu=True), 600.0, tokenizer=tokenizer_record)
     record = json.loads((tmp_path / "training.json").read_text())
+    decoder_args = build_parser().parse_args(["decoder", "--out", "runs/dec", "--model", "runs/p/final",
+                                              "--steps", "5", "--lr", "0.0001"])
+    write_training_record(tmp_path, decoder_args, Accelerator(cpu=True), 60.0, model=record)
+    decoder_record = json.loads((tmp_path / "training.json").read_text())
 
     # the reproduce commands parse back to the very arguments that were recorded
-    for stage_args, stage_record in ((tokenizer_args, tokenizer_record), (args, record)):
+    for stage_args, stage_record in ((tokenizer_args, tokenizer_record), (args, record),
+                                     (decoder_args, decoder_record)):
         command = train_command(stage_record)
         assert command.startswith(f"python -m phenaki.train {stage_args.stage} ")
         assert build_parser().parse_args(command.split()[3:]) == stage_args
@@ -74,6 +80,19 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     assert evaluation.report(results) in body
     assert "| 9 | 16 | 0.0003, cosine | 10 min |" in body  # steps, batch 8 x accumulation 2, lr, time
     assert "| 7 | 8 | 0.002, cosine | 2 min |" in body
+    assert "python -m phenaki.train tokenizer" not in body.split("python -m phenaki.train transformer")[1]
+    assert "cp runs/p/final/* weights/" in body and "runs/dec" not in body
+
+    # a decoder fine-tune adds a third row and command, after the stages it started from
+    body = card_body(tiny_model, results, decoder_record)
+    rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| tokenizer (C-ViViT)", "| MaskGit + critic + text encoder (tokenizer frozen)",
+        "| tokenizer decoder fine-tuned (codes frozen)"]
+    assert "| 5 | 8 | 0.0001, cosine | 1 min |" in rows[2]
+    commands = [line for line in body.splitlines() if line.startswith("python -m phenaki.train")]
+    assert [c.split()[3] for c in commands] == ["tokenizer", "transformer", "decoder"]
+    assert "cp runs/dec/final/* weights/" in body
 
     model = random_shapes_model()
     model.save_pretrained(tmp_path)

@@ -58,6 +58,36 @@ def test_both_stages_resume_and_load(tmp_path):
                                                  model.cvivit.state_dict().values()))
 
 
+def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path):
+    """Stage 3 trains only the decoder: the same video encodes to the same ids, MaskGit, the critic and the
+    text encoder are saved bit for bit, and the decoder has moved."""
+    from conftest import tiny_phenaki
+
+    start = tiny_phenaki(seed=3)
+    start.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={})))
+    train("decoder", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "dec"), "--steps", "3",
+          "--batch-size", "2", "--lr", "0.01", "--ema-decay", "0.5", "--sample-every", "0")
+    tuned = Phenaki.from_pretrained(tmp_path / "dec" / "final")
+
+    video = torch.rand(2, 3, 9, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(start.cvivit.encode(video), tuned.cvivit.encode(video))
+    before, after = start.state_dict(), tuned.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("cvivit.") for k in moved)
+    assert any(k.startswith("cvivit.dec_") for k in moved) and any(k.startswith("cvivit.to_pixels") for k in moved)
+    assert not any(k.startswith(("cvivit.enc_", "cvivit.to_tokens", "cvivit.quantizer")) for k in moved)
+    record = json.loads((tmp_path / "dec" / "final" / "training.json").read_text())
+    assert record["stage"] == "decoder" and record["model"]["stage"] == "transformer"
+
+
+def test_a_stage_without_its_input_is_refused():
+    for stage, flag in (("transformer", "--tokenizer"), ("decoder", "--model")):
+        result = subprocess.run([sys.executable, "-m", "phenaki.train", stage, "--out", "x"], capture_output=True,
+                                text=True, timeout=120, env=ENV)
+        assert result.returncode == 2 and flag in result.stderr
+
+
 def test_two_processes_on_the_cpu(tmp_path):
     out = train("tokenizer", "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--save-every", "2",
                 "--sample-every", "0", "--cpu", "--out", str(tmp_path / "run"),

@@ -5,7 +5,7 @@ Run it with `bash bench/run.sh` (it makes bench/.venv with both packages); `--qu
 What it does, in one process:
 - builds this project's Phenaki and the reference's with the same hyperparameters (frame size, patch sizes, depths,
   widths, heads, LFQ codebook, text width, 18 sampling steps, guidance 3) and gives both the same random text
-  embeddings, with no download (see `build_reference`);
+  embeddings, with no download (see `Reference` in bench/systems.py);
 - times, interleaved A B A B after a warm-up, medians of several rounds: `sample` of a 17-frame clip, C-ViViT
   encode + decode of a 17-frame clip, one MaskGit training step and one C-ViViT training step of each;
 - counts the matrix-multiply FLOPs each system actually performs (FlopCounterMode, with the CPU SDPA kernel added),

@@ -1,4 +1,4 @@
-"""The trainers: both stages end to end, resuming, EMA, two processes on the CPU, and a folder of videos."""
+"""The trainers: every stage end to end, resuming, EMA, two processes on the CPU, and a folder of videos."""
 
 import json
 import os

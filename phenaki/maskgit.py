@@ -19,7 +19,9 @@ class LearnedPositions(nn.Embedding):
     """One learned vector per position of the flattened window (the reference implementation's choice)."""
 
     def forward(self, n: int) -> Tensor:
-        return self.weight[:n]
+        # a lookup, not `weight[:n]`: under no_grad a slice of a parameter still says it requires grad (with no
+        # grad function), which breaks tools that hook module outputs (FlopCounterMode)
+        return super().forward(torch.arange(n, device=self.weight.device))
 
 
 class GridPositions(nn.Module):

@@ -41,6 +41,18 @@ def test_the_issue_example_builds_offline_and_samples(monkeypatch):
     assert video.shape == (1, 3, 17, 256, 256)
 
 
+@pytest.mark.parametrize("grid", [False, True])
+def test_sampling_can_be_traced_by_module_hooks(grid):
+    """FlopCounterMode (the benchmark's FLOP count) hooks every module's output; a module that returned a slice
+    of its weight under no_grad (requires grad, no grad function) broke it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = tiny_phenaki(**(dict(maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]}) if grid else {}))
+    with FlopCounterMode(display=False) as counter:
+        model.sample(texts="a red circle moves left", num_frames=5, steps=2, seed=0)
+    assert counter.get_total_flops() > 0
+
+
 def test_longer_than_a_window_and_odd_frame_counts(tiny_model):
     assert tiny_model.window_frames == 17
     video = tiny_model.sample(texts=PROMPT, num_frames=30, steps=2, seed=0)

@@ -1,7 +1,8 @@
 """Phenaki text-to-video: the browser demo, locally (`python app.py`) or as a Hugging Face Space.
 
 A thin view: the layout and its wiring. What it does lives in `phenaki/demo.py` (checked inputs, the streaming
-story generator, MP4/GIF files) and `phenaki/startup.py` (which model, on which device). Configuration, all optional, from the environment:
+story generator, MP4/GIF files) and `phenaki/startup.py` (which model, on which device). Configuration, all
+optional, from the environment:
 
   PHENAKI_MODEL        model folder or Hub repo id (default: weights/ next to this file)
   PHENAKI_REVISION     Hub revision (branch, tag or commit) to load
@@ -13,10 +14,11 @@ API (for gradio_client): `/generate` (timeline, steps, temperature, critic_stren
 an update per window; its outputs are (live preview, frames of the latest window, status, video, MP4 file,
 GIF file, seed used). `/stop` stops the caller's running (or queued) story after the current window.
 The Inspect tab (`app_inspect.py`, over `phenaki/inspect.py`): `/inspect_steps` (prompt, frames, steps,
-temperature, critic_strength, guidance_scale, seed) -> (step images, per-step table, MP4 of the window, summary); `/inspect_tokenizer` (video
-file or None, shapes-world clip seed) -> (original | reconstruction MP4, PSNR per frame, token grid image,
-summary); `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength, guidance_scale, baseline_guidance)
--> (MP4 of the seeds, MP4 of the two guidance scales, frames sheet, read-back table, summary).
+temperature, critic_strength, guidance_scale, seed) -> (step images, per-step table, MP4 of the window, summary);
+`/inspect_tokenizer` (video file or None, shapes-world clip seed) -> (original | reconstruction MP4, PSNR per
+frame, token grid image, summary); `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength,
+guidance_scale, baseline_guidance) -> (MP4 of the seeds, MP4 of the two guidance scales, frames sheet, read-back
+table, summary).
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def fast_paths_enabled() -> bool:
 @contextmanager
 def reference_paths() -> Iterator[None]:
     """Within this block the library takes its plain reference paths instead of the fast ones (math attention,
-    the unconditioned pass batched with a masked-out text, fp32 sampling): for tests and for debugging."""
+    the unconditioned pass batched with a masked-out text, `torch.multinomial`, fp32 sampling): for tests and for
+    debugging."""
     global _fast_paths
     previous, _fast_paths = _fast_paths, False
     try:

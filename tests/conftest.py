@@ -1,4 +1,3 @@
-import sys, pathlib; sys.path.insert(0, str(pathlib.Path(__file__).parent))
 """Shared fixtures. Environment first: huggingface_hub and gradio read these at import time."""
 
 import os
@@ -28,6 +27,19 @@ def tiny_phenaki(seed: int = 0, critic: bool = True, **overrides) -> Phenaki:
         config["critic"] = None
     config.update(overrides)
     return Phenaki.from_config(config).eval()
+
+
+def randomised(module: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> torch.nn.Module:
+    """Random weights everywhere (null keys/values and norms too), so that no path agrees by accident."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if parameter.ndim == 1:  # norms around 1, biases around 0
+                parameter.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * noise)
+            else:
+                parameter.copy_(noise * scale / parameter.shape[-1] ** 0.5)
+    return module.eval()
 
 
 @pytest.fixture(scope="session")

@@ -5,26 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_phenaki
+from conftest import randomised, tiny_phenaki
 from phenaki import MaskGit
 from phenaki.attention import Attention, Transformer, attend_reference, fast_paths_enabled, reference_paths
 from phenaki import sampling
 from phenaki.sampling import SamplingSettings, sample_tokens
 
 PROMPT = "a red circle moves left"
-
-
-def randomised(module: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> torch.nn.Module:
-    """Random weights everywhere (null keys/values and norms too), so that no path agrees by accident."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in module.named_parameters():
-            noise = torch.randn(parameter.shape, generator=generator)
-            if parameter.ndim == 1:  # norms around 1, biases around 0
-                parameter.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * noise)
-            else:
-                parameter.copy_(noise * scale / parameter.shape[-1] ** 0.5)
-    return module.eval()
 
 
 def make_maskgit(**overrides) -> MaskGit:
@@ -181,8 +168,41 @@ class LogitsRecorder:
         monkeypatch.setattr(sampling, "step_logits", recording)
 
 
+@pytest.fixture
+def same_draws(monkeypatch):
+    """Both paths draw tokens the same way, so that ids can be compared one for one: the two ways of drawing agree
+    in distribution only (tested on their own below)."""
+    monkeypatch.setattr(sampling, "draw_categorical", sampling.draw_by_inverse_cdf)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_categorical_draws_follow_the_probabilities(fast):
+    probs = torch.tensor([0.0, 0.1, 0.0, 0.25, 0.05, 0.6, 0.0])  # zeros at the start, the middle and the end
+    rows = 40_000
+    if fast:
+        drawn = sampling.draw_categorical(probs.expand(rows, -1), torch.Generator().manual_seed(0))
+    else:
+        with reference_paths():
+            drawn = sampling.draw_categorical(probs.expand(rows, -1), torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=len(probs)).double()
+    assert drawn.shape == (rows,) and counts.sum() == rows
+    assert torch.all(counts[probs == 0] == 0)
+    expected = probs.double() * rows
+    spread = (expected * (1 - probs.double())).sqrt()  # binomial standard deviation
+    assert torch.all((counts - expected).abs() <= 5 * spread), (counts, expected)
+
+
+def test_inverse_cdf_draw_keeps_the_batch_shape_and_takes_unnormalised_rows():
+    probs = torch.tensor([[3.0, 0.0, 1.0], [0.0, 0.0, 2.0]]).expand(4, 2, 3)  # sums 4 and 2, not 1
+    drawn = sampling.draw_by_inverse_cdf(probs, torch.Generator().manual_seed(1))
+    assert drawn.shape == (4, 2)
+    assert torch.all(drawn[:, 1] == 2) and torch.all(drawn[:, 0] != 1)
+    # seeded: the same generator state gives the same draws
+    assert torch.equal(drawn, sampling.draw_by_inverse_cdf(probs, torch.Generator().manual_seed(1)))
+
+
 @pytest.mark.parametrize("prefix", [False, True])
-def test_sampler_fast_path_matches_reference_logits_ids_and_frames(prefix, monkeypatch):
+def test_sampler_fast_path_matches_reference_logits_ids_and_frames(prefix, monkeypatch, same_draws):
     model = tiny_phenaki(seed=5, critic=False)
     randomised(model.maskgit, seed=6)
     context, context_mask = model.encode_text([PROMPT, "the blue square moves up"])
@@ -210,7 +230,7 @@ def test_sampler_fast_path_matches_reference_logits_ids_and_frames(prefix, monke
     torch.testing.assert_close(fast_frames, reference_frames, rtol=1e-4, atol=1e-5)
 
 
-def test_pipeline_video_is_the_same_on_both_paths():
+def test_pipeline_video_is_the_same_on_both_paths(same_draws):
     model = tiny_phenaki(seed=8)
     kwargs = dict(texts=PROMPT, num_frames=9, steps=4, guidance_scale=3.0, critic_strength=0.5, seed=0)
     fast = model.sample(**kwargs)

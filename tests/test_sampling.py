@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import tiny_phenaki
+from conftest import randomised, tiny_phenaki
 from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
 
 PROMPT = "a red circle moves left"
@@ -102,9 +102,13 @@ def test_critic_strength_decides_what_is_masked_again(tiny_model):
     assert not torch.equal(plain, critiqued)
 
 
-def test_critic_may_redo_tokens_fixed_at_earlier_steps(tiny_model):
-    states = states_of(tiny_model, steps=8, critic_strength=1.0, temperature=0.0, seed=0)
-    mask_id = tiny_model.maskgit.mask_id
+def test_critic_may_redo_tokens_fixed_at_earlier_steps():
+    # a freshly initialised critic scores mostly by token id, so it keeps what it kept; with larger random weights
+    # its scores depend on the neighbours too, which change as the window fills in
+    model = tiny_phenaki()
+    randomised(model.critic, seed=3, scale=1.0)
+    states = states_of(model, steps=8, critic_strength=1.0, temperature=0.0, seed=0)
+    mask_id = model.maskgit.mask_id
     redone = sum(((a.ids != mask_id) & (b.ids == mask_id)).sum().item() for a, b in zip(states, states[1:]))
     assert redone > 0
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .maskgit import MaskGit
+from .sampling import draw_categorical
 
 
 def random_mask(ids: Tensor, *, frame_tokens: int, continuation_prob: float, valid: Tensor | None = None,
@@ -66,7 +67,7 @@ def critic_loss(critic, ids: Tensor, masked: Tensor, logits: Tensor, context: Te
                 context_mask: Tensor | None, valid: Tensor | None = None, generator=None) -> Tensor:
     """`logits` (n_masked, num_tokens): MaskGit's predictions at the masked positions, sampled to fill them."""
     with torch.no_grad():
-        sampled = torch.multinomial(logits.detach().softmax(-1), 1, generator=generator).squeeze(-1)
+        sampled = draw_categorical(logits.detach().softmax(-1), generator)
         filled = ids.clone()
         filled[masked] = sampled
         replaced = (filled != ids).float()

@@ -55,12 +55,19 @@ def training_stages(record: dict) -> list[dict]:
     return [*(training_stages(earlier) if earlier else []), record]
 
 
+def _stage_label(record: dict) -> str:
+    refiner = record["args"].get("pixel_refiner_dim")
+    if record["stage"] == "decoder" and refiner:
+        return f"tokenizer decoder fine-tuned with a new pixel refiner of width {refiner} (codes frozen)"
+    return STAGE_LABELS[record["stage"]]
+
+
 def _stage_row(record: dict) -> str:
     args = record["args"]
     batch = args["batch_size"] * args["grad_accum"] * record["processes"]
     hardware = (f"{record['device']}; {record['processes']} process(es) x {record['torch_threads']} torch "
                 f"thread(s); {record['mixed_precision']} mixed precision; torch {record['torch']}")
-    return (f"| {STAGE_LABELS[record['stage']]} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
+    return (f"| {_stage_label(record)} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
             f"{record['wall_time_s'] / 60:.0f} min | {hardware} |")
 
 
@@ -92,7 +99,9 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         "",
         f"Tokenizer: patches {cv['patch_size']}x{cv['patch_size']}, {cv['temporal_patch_size']} frames per "
         f"tubelet after the first frame, quantizer {cv['quantizer']} with {cv['codebook_size']} codes"
-        + (f", a per-pixel MLP head of width {cv['pixel_mlp_dim']}" if cv.get("pixel_mlp_dim") else "") + ".",
+        + (f", a per-pixel MLP head of width {cv['pixel_mlp_dim']}" if cv.get("pixel_mlp_dim") else "")
+        + (f" and a pixel refiner of width {cv['pixel_refiner_dim']} (3x3 convolutions over each frame)"
+           if cv.get("pixel_refiner_dim") else "") + ".",
         "",
         status,
         *(["", "## What to expect", "", notes.strip()] if notes else []),

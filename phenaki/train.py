@@ -289,6 +289,8 @@ def train_decoder(args) -> Path:
     accelerator = _accelerator(args)
     set_seed(args.seed)
     model = Phenaki.from_pretrained(args.model)
+    if args.pixel_refiner_dim:
+        model.cvivit.add_pixel_refiner(args.pixel_refiner_dim)
     ema, elapsed = _train_cvivit(args, accelerator, model.cvivit.freeze_codes(), model.frame_size, model.fps)
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
@@ -320,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", help="transformer stage: the tokenizer run's final/ folder")
     parser.add_argument("--videos", help="a folder with captions.jsonl instead of the shapes world")
     parser.add_argument("--model", help="decoder stage: a finished model folder (a transformer run's final/)")
+    parser.add_argument("--pixel-refiner-dim", type=int,
+                        help="decoder stage: first add a pixel refiner of this width (CViViT.add_pixel_refiner)")
     parser.add_argument("--num-frames", type=int, default=17, help="tokenizer and decoder stages: frames per clip")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -43,9 +43,18 @@ def test_a_change_to_the_last_frame_changes_no_earlier_token():
     assert torch.equal(cvivit.encode(video)[:, :-1], cvivit.encode(changed)[:, :-1])
 
 
-@pytest.mark.parametrize("pixel_mlp_dim", [None, 8])
-def test_decoder_is_causal_too(pixel_mlp_dim):
-    cvivit = small_cvivit(pixel_mlp_dim=pixel_mlp_dim).eval()
+def with_trained_refiner(cvivit: CViViT, dim: int = 6) -> CViViT:
+    """`cvivit` with a pixel refiner whose last layer is not zero, as after training."""
+    cvivit.add_pixel_refiner(dim)
+    nn.init.normal_(cvivit.pixel_refiner[-1].weight, std=0.3)
+    return cvivit
+
+
+@pytest.mark.parametrize("head", ["linear", "pixel mlp", "pixel mlp + refiner"])
+def test_decoder_is_causal_too(head):
+    cvivit = small_cvivit(pixel_mlp_dim=None if head == "linear" else 8).eval()
+    if head.endswith("refiner"):
+        with_trained_refiner(cvivit)
     ids = torch.randint(0, 64, (1, 5, 4, 4))
     whole = cvivit.decode(ids)
     assert whole.shape == (1, 3, 9, 32, 32)
@@ -53,6 +62,33 @@ def test_decoder_is_causal_too(pixel_mlp_dim):
     changed = ids.clone()
     changed[:, -1] = (changed[:, -1] + 1) % 64
     assert torch.allclose(cvivit.decode(changed)[:, :, :7], whole[:, :, :7], atol=1e-5)
+
+
+def test_a_new_pixel_refiner_leaves_the_decoded_frames_as_they_were():
+    cvivit = small_cvivit(pixel_mlp_dim=8).eval()
+    ids = torch.randint(0, 64, (2, 3, 4, 4))
+    before = cvivit.decode(ids)
+    cvivit.add_pixel_refiner(6)
+    assert cvivit.config["pixel_refiner_dim"] == 6
+    assert torch.equal(cvivit.decode(ids), before)
+    nn.init.normal_(cvivit.pixel_refiner[-1].weight, std=0.3)
+    assert not torch.allclose(cvivit.decode(ids), before, atol=1e-3)  # once trained, it does change them
+    rebuilt = CViViT(**cvivit.config)
+    rebuilt.load_state_dict(cvivit.state_dict())  # the config says how to rebuild it, refiner included
+    assert torch.equal(rebuilt.eval().decode(ids), cvivit.decode(ids))
+
+
+def test_the_pixel_refiner_sees_across_patch_borders():
+    """The per-pixel head draws each pixel from its own features; the refiner's 3x3 convolutions mix neighbours,
+    so a change to one patch's features reaches the pixels just outside it."""
+    cvivit = small_cvivit(pixel_mlp_dim=8)
+    features = torch.randn(1, 8, 1, 32, 32)  # what the decoder hands the head: (b, features, frames, H, W)
+    changed = features.clone()
+    changed[..., 8:16, 8:16] += 1.0  # one patch
+    outside = (..., slice(16, 18), slice(8, 16))  # the two rows below it
+    assert torch.equal(cvivit._pixel_head(features)[outside], cvivit._pixel_head(changed)[outside])
+    with_trained_refiner(cvivit)
+    assert not torch.allclose(cvivit._pixel_head(features)[outside], cvivit._pixel_head(changed)[outside])
 
 
 def test_an_image_is_a_one_frame_video_and_frames_may_be_rectangular():
@@ -137,3 +173,9 @@ def test_bad_inputs_get_clear_errors():
         small_cvivit(quantizer="kmeans")
     with pytest.raises(ValueError, match="pixel_mlp_dim must be a positive int"):
         small_cvivit(pixel_mlp_dim=0)
+    with pytest.raises(ValueError, match="pixel_refiner_dim must be a positive int"):
+        small_cvivit(pixel_mlp_dim=8, pixel_refiner_dim=0)
+    with pytest.raises(ValueError, match="needs the per-pixel head"):
+        small_cvivit(pixel_refiner_dim=8)
+    with pytest.raises(ValueError, match="already has a pixel refiner \\(width 8\\)"):
+        small_cvivit(pixel_mlp_dim=8, pixel_refiner_dim=8).add_pixel_refiner(4)

@@ -64,10 +64,14 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
                                               "--steps", "5", "--lr", "0.0001"])
     write_training_record(tmp_path, decoder_args, Accelerator(cpu=True), 60.0, model=record)
     decoder_record = json.loads((tmp_path / "training.json").read_text())
+    refiner_args = build_parser().parse_args(["decoder", "--out", "runs/ref", "--model", "runs/dec/final",
+                                              "--pixel-refiner-dim", "32", "--steps", "4"])
+    write_training_record(tmp_path, refiner_args, Accelerator(cpu=True), 60.0, model=decoder_record)
+    refiner_record = json.loads((tmp_path / "training.json").read_text())
 
     # the reproduce commands parse back to the very arguments that were recorded
     for stage_args, stage_record in ((tokenizer_args, tokenizer_record), (args, record),
-                                     (decoder_args, decoder_record)):
+                                     (decoder_args, decoder_record), (refiner_args, refiner_record)):
         command = train_command(stage_record)
         assert command.startswith(f"python -m phenaki.train {stage_args.stage} ")
         assert build_parser().parse_args(command.split()[3:]) == stage_args
@@ -93,6 +97,14 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     commands = [line for line in body.splitlines() if line.startswith("python -m phenaki.train")]
     assert [c.split()[3] for c in commands] == ["tokenizer", "transformer", "decoder"]
     assert "cp runs/dec/final/* weights/" in body
+
+    # and a second decoder stage that adds a pixel refiner, a fourth, named for what it added
+    body = card_body(tiny_model, results, refiner_record)
+    rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
+    assert len(rows) == 4 and rows[2].startswith("| tokenizer decoder fine-tuned (codes frozen) |")
+    assert rows[3].startswith("| tokenizer decoder fine-tuned with a new pixel refiner of width 32 (codes frozen) |")
+    assert "python -m phenaki.train decoder --out runs/ref --model runs/dec/final --pixel-refiner-dim 32" in body
+    assert "cp runs/ref/final/* weights/" in body
 
     model = random_shapes_model()
     model.save_pretrained(tmp_path)

@@ -58,16 +58,20 @@ def test_both_stages_resume_and_load(tmp_path):
                                                  model.cvivit.state_dict().values()))
 
 
-def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path):
+@pytest.mark.parametrize("refiner", [False, True], ids=["decoder", "decoder + new pixel refiner"])
+def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path, refiner):
     """Stage 3 trains only the decoder: the same video encodes to the same ids, MaskGit, the critic and the
-    text encoder are saved bit for bit, and the decoder has moved."""
+    text encoder are saved bit for bit, and the decoder has moved. With --pixel-refiner-dim it first adds a
+    refiner, which is trained, saved and named in the config."""
     from conftest import tiny_phenaki
+    from phenaki.presets import preset
 
-    start = tiny_phenaki(seed=3)
+    start = tiny_phenaki(seed=3, cvivit={**preset("tiny")["cvivit"], "pixel_mlp_dim": 4})
     start.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={})))
     train("decoder", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "dec"), "--steps", "3",
-          "--batch-size", "2", "--lr", "0.01", "--ema-decay", "0.5", "--sample-every", "0")
+          "--batch-size", "2", "--lr", "0.01", "--ema-decay", "0.5", "--sample-every", "0",
+          *(["--pixel-refiner-dim", "5"] if refiner else []))
     tuned = Phenaki.from_pretrained(tmp_path / "dec" / "final")
 
     video = torch.rand(2, 3, 9, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -77,8 +81,14 @@ def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path):
     assert moved and all(k.startswith("cvivit.") for k in moved)
     assert any(k.startswith("cvivit.dec_") for k in moved) and any(k.startswith("cvivit.to_pixels") for k in moved)
     assert not any(k.startswith(("cvivit.enc_", "cvivit.to_tokens", "cvivit.quantizer")) for k in moved)
+    added = set(after) - set(before)
+    assert tuned.cvivit.config["pixel_refiner_dim"] == (5 if refiner else None)
+    assert added == ({k for k in after if k.startswith("cvivit.pixel_refiner.")} if refiner else set())
+    if refiner:
+        assert tuned.cvivit.pixel_refiner[-1].weight.abs().sum() > 0  # trained away from its zero start
     record = json.loads((tmp_path / "dec" / "final" / "training.json").read_text())
     assert record["stage"] == "decoder" and record["model"]["stage"] == "transformer"
+    assert record["args"]["pixel_refiner_dim"] == (5 if refiner else None)
 
 
 def test_a_stage_without_its_input_is_refused():

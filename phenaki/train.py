@@ -289,7 +289,7 @@ def train_decoder(args) -> Path:
     accelerator = _accelerator(args)
     set_seed(args.seed)
     model = Phenaki.from_pretrained(args.model)
-    if args.pixel_refiner_dim:
+    if args.pixel_refiner_dim is not None:  # 0 or less: add_pixel_refiner says what is wrong
         model.cvivit.add_pixel_refiner(args.pixel_refiner_dim)
     ema, elapsed = _train_cvivit(args, accelerator, model.cvivit.freeze_codes(), model.frame_size, model.fps)
     final = Path(args.out) / "final"

@@ -126,17 +126,54 @@ class FeedForward(nn.Sequential):
         return outer(act(hidden))  # reference (and training): nn.Sequential's forward
 
 
+class LocalMixer(nn.Module):
+    """Each token takes in its 3x3x3 neighbours on the (frames, rows, columns) token grid: a depthwise
+    convolution, GELU, then a linear layer that starts at zero, so that mixers added to a trained transformer leave
+    its outputs unchanged. Attention can reach neighbours too, but only by learning which positions they are."""
+
+    def __init__(self, dim: int, grid: tuple[int, int, int]):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.norm = nn.LayerNorm(dim)
+        self.conv = nn.Conv3d(dim, dim, 3, padding=1, groups=dim)
+        self.to_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x (b, n, dim), the first n tokens of the grid (a shorter window is padded with zeros, as is every
+        position where `mask` (b, n) is False, so padding never leaks into its neighbours) -> (b, n, dim)."""
+        t, h, w = self.grid
+        n = x.shape[1]
+        y = self.norm(x)
+        if mask is not None:
+            y = y * mask[..., None].to(y.dtype)
+        y = F.pad(y, (0, 0, 0, t * h * w - n))
+        # (b, d, t, h, w) as a view of channels-last memory: the layout the CPU's depthwise kernel is fast on
+        y = self.conv(rearrange(y, "b (t h w) d -> b d t h w", t=t, h=h, w=w))
+        return self.to_out(F.gelu(rearrange(y, "b d t h w -> b (t h w) d")[:, :n]))
+
+
 class Transformer(nn.Module):
-    """Pre-norm transformer: self-attention, optional cross-attention on a text context, feed-forward."""
+    """Pre-norm transformer: self-attention, optional cross-attention on a text context, feed-forward; with
+    `local_grid` (frames, rows, columns), each layer starts with a `LocalMixer` over that token grid."""
 
     def __init__(self, dim: int, depth: int, heads: int = 8, dim_head: int = 64, dim_context: int | None = None,
-                 ff_mult: int = 4):
+                 ff_mult: int = 4, local_grid: tuple[int, int, int] | None = None):
         super().__init__()
         self.layers = nn.ModuleList()
         for _ in range(depth):
             cross = Attention(dim, heads, dim_head, dim_context) if dim_context is not None else None
             self.layers.append(nn.ModuleList([Attention(dim, heads, dim_head), cross, FeedForward(dim, ff_mult)]))
         self.norm_out = nn.LayerNorm(dim)
+        self.local_mixers = None
+        if local_grid is not None:
+            self.add_local_mixers(local_grid)
+
+    def add_local_mixers(self, grid: tuple[int, int, int]) -> None:
+        dim = self.norm_out.normalized_shape[0]
+        device = self.norm_out.weight.device
+        self.local_mixers = nn.ModuleList(LocalMixer(dim, grid) for _ in self.layers).to(device)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, context: Tensor | None = None,
                 context_mask: Tensor | None = None, causal: bool = False, null_context_rows: int = 0,
@@ -174,6 +211,8 @@ class Transformer(nn.Module):
             x, mask = x[:conditioned], None if mask is None else mask[:conditioned]
         picked = positions is not None and _fast_paths and not causal
         for i, (self_attn, cross_attn, ff) in enumerate(self.layers):
+            if self.local_mixers is not None:  # before any position is dropped: every token's neighbours are here
+                x = x + self.local_mixers[i](x, mask)
             if picked and i == len(self.layers) - 1:  # the last layer: only the wanted positions go on
                 index = positions[..., None].expand(-1, -1, x.shape[-1])
                 x = x.gather(1, index) + self_attn(x, mask=mask, queries=positions)

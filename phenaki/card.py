@@ -50,15 +50,19 @@ STAGE_LABELS = dict(tokenizer="tokenizer (C-ViViT)", transformer="MaskGit + crit
 
 def training_stages(record: dict) -> list[dict]:
     """The records of every stage that made a model, first to last: each holds the record of what it started
-    from (a transformer run its tokenizer's, a decoder run its model's)."""
+    from (a transformer run its tokenizer's or model's, a decoder run its model's)."""
     earlier = record.get("model") or record.get("tokenizer")
     return [*(training_stages(earlier) if earlier else []), record]
 
 
 def _stage_label(record: dict) -> str:
-    refiner = record["args"].get("pixel_refiner_dim")
+    args = record["args"]
+    refiner = args.get("pixel_refiner_dim")
     if record["stage"] == "decoder" and refiner:
         return f"tokenizer decoder fine-tuned with a new pixel refiner of width {refiner} (codes frozen)"
+    if record["stage"] == "transformer" and args.get("model"):
+        mixers = ", with new local mixers" if args.get("local_mixers") else ""
+        return f"MaskGit + critic + text encoder trained further{mixers} (tokenizer frozen)"
     return STAGE_LABELS[record["stage"]]
 
 

@@ -40,28 +40,44 @@ class GridPositions(nn.Module):
 
 class TokenTransformer(nn.Module):
     """Token + position embeddings -> transformer (self-attention, cross-attention on text). `position_grid`
-    (latent frames, rows, columns) of the window: positions as `GridPositions`; None: `LearnedPositions`."""
+    (latent frames, rows, columns) of the window: positions as `GridPositions`; None: `LearnedPositions`.
+    `local_mixer` (needs the grid): each layer starts with a `LocalMixer` over the grid's 3x3x3 neighbourhoods."""
 
     def __init__(self, *, num_tokens: int, max_seq_len: int, dim: int, depth: int, heads: int = 8,
                  dim_head: int = 64, dim_context: int | None = None, unconditional: bool = False, ff_mult: int = 4,
-                 position_grid: Sequence[int] | None = None):
+                 position_grid: Sequence[int] | None = None, local_mixer: bool = False):
         super().__init__()
         if position_grid is not None:
             position_grid = [int(n) for n in position_grid]
             if len(position_grid) != 3 or math.prod(position_grid) != max_seq_len:
                 raise ValueError(f"position_grid must be (frames, rows, columns) of max_seq_len={max_seq_len} "
                                  f"tokens, got {position_grid}")
+        if local_mixer and position_grid is None:
+            raise ValueError("local_mixer needs position_grid: the mixers work on the (frames, rows, columns) grid")
         self.config = dict(num_tokens=num_tokens, max_seq_len=max_seq_len, dim=dim, depth=depth, heads=heads,
                            dim_head=dim_head, dim_context=None if unconditional else (dim_context or dim),
-                           unconditional=unconditional, ff_mult=ff_mult, position_grid=position_grid)
+                           unconditional=unconditional, ff_mult=ff_mult, position_grid=position_grid,
+                           local_mixer=bool(local_mixer))
         self.num_tokens, self.max_seq_len, self.mask_id = num_tokens, max_seq_len, num_tokens
         self.dim_context = self.config["dim_context"]
         self.token_emb = nn.Embedding(num_tokens + 1, dim)
         self.pos_emb = GridPositions(position_grid, dim) if position_grid else LearnedPositions(max_seq_len, dim)
-        self.transformer = Transformer(dim, depth, heads, dim_head, self.dim_context, ff_mult)
+        self.transformer = Transformer(dim, depth, heads, dim_head, self.dim_context, ff_mult,
+                                       local_grid=position_grid if local_mixer else None)
         self.to_out = nn.Linear(dim, num_tokens if self.predicts_tokens else 1)
 
     predicts_tokens = True  # MaskGit: logits over the codebook; a critic: one score per token
+
+    def add_local_mixers(self) -> "TokenTransformer":
+        """Gives a trained transformer `LocalMixer`s, started at zero (same outputs until they are trained): for
+        fine-tuning, `python -m phenaki.train transformer --model ... --local-mixers`."""
+        if self.config["local_mixer"]:
+            raise ValueError("this transformer already has local mixers")
+        if self.config["position_grid"] is None:
+            raise ValueError("local mixers need a transformer with position_grid (frames, rows, columns)")
+        self.transformer.add_local_mixers(self.config["position_grid"])
+        self.config["local_mixer"] = True
+        return self
 
     def check_inputs(self, x: Tensor, context: Tensor | None, context_mask: Tensor | None) -> None:
         """Clear errors instead of index or shape errors deep inside."""

@@ -247,15 +247,20 @@ def load_tokenizer(folder: str | Path) -> CViViT:
 # ---- stage 2: MaskGit, the critic and the text encoder --------------------------------------------------------
 
 def train_transformer(args) -> Path:
+    """A fresh MaskGit (+ critic, + text encoder) on the tokenizer of `--tokenizer`, or, with `--model`, a finished
+    model's transformers trained further (its tokenizer unchanged); `--local-mixers` first gives MaskGit
+    `LocalMixer`s (started at zero, so a fine-tune starts from the model's own outputs)."""
     accelerator = _accelerator(args)
     set_seed(args.seed)
-    config = preset(args.preset)
-    if args.tokenizer:
-        tokenizer_config = read_config_tokenizer(args.tokenizer)
-        config.update(cvivit=tokenizer_config["cvivit"])
-    model = Phenaki.from_config(config)
-    if args.tokenizer:
+    if args.model:
+        model = Phenaki.from_pretrained(args.model).train()
+    else:
+        config = preset(args.preset)
+        config.update(cvivit=read_config_tokenizer(args.tokenizer)["cvivit"])
+        model = Phenaki.from_config(config)
         model.cvivit.load_state_dict(load_tokenizer(args.tokenizer).state_dict())
+    if args.local_mixers:
+        model.maskgit.add_local_mixers()
     model.cvivit.eval().requires_grad_(False)
     dataset = _dataset(args, model.window_frames, model.frame_size)
     prompts = [dataset[i]["caption"] for i in range(2)]
@@ -274,9 +279,10 @@ def train_transformer(args) -> Path:
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         ema.model.save_pretrained(final)
-        tokenizer_record = Path(args.tokenizer) / "training.json" if args.tokenizer else None
-        write_training_record(final, args, accelerator, elapsed, tokenizer=json.loads(tokenizer_record.read_text())
-                              if tokenizer_record and tokenizer_record.exists() else None)
+        source = "model" if args.model else "tokenizer"  # the record of what this run started from
+        record = Path(getattr(args, source)) / "training.json"
+        write_training_record(final, args, accelerator, elapsed,
+                              **{source: json.loads(record.read_text()) if record.exists() else None})
     accelerator.wait_for_everyone()
     return final
 
@@ -321,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--tokenizer", help="transformer stage: the tokenizer run's final/ folder")
     parser.add_argument("--videos", help="a folder with captions.jsonl instead of the shapes world")
-    parser.add_argument("--model", help="decoder stage: a finished model folder (a transformer run's final/)")
+    parser.add_argument("--model", help="decoder stage, or the transformer stage to train further: a finished "
+                        "model folder (a transformer run's final/)")
+    parser.add_argument("--local-mixers", action="store_true",
+                        help="transformer stage: give MaskGit local mixers first (TokenTransformer.add_local_mixers)")
     parser.add_argument("--pixel-refiner-dim", type=int,
                         help="decoder stage: first add a pixel refiner of this width (CViViT.add_pixel_refiner)")
     parser.add_argument("--num-frames", type=int, default=17, help="tokenizer and decoder stages: frames per clip")
@@ -343,8 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.stage == "transformer" and not args.tokenizer:
-        parser.error("the transformer stage needs --tokenizer (a trained tokenizer's final/ folder)")
+    if args.stage == "transformer" and bool(args.tokenizer) == bool(args.model):
+        parser.error("the transformer stage needs --tokenizer (a trained tokenizer's final/ folder) or --model (a "
+                     "finished model to train further), not both")
+    if args.local_mixers and args.stage != "transformer":
+        parser.error("--local-mixers is for the transformer stage")
     if args.stage == "decoder" and not args.model:
         parser.error("the decoder stage needs --model (a finished model folder, e.g. runs/phenaki/final)")
     final = STAGES[args.stage](args)

@@ -68,10 +68,15 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
                                               "--pixel-refiner-dim", "32", "--steps", "4"])
     write_training_record(tmp_path, refiner_args, Accelerator(cpu=True), 60.0, model=decoder_record)
     refiner_record = json.loads((tmp_path / "training.json").read_text())
+    further_args = build_parser().parse_args(["transformer", "--out", "runs/mix", "--model", "runs/ref/final",
+                                              "--local-mixers", "--steps", "3"])
+    write_training_record(tmp_path, further_args, Accelerator(cpu=True), 60.0, model=refiner_record)
+    further_record = json.loads((tmp_path / "training.json").read_text())
 
     # the reproduce commands parse back to the very arguments that were recorded
     for stage_args, stage_record in ((tokenizer_args, tokenizer_record), (args, record),
-                                     (decoder_args, decoder_record), (refiner_args, refiner_record)):
+                                     (decoder_args, decoder_record), (refiner_args, refiner_record),
+                                     (further_args, further_record)):
         command = train_command(stage_record)
         assert command.startswith(f"python -m phenaki.train {stage_args.stage} ")
         assert build_parser().parse_args(command.split()[3:]) == stage_args
@@ -105,6 +110,14 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     assert rows[3].startswith("| tokenizer decoder fine-tuned with a new pixel refiner of width 32 (codes frozen) |")
     assert "python -m phenaki.train decoder --out runs/ref --model runs/dec/final --pixel-refiner-dim 32" in body
     assert "cp runs/ref/final/* weights/" in body
+
+    # then the transformer trained further from that model, with new local mixers: a fifth
+    body = card_body(tiny_model, results, further_record)
+    rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
+    assert len(rows) == 5 and rows[4].startswith(
+        "| MaskGit + critic + text encoder trained further, with new local mixers (tokenizer frozen) | 3 |")
+    assert "python -m phenaki.train transformer --out runs/mix --model runs/ref/final --local-mixers" in body
+    assert "cp runs/mix/final/* weights/" in body
 
     model = random_shapes_model()
     model.save_pretrained(tmp_path)

@@ -91,11 +91,39 @@ def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path, refine
     assert record["args"]["pixel_refiner_dim"] == (5 if refiner else None)
 
 
+def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers(tmp_path):
+    """`transformer --model`: starts from a finished model's weights (tokenizer kept bit for bit); with
+    --local-mixers MaskGit first gets mixers, which are trained, saved and named in the config."""
+    from conftest import tiny_phenaki
+    from phenaki.presets import preset
+
+    start = tiny_phenaki(seed=3, maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]})
+    start.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={"steps": 7})))
+    train("transformer", "--model", str(tmp_path / "model"), "--local-mixers", "--out", str(tmp_path / "more"),
+          "--steps", "3", "--batch-size", "2", "--lr", "0.01", "--ema-decay", "0.5", "--sample-every", "0")
+    tuned = Phenaki.from_pretrained(tmp_path / "more" / "final")
+    assert tuned.config["maskgit"]["local_mixer"] is True
+    before, after = start.state_dict(), tuned.state_dict()
+    assert set(after) - set(before) == {k for k in after if k.startswith("maskgit.transformer.local_mixers.")}
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("cvivit."))
+    assert not torch.equal(before["maskgit.to_out.weight"], after["maskgit.to_out.weight"])  # started, not redone
+    assert torch.allclose(before["maskgit.to_out.weight"], after["maskgit.to_out.weight"], atol=0.1)
+    assert tuned.maskgit.transformer.local_mixers[0].to_out.weight.abs().sum() > 0  # trained from zero
+    record = json.loads((tmp_path / "more" / "final" / "training.json").read_text())
+    assert record["model"]["args"]["steps"] == 7 and record["args"]["local_mixers"] is True
+
+
 def test_a_stage_without_its_input_is_refused():
     for stage, flag in (("transformer", "--tokenizer"), ("decoder", "--model")):
         result = subprocess.run([sys.executable, "-m", "phenaki.train", stage, "--out", "x"], capture_output=True,
                                 text=True, timeout=120, env=ENV)
         assert result.returncode == 2 and flag in result.stderr
+    for args, message in ((["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
+                          (["decoder", "--model", "m", "--local-mixers"], "--local-mixers is for the transformer")):
+        result = subprocess.run([sys.executable, "-m", "phenaki.train", *args, "--out", "x"], capture_output=True,
+                                text=True, timeout=120, env=ENV)
+        assert result.returncode == 2 and message in result.stderr
 
 
 def test_two_processes_on_the_cpu(tmp_path):

@@ -23,8 +23,8 @@ from einops import rearrange
 
 from . import world
 from .data import to_video_tensor
+from .machine import device_name
 from .pipeline import Phenaki
-from .train import device_name
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 DEFAULTS = dict(steps=12, temperature=1.0, guidance_scale=3.0, critic_strength=0.0)

@@ -17,7 +17,6 @@ import copy
 import json
 import math
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from itertools import islice
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .cvivit import CViViT
 from .data import VideoFolder, WorldClips, collate
+from .machine import device_name
 from .pipeline import Phenaki
 from .presets import preset
 from .serialization import load_weights, save_tensors, save_weights, write_config
@@ -154,16 +154,6 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
                   torch_threads=torch.get_num_threads(), torch=torch.__version__,
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
     (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's or CPU's model name and the core count: for training records and the eval's speed figure."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.exists() else []
-    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 class ExampleStream(Sampler):

@@ -4,8 +4,10 @@
     python -m phenaki.train transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
     python -m phenaki.train decoder     --model runs/phenaki/final --steps 2000 --out runs/decoder   # optional
 
-Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer;
-stage 3 fine-tunes the finished model's tokenizer decoder with its codes frozen, so that stage 2 stays valid.
+Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer, or,
+with `--model` instead of `--tokenizer`, trains a finished model's transformers further (`--local-mixers`: first
+add MaskGit's local mixers); stage 3 fine-tunes the finished model's tokenizer decoder with its codes frozen, so
+that stage 2 stays valid.
 Each run folder holds `checkpoint/` (weights, EMA, optimiser and step, all safetensors + JSON: resumable by
 running the same command again), `samples/` (periodic GIFs) and `final/` (EMA weights, loadable).
 """

@@ -115,11 +115,8 @@ def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers
 
 
 def test_a_stage_without_its_input_is_refused():
-    for stage, flag in (("transformer", "--tokenizer"), ("decoder", "--model")):
-        result = subprocess.run([sys.executable, "-m", "phenaki.train", stage, "--out", "x"], capture_output=True,
-                                text=True, timeout=120, env=ENV)
-        assert result.returncode == 2 and flag in result.stderr
-    for args, message in ((["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
+    for args, message in ((["transformer"], "--tokenizer"), (["decoder"], "--model"),
+                          (["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
                           (["decoder", "--model", "m", "--local-mixers"], "--local-mixers is for the transformer")):
         result = subprocess.run([sys.executable, "-m", "phenaki.train", *args, "--out", "x"], capture_output=True,
                                 text=True, timeout=120, env=ENV)

@@ -111,8 +111,8 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         *(["", "## What to expect", "", notes.strip()] if notes else []),
         "",
         "## Measured (held-out seeds, default sampling settings: "
-        f"{DEFAULTS['steps']} steps, temperature {DEFAULTS['temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, "
-        "no critic)",
+        f"{DEFAULTS['steps']} steps, temperature {DEFAULTS['temperature']:g}, token temperature "
+        f"{DEFAULTS['token_temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, no critic)",
         "",
         "Command: `python -m phenaki.eval weights --card` (`weights/eval.json` holds the raw figures).",
         "",

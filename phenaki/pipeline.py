@@ -117,9 +117,10 @@ class Phenaki(nn.Module):
 
     # ---- sampling -------------------------------------------------------------------------------------------
 
-    def _settings(self, steps, temperature, guidance_scale, critic_strength, top_k, token_temperature
+    def _settings(self, steps, temperature, guidance_scale, critic_strength, top_k, token_temperature, refine_passes
                   ) -> SamplingSettings:
-        settings = SamplingSettings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature)
+        settings = SamplingSettings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
+                                    refine_passes)
         settings.validate(self.has_critic)
         return settings
 
@@ -148,7 +149,7 @@ class Phenaki(nn.Module):
                              f"{self.window_frames} frames")
         ids = sample_tokens(self.maskgit, length=latent * self.frame_tokens, context=context,
                             context_mask=context_mask, settings=settings, critic=self.critic, prefix=prefix,
-                            generator=generator, batch=batch, on_step=on_step)
+                            generator=generator, batch=batch, frame_tokens=self.frame_tokens, on_step=on_step)
         video = self.decode_ids(ids)
         return video[:, :, num_prime: num_prime + new_frames]
 
@@ -182,10 +183,12 @@ class Phenaki(nn.Module):
     def sample(self, *, texts: str | Sequence[str] | None = None, num_frames: int = 17,
                prime_frames: Tensor | None = None, steps: int = 12, temperature: float = 1.0,
                guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
-               token_temperature: float = 0.25, seed: int | None = None, batch_size: int = 1) -> Tensor:
+               token_temperature: float = 0.25, refine_passes: int = 2, seed: int | None = None,
+               batch_size: int = 1) -> Tensor:
         """Returns (batch, 3, num_frames, H, W) in [0, 1]. With `prime_frames` (b, 3, f, H, W), the video
         continues them and only the new frames are returned."""
-        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature)
+        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
+                                  refine_passes)
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
         if texts is None:
@@ -213,11 +216,12 @@ class Phenaki(nn.Module):
     @torch.no_grad()
     def stream(self, timeline, *, steps: int = 12, temperature: float = 1.0, guidance_scale: float = 3.0,
                critic_strength: float = 0.0, top_k: int | None = None, token_temperature: float = 0.25,
-               seed: int | None = None) -> Iterator[VideoChunk]:
+               refine_passes: int = 2, seed: int | None = None) -> Iterator[VideoChunk]:
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
         they are decoded. Every input is checked before the first window starts."""
         frames = self.timeline_frames(timeline)
-        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature)
+        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
+                                  refine_passes)
         start = 0
         work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
         for segment, video in self._windows(work, settings, self._generator(seed)):
@@ -227,10 +231,12 @@ class Phenaki(nn.Module):
 
     def inspect_window(self, text: str, num_frames: int, *, steps: int = 12, temperature: float = 1.0,
                        guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
-                       token_temperature: float = 0.25, seed: int | None = None) -> tuple[Tensor, list[StepState]]:
+                       token_temperature: float = 0.25, refine_passes: int = 2,
+                       seed: int | None = None) -> tuple[Tensor, list[StepState]]:
         """The first window of `sample(texts=text, ...)`, with the state after every decoding step."""
         _check_prompt(text, "text")
-        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature)
+        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
+                                  refine_passes)
         context, context_mask = self.encode_text([text])
         states: list[StepState] = []
         video = self.generate_window(context, context_mask, None, min(num_frames, self.window_frames), settings,

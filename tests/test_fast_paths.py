@@ -214,13 +214,15 @@ def test_sampler_fast_path_matches_reference_logits_ids_and_frames(prefix, monke
         with monkeypatch.context() as patch:
             recorder = LogitsRecorder(patch)
             ids = sample_tokens(model.maskgit, length=length, context=context, context_mask=context_mask,
-                                settings=settings, prefix=prefix_ids, generator=torch.Generator().manual_seed(7))
+                                settings=settings, prefix=prefix_ids, frame_tokens=model.frame_tokens,
+                                generator=torch.Generator().manual_seed(7))
         return ids, recorder.logits
 
     fast_ids, fast_logits = run()
     with reference_paths():
         reference_ids, reference_logits = run()
-    assert len(fast_logits) == len(reference_logits) == 6
+    # and refinement: 2 passes, each 2 steps for the even latent frames and 2 for the odd ones
+    assert len(fast_logits) == len(reference_logits) == 6 + 2 * 2 * 2
     for fast, reference in zip(fast_logits, reference_logits):
         torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
     assert torch.equal(fast_ids, reference_ids)
@@ -245,11 +247,11 @@ def test_unconditioned_rows_skip_the_text_cross_attention():
     batches = []
     handle = cross.register_forward_hook(lambda module, args, out: batches.append(out.shape[0]))
     try:
-        model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=3, guidance_scale=3.0, seed=0)
+        model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=3, guidance_scale=3.0, refine_passes=0, seed=0)
         assert batches == [2] * 3  # the conditioned rows only
         batches.clear()
         with reference_paths():
-            model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=3, guidance_scale=3.0, seed=0)
+            model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=3, guidance_scale=3.0, refine_passes=0, seed=0)
         assert batches == [4] * 3  # the reference: both halves through the cross-attention
     finally:
         handle.remove()
@@ -269,7 +271,7 @@ def test_bf16_autocast_path_runs_and_stays_close_on_cpu():
             half = model.logits_at(x, positions, context, mask, null_context_rows=2)
     assert half.dtype == torch.bfloat16
     assert (half.float() - full).abs().max() <= 0.05 * full.abs().max()
-    ids = sample_tokens(model, length=40, context=context, context_mask=mask, autocast=True,
+    ids = sample_tokens(model, length=40, context=context, context_mask=mask, autocast=True, frame_tokens=8,
                         settings=SamplingSettings(steps=4), generator=torch.Generator().manual_seed(0))
     assert ids.shape == (2, 40) and ids.max() < 50 and ids.min() >= 0
 

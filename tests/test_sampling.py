@@ -40,11 +40,15 @@ class Calls:
 
 def test_guidance_runs_both_passes_in_one_batched_forward(tiny_model):
     with Calls(tiny_model.maskgit.transformer) as calls:
-        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=3.0, seed=0)
+        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=3.0, refine_passes=0, seed=0)
     assert calls.batches == [4] * 5  # cond + uncond for a batch of 2, once per step
     with Calls(tiny_model.maskgit.transformer) as calls:
-        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=1.0, seed=0)
+        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=1.0, refine_passes=0, seed=0)
     assert calls.batches == [2] * 5
+    # refinement: 2 passes of 2 steps for the even latent frames and 2 for the odd ones, conditioned, not guided
+    with Calls(tiny_model.maskgit.transformer) as calls:
+        tiny_model.sample(texts=[PROMPT, PROMPT], num_frames=9, steps=5, guidance_scale=3.0, refine_passes=2, seed=0)
+    assert calls.batches == [4] * 5 + [2] * 8
 
 
 def test_guidance_changes_the_video(tiny_model):
@@ -67,7 +71,7 @@ def states_of(model, **kwargs):
 
 
 def test_at_zero_temperature_the_least_confident_are_masked_again(tiny_model):
-    states = states_of(tiny_model, steps=6, temperature=0.0, seed=0)
+    states = states_of(tiny_model, steps=6, temperature=0.0, refine_passes=0, seed=0)
     mask_id = tiny_model.maskgit.mask_id
     for state in states[:-1]:
         remasked = state.ids[0] == mask_id
@@ -97,7 +101,7 @@ def test_token_temperature_zero_draws_the_most_likely_token(tiny_model):
     argmax = tiny_model.sample(token_temperature=0.0, seed=0, **kwargs)
     assert torch.equal(argmax, tiny_model.sample(token_temperature=0.0, seed=1, **kwargs))
     # in one step (no order to choose) it is top-k 1, whose ties in confidence would reorder later steps
-    one_step = dict(kwargs, steps=1)
+    one_step = dict(kwargs, steps=1, refine_passes=0)
     assert torch.equal(tiny_model.sample(token_temperature=0.0, seed=0, **one_step),
                        tiny_model.sample(token_temperature=1.0, top_k=1, seed=2, **one_step))
 
@@ -126,16 +130,66 @@ def test_critic_may_redo_tokens_fixed_at_earlier_steps():
     model = tiny_phenaki()
     randomised(model.critic, seed=3, scale=1.0)
     states = states_of(model, steps=8, critic_strength=1.0, temperature=0.0, token_temperature=1.0,
-                       seed=0)
+                       refine_passes=0, seed=0)  # no refinement: it masks fixed tokens again by itself
     mask_id = model.maskgit.mask_id
     redone = sum(((a.ids != mask_id) & (b.ids == mask_id)).sum().item() for a, b in zip(states, states[1:]))
     assert redone > 0
 
 
+def test_refinement_redraws_even_then_odd_latent_frames_from_the_parallel_result(tiny_model):
+    steps, passes, ft = 4, 2, tiny_model.frame_tokens
+    plain = states_of(tiny_model, steps=steps, refine_passes=0, seed=3)
+    states = states_of(tiny_model, steps=steps, refine_passes=passes, seed=3)
+    latent = states[0].ids.shape[1] // ft  # 5: frames 0, 2, 4 are redrawn together, then 1, 3
+    assert len(plain) == steps and len(states) == steps + passes * 2 * 2
+    assert [s.step for s in states] == list(range(len(states)))
+    # the same draws up to the end of the parallel steps: the refinement starts from exactly that result
+    for a, b in zip(plain, states):
+        assert torch.equal(a.ids, b.ids)
+    mask_id = tiny_model.maskgit.mask_id
+    frame_of = torch.arange(latent * ft) // ft
+    before = states[steps - 1].ids
+    for k, state in enumerate(states[steps:]):
+        inside = (frame_of % 2 == (k // 2) % 2)[None]  # steps 0, 1: even frames; 2, 3: odd; again
+        # only those frames are touched: outside them the ids are those after the previous step, nothing is
+        # filled and nothing is ranked (score +inf)
+        assert torch.equal(state.ids[~inside], before[~inside])
+        assert not state.filled[~inside].any() and torch.isinf(state.confidence[~inside]).all()
+        masked = state.ids == mask_id
+        assert not masked[~inside].any()
+        if k % 2 == 0:  # the first of two steps: some filled, the least confident still masked
+            assert masked[inside].any() and state.filled[inside].any()
+            assert state.confidence[state.filled].min() >= state.confidence[masked].max()
+        else:
+            assert not masked.any() and state.filled[inside].any()
+        before = state.ids
+    assert not torch.equal(states[-1].ids, plain[-1].ids)
+
+
+def test_refinement_changes_the_tokens_and_zero_turns_it_off(tiny_model):
+    kwargs = dict(texts=PROMPT, num_frames=9, steps=4, seed=0)
+    assert torch.equal(tiny_model.sample(refine_passes=0, **kwargs), tiny_model.sample(refine_passes=0, **kwargs))
+    assert not torch.equal(tiny_model.sample(refine_passes=0, **kwargs), tiny_model.sample(refine_passes=2, **kwargs))
+
+
+def test_refinement_needs_whole_latent_frames(tiny_model):
+    context, mask = tiny_model.encode_text([PROMPT])
+    # the tiny MaskGit has learned positions, no grid to read a frame's size from
+    with pytest.raises(ValueError, match="refine_passes > 0 needs frame_tokens"):
+        sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask,
+                      settings=SamplingSettings(steps=2, refine_passes=1))
+    with pytest.raises(ValueError, match="a prefix of whole frames"):
+        sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask, frame_tokens=16,
+                      settings=SamplingSettings(steps=2, refine_passes=1), prefix=torch.zeros(1, 20, dtype=torch.long))
+    ids = sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask,
+                        settings=SamplingSettings(steps=2, refine_passes=0))
+    assert ids.shape == (1, 144) and (ids < 64).all()
+
+
 def test_prefix_is_kept(tiny_model):
     prefix = torch.randint(0, 64, (1, 48))
     context, mask = tiny_model.encode_text([PROMPT])
-    ids = sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask,
+    ids = sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask, frame_tokens=16,
                         settings=SamplingSettings(steps=3), prefix=prefix)
     assert torch.equal(ids[:, :48], prefix) and (ids < 64).all()
 
@@ -154,6 +208,9 @@ def test_prefix_is_kept(tiny_model):
     (dict(top_k=0), "top_k"),
     (dict(token_temperature=-0.5), "token_temperature must be >= 0"),
     (dict(token_temperature=float("nan")), "token_temperature must be a finite number"),
+    (dict(refine_passes=-1), "refine_passes must be an integer >= 0"),
+    (dict(refine_passes=1.5), "refine_passes must be an integer >= 0"),
+    (dict(refine_passes=True), "refine_passes must be an integer >= 0"),
 ])
 def test_bad_settings_get_clear_errors(tiny_model, kwargs, match):
     args = dict(texts=PROMPT, num_frames=9, steps=2)

@@ -10,15 +10,15 @@ optional, from the environment:
   PHENAKI_CONCURRENCY  generations at once (default 1: one per device)
   PHENAKI_QUEUE_SIZE   requests that may wait in the queue (default 16)
 
-API (for gradio_client): `/generate` (timeline, steps, temperature, critic_strength, guidance_scale, seed) streams
-an update per window; its outputs are (live preview, frames of the latest window, status, video, MP4 file,
-GIF file, seed used). `/stop` stops the caller's running (or queued) story after the current window.
-The Inspect tab (`app_inspect.py`, over `phenaki/inspect.py`): `/inspect_steps` (prompt, frames, steps,
-temperature, critic_strength, guidance_scale, seed) -> (step images, per-step table, MP4 of the window, summary);
-`/inspect_tokenizer` (video file or None, shapes-world clip seed) -> (original | reconstruction MP4, PSNR per
-frame, token grid image, summary); `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength,
-guidance_scale, baseline_guidance) -> (MP4 of the seeds, MP4 of the two guidance scales, frames sheet, read-back
-table, summary).
+API (for gradio_client): `/generate` (timeline, steps, temperature, critic_strength, guidance_scale, seed,
+refine_passes) streams an update per window; its outputs are (live preview, frames of the latest window, status,
+video, MP4 file, GIF file, seed used). `/stop` stops the caller's running (or queued) story after the current
+window. The Inspect tab (`app_inspect.py`, over `phenaki/inspect.py`): `/inspect_steps` (prompt, frames, steps,
+temperature, critic_strength, guidance_scale, seed, refine_passes) -> (step images, per-step table, MP4 of the
+window, summary); `/inspect_tokenizer` (video file or None, shapes-world clip seed) -> (original | reconstruction
+MP4, PSNR per frame, token grid image, summary); `/compare_seeds` (prompt, seeds, steps, temperature,
+critic_strength, guidance_scale, baseline_guidance, refine_passes) -> (MP4 of the seeds, MP4 of the two guidance
+scales, frames sheet, read-back table, summary). refine_passes comes last and may be left out (default 2).
 """
 
 from __future__ import annotations
@@ -154,16 +154,17 @@ IDLE = _status("Ready", "Write a timeline and press Generate.")
 # ---- event handlers -----------------------------------------------------------------------------------------
 
 
-def generate(timeline, steps, temperature, critic_strength, guidance_scale, seed, request: gr.Request,
-             progress=gr.Progress()):
+def generate(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
+             request: gr.Request, progress=gr.Progress()):
     """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
 
     Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used);
-    the last update carries the MP4 and GIF of the whole story. seed -1 picks a random seed."""
+    the last update carries the MP4 and GIF of the whole story. seed -1 picks a random seed; refine_passes may be
+    left out (default 2)."""
     session = _session_dir(request)
     stop_file, running = session / "STOP", session / "RUNNING"
     _unlink(session / "QUEUED")
-    story, settings = _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed)
+    story, settings = _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
     settings = settings.resolve_seed()
     _touch(running)
     _remove_old_runs()
@@ -198,10 +199,10 @@ def generate(timeline, steps, temperature, critic_strength, guidance_scale, seed
     yield (None, update.window_sheet, _update_status(update), update.video, update.video, update.gif, update.seed)
 
 
-def _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed):
+def _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes):
     try:
         story = logic.parse_timeline(timeline)
-        settings = logic.parse_settings(steps, temperature, critic_strength, guidance_scale, seed,
+        settings = logic.parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
                                         has_critic=MODEL.has_critic)
         logic.check_story(MODEL, story, settings)
     except logic.InputError as error:
@@ -209,9 +210,9 @@ def _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed
     return story, settings
 
 
-def check_inputs(timeline, steps, temperature, critic_strength, guidance_scale, seed):
+def check_inputs(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes):
     """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued)."""
-    _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed)
+    _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
 
 
 def before_generate(request: gr.Request):
@@ -342,6 +343,9 @@ with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_c
                     critic = gr.Slider(*logic.LIMITS["critic_strength"], value=logic.DEFAULTS["critic_strength"],
                                        step=0.05, label="Critic strength", info=critic_note,
                                        interactive=MODEL.has_critic, elem_id="critic")
+                    refine = gr.Slider(*logic.LIMITS["refine_passes"], value=logic.DEFAULTS["refine_passes"],
+                                       step=1, label="Refinement passes", info=logic.REFINE_NOTE,
+                                       elem_id="refine")
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -382,7 +386,7 @@ with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_c
     seed_box.change(seed_changed, seed_box, randomize, queue=False, show_progress="hidden",
                     api_visibility="private")
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], queue=False, api_visibility="private")
-    inputs = [timeline, steps, temperature, critic, guidance, seed_box]
+    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine]  # refine last: API callers may omit it
     # Generate: check (a message, nothing queued) -> clear the last result -> generate (queued, streaming)
     # (queued, so that its error shows as a message, but never waits: no concurrency limit)
     check = generate_btn.click(check_inputs, inputs, None, preprocess=False, show_progress="hidden",

@@ -25,13 +25,13 @@ class InspectViews:
         self.run_view = run_view
 
     def inspect_steps(self, prompt, frames, steps, temperature, critic_strength, guidance_scale, seed,
-                      request: gr.Request):
+                      refine_passes, request: gr.Request):
         """Decodes the first window of `prompt` step by step (seed -1: random).
 
-        Returns (one image per MaskGIT step with its caption, a table of the steps, the window as MP4, a
-        summary)."""
+        Returns (one image per MaskGIT step, refinement's included, with its caption, a table of the steps, the
+        window as MP4, a summary)."""
         v = self.run_view(inspecting.steps_view, request, prompt, frames, steps, temperature, critic_strength,
-                          guidance_scale, seed)
+                          guidance_scale, seed, refine_passes)
         return v.gallery, _table(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
 
     def inspect_tokenizer(self, video, clip_seed, request: gr.Request):
@@ -44,12 +44,12 @@ class InspectViews:
         return v.video, _table(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
 
     def compare_seeds(self, prompt, seeds, steps, temperature, critic_strength, guidance_scale,
-                      baseline_guidance, request: gr.Request):
+                      baseline_guidance, refine_passes, request: gr.Request):
         """One prompt under several seeds ("0, 1, 2, 3"), and the first seed at `baseline_guidance` and at
         `guidance_scale`. Returns (MP4 of the seeds, MP4 of the two guidance scales, a sheet of frames, what the
         shapes-world analyser reads in each clip, a summary)."""
         v = self.run_view(inspecting.compare_view, request, prompt, seeds, steps, temperature, critic_strength,
-                          guidance_scale, baseline_guidance)
+                          guidance_scale, baseline_guidance, refine_passes)
         table = _table(v.table, inspecting.COMPARE_COLUMNS)
         return v.seeds_video, v.guidance_video, v.sheet, table, v.summary
 
@@ -82,6 +82,10 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                                           ("critic_strength", 0.05, "Critic strength"),
                                           ("guidance_scale", 0.5, "Guidance scale")]]
 
+    def refine_slider(prefix: str) -> gr.Slider:
+        return gr.Slider(*logic.LIMITS["refine_passes"], value=logic.DEFAULTS["refine_passes"], step=1,
+                         label="Refinement passes", info=logic.REFINE_NOTE, elem_id=f"{prefix}-refine_passes")
+
     with gr.Tab("Decoding, step by step", id="inspect-steps"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
@@ -92,6 +96,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                 steps_settings = settings_sliders("steps")
                 steps_seed = gr.Number(label="Seed (-1: random)", value=0, precision=0, minimum=-1,
                                        elem_id="steps-seed")
+                steps_refine = refine_slider("steps")
                 steps_btn = gr.Button("Decode step by step", variant="primary", elem_id="steps-run")
             with gr.Column(scale=8, min_width=320):
                 step_slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False,
@@ -140,6 +145,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                                          label="Compared with guidance scale",
                                          info="the first seed again, at this scale (1: no guidance)",
                                          elem_id="cmp-baseline")
+                cmp_refine = refine_slider("cmp")
                 cmp_btn = gr.Button("Compare", variant="primary", elem_id="cmp-run")
             with gr.Column(scale=8, min_width=320):
                 cmp_summary = gr.Markdown(label="Summary", elem_id="cmp-summary")
@@ -157,7 +163,8 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
     # raw values (preprocess=False): phenaki.inspect checks them, API callers may send strings; one model, so
     # these queue with the generations
     shared = dict(concurrency_limit=concurrency, concurrency_id="generate", preprocess=False)
-    decoded = steps_btn.click(views.inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed],
+    decoded = steps_btn.click(views.inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed,
+                                                    steps_refine],
                               [steps_gallery, steps_table, steps_video, steps_summary], api_name="inspect_steps",
                               **shared)
     decoded.success(first_step, steps_gallery, [step_slider, step_image, step_caption], queue=False,
@@ -166,7 +173,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                       show_progress="hidden", api_visibility="private")
     tok_btn.click(views.inspect_tokenizer, [tok_file, tok_seed], [tok_video, tok_psnr, tok_grid, tok_summary],
                   api_name="inspect_tokenizer", **shared)
-    cmp_btn.click(views.compare_seeds, [cmp_prompt, cmp_seeds, *cmp_settings, cmp_baseline],
+    cmp_btn.click(views.compare_seeds, [cmp_prompt, cmp_seeds, *cmp_settings, cmp_baseline, cmp_refine],
                   [cmp_seeds_video, cmp_guidance_video, cmp_sheet, cmp_table, cmp_summary],
                   api_name="compare_seeds", **shared)
 

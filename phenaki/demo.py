@@ -18,7 +18,7 @@ import numbers
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -38,8 +38,11 @@ GIF_SIZE = 256
 GIF_MAX_FRAMES = 240  # longer stories are subsampled (keeping real-time speed) so the GIF stays small
 
 # (low, high) accepted from the UI and API; the UI sliders use the same ranges
-LIMITS = dict(steps=(1, 64), temperature=(0.0, 10.0), critic_strength=(0.0, 1.0), guidance_scale=(0.0, 30.0))
-DEFAULTS = dict(steps=12, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=RANDOM_SEED)
+LIMITS = dict(steps=(1, 64), temperature=(0.0, 10.0), critic_strength=(0.0, 1.0), guidance_scale=(0.0, 30.0),
+              refine_passes=(0, 4))
+DEFAULTS = dict(steps=12, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=RANDOM_SEED, refine_passes=2)
+REFINE_NOTE = ("After the parallel steps, the even latent frames are redrawn beside the odd ones, then the odd "
+               "ones (0: off; a pass costs 4 steps without guidance)")
 DEFAULT_TIMELINE = [["a red circle moves right", 2.0], ["the red circle moves up", 2.0]]
 NEW_SCENE_SECONDS = 2.0
 TIMELINE_HEADERS = ["prompt", "seconds"]
@@ -162,25 +165,29 @@ class Settings:
     critic_strength: float = DEFAULTS["critic_strength"]
     guidance_scale: float = DEFAULTS["guidance_scale"]
     seed: int | None = None  # None: pick one at random when the story starts
+    refine_passes: int = DEFAULTS["refine_passes"]
 
     def resolve_seed(self) -> "Settings":
         """The same settings with a concrete seed (so it can be shown and reused)."""
         if self.seed is not None:
             return self
-        return Settings(self.steps, self.temperature, self.critic_strength, self.guidance_scale,
-                        secrets.randbelow(2**31))
+        return replace(self, seed=secrets.randbelow(2**31))
 
     def sampling_kwargs(self) -> dict:
         return dict(steps=self.steps, temperature=self.temperature, critic_strength=self.critic_strength,
-                    guidance_scale=self.guidance_scale, seed=self.seed)
+                    guidance_scale=self.guidance_scale, refine_passes=self.refine_passes, seed=self.seed)
 
 
-def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, *, has_critic: bool) -> Settings:
-    """Checked sampling settings from UI or API values (numbers or numeric strings); seed -1 (or empty): random."""
+def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes=None, *,
+                   has_critic: bool) -> Settings:
+    """Checked sampling settings from UI or API values (numbers or numeric strings); seed -1 (or empty): random;
+    refine passes empty: the default."""
     values = dict(steps=_number("steps", steps, integer=True),
                   temperature=_number("temperature", temperature),
                   critic_strength=_number("critic strength", 0 if _blank(critic_strength) else critic_strength),
-                  guidance_scale=_number("guidance scale", guidance_scale))
+                  guidance_scale=_number("guidance scale", guidance_scale),
+                  refine_passes=DEFAULTS["refine_passes"] if _blank(refine_passes)
+                  else _number("refine passes", refine_passes, integer=True))
     for name, value in values.items():
         low, high = LIMITS[name]
         if not low <= value <= high:
@@ -202,8 +209,8 @@ def check_story(model, timeline, settings: Settings) -> list[int]:
     try:
         frames = model.timeline_frames(timeline)
         SamplingSettings(steps=settings.steps, temperature=settings.temperature,
-                         guidance_scale=settings.guidance_scale, critic_strength=settings.critic_strength
-                         ).validate(model.has_critic)
+                         guidance_scale=settings.guidance_scale, critic_strength=settings.critic_strength,
+                         refine_passes=settings.refine_passes).validate(model.has_critic)
     except ValueError as error:
         raise InputError(str(error)) from None
     return frames
@@ -358,7 +365,8 @@ def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLi
 def estimate_seconds(model, timeline, settings: Settings, seconds_per_step: float = 0.05,
                      low: float = 30.0, high: float = 120.0) -> int:
     """A generous guess at how long a story takes on a GPU (for ZeroGPU's `duration`): windows x steps x a per-step
-    cost (doubled with guidance, which batches an unconditioned pass), plus start-up; clamped to [low, high]."""
+    cost (doubled with guidance, which batches an unconditioned pass; refinement's 4 steps a pass are unguided),
+    plus start-up; clamped to [low, high]."""
     try:
         frames = sum(model.timeline_frames(timeline))
     except ValueError:
@@ -366,4 +374,5 @@ def estimate_seconds(model, timeline, settings: Settings, seconds_per_step: floa
     new_per_window = max(1, model.window_frames - model.prime_frames)
     windows = 1 + max(0, math.ceil((frames - model.window_frames) / new_per_window))
     per_step = seconds_per_step * (2 if settings.guidance_scale != 1 else 1) * (2 if settings.critic_strength else 1)
-    return int(min(high, max(low, 10 + windows * (settings.steps * per_step + 0.2))))
+    refinement = 4 * settings.refine_passes * seconds_per_step
+    return int(min(high, max(low, 10 + windows * (settings.steps * per_step + refinement + 0.2))))

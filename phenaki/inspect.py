@@ -34,10 +34,11 @@ GREY, GREEN, RED = np.array((128, 128, 128)), np.array((40, 230, 90)), np.array(
 # viridis at 0, 1/4, 1/2, 3/4, 1: probabilities as colours without matplotlib
 VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], np.float32)
 LEGEND = ("Hatched grey: still [MASK] (decoded as token 0: those pixels mean nothing); green outline: filled at "
-          "this step; red hatch: fixed before, sent back by the critic. Heat map: the probability that ranked each "
-          "token (the generator's, blended with the critic's when critic strength > 0), purple 0 to yellow 1; "
-          "grey: fixed, no longer ranked.")
-STEP_COLUMNS = ["step", "masked", "filled", "sent back", "mean p (filled)", "mean p (ranked)"]
+          "this step; red hatch: fixed before, sent back by the critic or by refinement (after the parallel steps, "
+          "it redraws the even latent frames, then the odd ones, without guidance). Heat map: the probability that "
+          "ranked each token (the generator's, blended with the critic's when critic strength > 0), purple 0 to "
+          "yellow 1; grey: fixed, no longer ranked.")
+STEP_COLUMNS = ["step", "masked", "filled", "sent back", "mean p (filled)", "mean p (ranked)", "phase"]
 COMPARE_COLUMNS = ["seed", "guidance", "colour seen", "shape seen", "motion seen", "matches prompt"]
 
 
@@ -93,21 +94,23 @@ class Step:
     step: int  # 0-based
     masked: np.ndarray  # (t, h, w) bool: still [MASK] after this step
     filled: np.ndarray  # (t, h, w) bool: filled at this step and kept
-    sent_back: np.ndarray  # (t, h, w) bool: fixed before, masked again (only the critic does that)
+    sent_back: np.ndarray  # (t, h, w) bool: fixed before, masked again (by the critic, or by refinement)
     score: np.ndarray  # (t, h, w) log-score that ranked the tokens before the Gumbel noise; +inf: fixed
     frames: np.ndarray  # (f, H, W, 3) uint8 decoded from the tokens after this step
+    phase: str  # "parallel", or "refinement k, even frames" / "odd frames"
 
     def row(self) -> list:
         """STEP_COLUMNS: step (1-based), the three counts, mean p of the tokens filled and of all ranked ones."""
         ranked = np.isfinite(self.score)
         mean = lambda x: round(float(np.exp(x).mean()), 4) if x.size else None  # noqa: E731
         return [self.step + 1, int(self.masked.sum()), int(self.filled.sum()), int(self.sent_back.sum()),
-                mean(self.score[self.filled & ranked]), mean(self.score[ranked])]
+                mean(self.score[self.filled & ranked]), mean(self.score[ranked]), self.phase]
 
     def caption(self, steps: int) -> str:
-        _, masked, filled, back, p, _ = self.row()
-        return (f"step {self.step + 1}/{steps}: {filled} filled" + (f", {back} sent back" if back else "")
-                + f", {masked} still masked" + (f", mean p {p:.3f}" if p is not None else ""))
+        _, masked, filled, back, p, _, phase = self.row()
+        return (f"step {self.step + 1}/{steps}" + ("" if phase == "parallel" else f" ({phase})") + f": {filled} filled"
+                + (f", {back} sent back" if back else "") + f", {masked} still masked"
+                + (f", mean p {p:.3f}" if p is not None else ""))
 
 
 @dataclass
@@ -128,12 +131,9 @@ def trace_decoding(model, text: str, num_frames: int | None = None, **settings) 
     # [MASK] is no codebook entry: decode it as token 0, and draw those patches as masked
     decoded = torch.cat([model.decode_ids(chunk.masked_fill(chunk == mask_id, 0)) for chunk in ids.split(8)])
     grid = lambda x: rearrange(x.cpu().numpy(), "(t h w) -> t h w", h=h, w=w)  # noqa: E731
-    steps, before = [], torch.ones_like(ids[0], dtype=torch.bool)  # everything is masked before step 0
-    for state, pixels in zip(states, decoded):
-        masked = state.ids[0] == mask_id
-        steps.append(Step(state.step, grid(masked), grid(state.filled[0]), grid(masked & ~before),
-                          grid(state.confidence[0].float()), _uint8(pixels)))
-        before = masked
+    steps = [Step(state.step, grid(state.ids[0] == mask_id), grid(state.filled[0]), grid(state.sent_back[0]),
+                  grid(state.confidence[0].float()), _uint8(pixels), state.phase)
+             for state, pixels in zip(states, decoded)]
     latent = ids.shape[1] // model.frame_tokens
     return Trace(grid(ids[-1]), _uint8(video[0]), steps, model.cvivit.patch_size,
                  first_frames(latent, model.cvivit.temporal_patch_size))
@@ -358,21 +358,25 @@ class StepsView:
     seed: int
 
 
-def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_strength, guidance_scale, seed
-               ) -> StepsView:
+def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_strength, guidance_scale, seed,
+               refine_passes=None) -> StepsView:
     text = check_prompt(text)
-    s = parse_settings(steps, temperature, critic_strength, guidance_scale, seed,
+    s = parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
                        has_critic=model.has_critic).resolve_seed()
     if not 1 <= (frames := _number("frames", num_frames, integer=True)) <= model.window_frames:
         raise InputError(f"frames must be between 1 and {model.window_frames} (one window), got {frames}")
     trace, out = trace_decoding(model, text, frames, **s.sampling_kwargs()), _folder(out_dir)
     gallery = [(str(write_png(out / f"step_{i + 1:03d}.png", render_step(trace, i))), step.caption(len(trace.steps)))
                for i, step in enumerate(trace.steps)]
-    video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True), model.fps)
-    summary = (f"**{text}** · seed {s.seed} · {s.steps} steps · guidance {s.guidance_scale:g} · temperature "
-               f"{s.temperature:g} · critic {s.critic_strength:g} · {'×'.join(map(str, trace.ids.shape))} = "
-               f"{trace.ids.size} tokens for {frames} frames. The frames made are exactly the first window that "
-               f"Generate (and `Phenaki.sample`) makes with this seed and these settings.\n\n{LEGEND}")
+    video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True),
+                      model.fps)
+    refined = sum(step.phase != "parallel" for step in trace.steps)
+    passes = f", then {s.refine_passes} refinement passes ({refined} steps)" if refined else ""
+    summary = (f"**{text}** · seed {s.seed} · {s.steps} steps{passes} · guidance {s.guidance_scale:g} · "
+               f"temperature {s.temperature:g} · critic {s.critic_strength:g} · "
+               f"{'×'.join(map(str, trace.ids.shape))} = {trace.ids.size} tokens for {frames} frames. The frames "
+               f"made are exactly the first window that Generate (and `Phenaki.sample`) makes with this seed and "
+               f"these settings.\n\n{LEGEND}")
     return StepsView(gallery, [step.row() for step in trace.steps], str(video), summary, s.seed)
 
 
@@ -414,14 +418,16 @@ class CompareView:
 
 
 def compare_view(model, out_dir, text, seeds, steps, temperature, critic_strength, guidance_scale,
-                 baseline_guidance) -> CompareView:
+                 baseline_guidance, refine_passes=None) -> CompareView:
     text, seeds = check_prompt(text), parse_seeds(seeds)
-    s = parse_settings(steps, temperature, critic_strength, guidance_scale, seeds[0], has_critic=model.has_critic)
+    s = parse_settings(steps, temperature, critic_strength, guidance_scale, seeds[0], refine_passes,
+                       has_critic=model.has_critic)
     low, high = LIMITS["guidance_scale"]
     if not low <= (base := _number("baseline guidance", baseline_guidance)) <= high:
         raise InputError(f"baseline guidance must be between {low:g} and {high:g}, got {base:g}")
     by_seed, by_guidance = compare_seeds(model, text, seeds, guidance_scale=s.guidance_scale, baseline_guidance=base,
-                                         steps=s.steps, temperature=s.temperature, critic_strength=s.critic_strength)
+                                         steps=s.steps, temperature=s.temperature, critic_strength=s.critic_strength,
+                                         refine_passes=s.refine_passes)
     out, samples = _folder(out_dir), by_seed + by_guidance[:1]
     videos = [write_mp4(out / f"{name}.mp4", video_grid([x.frames for x in group], [
         f"seed {x.seed}" + (f", guidance {x.guidance_scale:g}" if name == "guidance" else "") for x in group]),
@@ -434,7 +440,8 @@ def compare_view(model, out_dir, text, seeds, steps, temperature, critic_strengt
     table = [[x.seed, x.guidance_scale, *x.seen, {None: "", True: "yes", False: "no"}[x.matches]] for x in samples]
     matched = [x.matches for x in by_seed if x.matches is not None]
     score = f" · {sum(matched)} of {len(matched)} seeds match the prompt (shapes-world read-back)" if matched else ""
-    summary = (f"**{text}** · {s.steps} steps · temperature {s.temperature:g} · critic {s.critic_strength:g} · seeds "
+    summary = (f"**{text}** · {s.steps} steps · {s.refine_passes} refinement passes · temperature {s.temperature:g} "
+               f"· critic {s.critic_strength:g} · seeds "
                f"{', '.join(map(str, seeds))} at guidance {s.guidance_scale:g}; seed {seeds[0]} at guidance {base:g} "
                f"and {s.guidance_scale:g}{score}. Each clip is the first window Generate makes with that seed and "
                f"these settings.")

@@ -102,8 +102,11 @@ def test_settings_coerce_api_strings_and_random_seed():
     assert isinstance(s.steps, int) and isinstance(s.seed, int)
     assert logic.parse_settings(8.0, 0, None, 0, -1, has_critic=False).seed is None
     assert logic.parse_settings(8, 0, 0, 0, "", has_critic=False).seed is None
-    resolved = logic.parse_settings(8, 0, 0, 0, -1, has_critic=False).resolve_seed()
-    assert isinstance(resolved.seed, int) and 0 <= resolved.seed < 2**31
+    resolved = logic.parse_settings(8, 0, 0, 0, -1, "1", has_critic=False).resolve_seed()
+    assert isinstance(resolved.seed, int) and 0 <= resolved.seed < 2**31 and resolved.refine_passes == 1
+    assert s.refine_passes == logic.DEFAULTS["refine_passes"] == 2  # left out: the library's default
+    assert logic.parse_settings(8, 0, 0, 0, 1, "", has_critic=False).refine_passes == 2
+    assert logic.parse_settings(8, 0, 0, 0, 1, 0, has_critic=False).sampling_kwargs()["refine_passes"] == 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -119,6 +122,10 @@ def test_settings_coerce_api_strings_and_random_seed():
     (dict(seed=-5), "seed must be between 0 and"),
     (dict(seed="x"), "seed must be a number"),
     (dict(seed=True), "seed must be a number"),
+    (dict(refine_passes=5), "refine passes must be between 0 and 4, got 5"),
+    (dict(refine_passes=-1), "refine passes must be between 0 and 4"),
+    (dict(refine_passes=1.5), "refine passes must be a whole number"),
+    (dict(refine_passes="twice"), "refine passes must be a number, got 'twice'"),
 ])
 def test_bad_settings_are_explained(args, message):
     values = dict(steps=12, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=0, has_critic=True)
@@ -276,6 +283,9 @@ def test_gpu_duration_estimate_grows_with_the_story(model):
     short = logic.estimate_seconds(model, [("a", 1)], settings(steps=12), low=0, high=1e9)
     long = logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=12), low=0, high=1e9)
     assert 0 < short < long
+    unrefined = logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=12, refine_passes=0), low=0,
+                                       high=1e9)
+    assert unrefined < long  # refinement's steps are counted
     assert logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=64)) == 120  # clamped
 
 
@@ -342,7 +352,8 @@ def test_view_greys_out_critic_without_a_critic_and_shows_the_model(app_module):
     assert {"generate", "stop"} <= names
     generate = next(d for d in info["dependencies"] if d.get("api_name") == "generate")
     assert [app_module["demo"].blocks[i].label for i in generate["inputs"]] == [
-        "Timeline", "Steps", "Temperature", "Critic strength", "Guidance scale", "Seed (-1: random)"]
+        "Timeline", "Steps", "Temperature", "Critic strength", "Guidance scale", "Seed (-1: random)",
+        "Refinement passes"]
     assert app_module["examples_block"].cache_examples is False  # nothing is generated at start-up
     demo = app_module["demo"]
     generate_fn = next(f for f in demo.fns.values() if f.api_name == "generate")
@@ -356,11 +367,11 @@ def test_view_generate_function_directly(app_module):
 
     generate = app_module["generate"]
     with pytest.raises(gr.Error, match="no Token Critic"):
-        next(generate({"headers": ["prompt", "seconds"], "data": [["a red circle", 1]]}, 2, 1, 0.5, 3, 0, None))
+        next(generate({"headers": ["prompt", "seconds"], "data": [["a red circle", 1]]}, 2, 1, 0.5, 3, 0, 2, None))
     with pytest.raises(gr.Error, match="row 1 has no prompt"):
-        next(generate({"headers": ["prompt", "seconds"], "data": [["", 1]]}, 2, 1, 0, 3, 0, None))
+        next(generate({"headers": ["prompt", "seconds"], "data": [["", 1]]}, 2, 1, 0, 3, 0, 2, None))
     outputs = list(generate({"headers": ["prompt", "seconds"], "data": [["a red circle moves right", "1"]]},
-                            "2", "1", "0", "3", "7", None))
+                            "2", "1", "0", "3", "7", "1", None))
     assert len(outputs) >= 3 and all(len(o) == 7 for o in outputs)
     assert outputs[0][2].count("Starting") == 1 and outputs[1][1].endswith(".png")
     live, sheet, status, video, mp4, gif, seed = outputs[-1]
@@ -373,7 +384,7 @@ def test_view_failure_mid_story_shows_the_error_and_keeps_the_frames(app_module)
     generate.__globals__["MODEL"] = FailsAfterFirstWindow(model)
     try:  # outside a request gr.Warning becomes a Python warning; in the browser, a message next to the frames
         with pytest.warns(UserWarning, match="failed in scene 1: RuntimeError: CUDA out of memory"):
-            outputs = list(generate({"headers": ["prompt", "seconds"], "data": TWO_SCENES}, 2, 1, 0, 3, 1, None))
+            outputs = list(generate({"headers": ["prompt", "seconds"], "data": TWO_SCENES}, 2, 1, 0, 3, 1, 2, None))
     finally:
         generate.__globals__["MODEL"] = model
     live, sheet, status, video, mp4, gif, seed = outputs[-1]
@@ -409,7 +420,7 @@ def test_zero_gpu_wraps_the_generation_with_a_duration_from_the_request(tmp_path
         spaces = sys.modules["spaces"]
         assert hasattr(namespace["_story"], "zerogpu")
         outputs = list(namespace["generate"]({"headers": ["prompt", "seconds"], "data": [["a red circle", 1]]},
-                                             1, 1, 0, 3, 0, None))
+                                             1, 1, 0, 3, 0, 2, None))
         assert "Done" in outputs[-1][2]
         assert len(spaces.calls) == 1 and isinstance(spaces.calls[0], int) and 30 <= spaces.calls[0] <= 120
     finally:
@@ -464,11 +475,12 @@ def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     ([["a red circle", 1]], {"steps": 999}, "steps must be between 1 and 64"),
     ([["a red circle", 1]], {"temperature": "hot"}, "temperature must be a number"),
     ([["a red circle", 1]], {"seed": "lucky"}, "seed must be a number"),
+    ([["a red circle", 1]], {"refine_passes": 9}, "refine passes must be between 0 and 4, got 9"),
 ])
 def test_api_bad_inputs_are_errors_and_start_nothing(server, rows, args, message):
     from gradio_client.exceptions import AppError
 
-    values = dict(steps=2, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=0)
+    values = dict(steps=2, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=0, refine_passes=2)
     values.update(args)
     runs = len(server.runs())
     job = client(server).submit(table(rows), *values.values(), api_name="/generate")

@@ -66,27 +66,40 @@ def test_the_steps_end_in_exactly_what_a_normal_generation_makes(model, critic_s
 def test_each_step_says_what_was_masked_filled_and_sent_back(model, critic_strength):
     trace = insp.trace_decoding(model, PROMPT, 17, steps=4, seed=3, critic_strength=critic_strength)
     total = trace.ids.size
-    assert [s.masked.sum() for s in trace.steps] == [masked_count(i, 4, total) for i in range(4)]  # cosine
+    refinement = [f"refinement {k}, {half} frames" for k in (1, 2) for half in ("even", "even", "odd", "odd")]
+    assert [s.phase for s in trace.steps] == ["parallel"] * 4 + refinement  # 2 passes, 2 steps per half
+    parallel = trace.steps[:4]
+    assert [s.masked.sum() for s in parallel] == [masked_count(i, 4, total) for i in range(4)]  # cosine
     before = np.ones_like(trace.ids, bool)
     for step in trace.steps:
-        assert not (step.filled & step.masked).any() and not (step.sent_back & ~step.masked).any()
+        assert not (step.filled & step.masked).any() and not (step.sent_back & before).any()
         assert (step.filled | step.masked).sum() + (~before & ~step.masked & ~step.filled).sum() == total
         assert step.filled.sum() == before.sum() - step.masked.sum() + step.sent_back.sum()
         assert np.isfinite(step.score[step.filled]).all() and (step.score[np.isfinite(step.score)] <= 0).all()
         before = step.masked
     assert not trace.steps[-1].masked.any()
-    sent_back = sum(s.sent_back.sum() for s in trace.steps)
+    # refinement sends back a whole half of the latent frames at its first step, and only then
+    even = (np.arange(trace.ids.shape[0]) % 2 == 0)[:, None, None]
+    for k, step in enumerate(trace.steps[4:]):
+        half = np.broadcast_to(even if "even" in step.phase else ~even, trace.ids.shape)
+        assert np.array_equal(step.sent_back, half if k % 2 == 0 else np.zeros_like(half))
+        assert np.isposinf(step.score[~half]).all() and not step.filled[~half].any()
+    sent_back = sum(s.sent_back.sum() for s in parallel)
     if critic_strength:  # the critic ranks every token and may send fixed ones back
-        assert sent_back > 0 and all(np.isfinite(s.score).all() for s in trace.steps)
+        assert sent_back > 0 and all(np.isfinite(s.score).all() for s in parallel)
     else:  # plain MaskGIT never changes a fixed token: it is no longer ranked (+inf)
         assert sent_back == 0
-        for prev, step in zip(trace.steps, trace.steps[1:]):
+        for prev, step in zip(parallel, parallel[1:]):
             assert np.isposinf(step.score[~prev.masked]).all() and np.isfinite(step.score[prev.masked]).all()
-        # so a step's tokens are the final ones where not masked: its frames decode those ([MASK] as token 0)
-        ids = torch.from_numpy(np.where(trace.steps[1].masked, 0, trace.ids).reshape(1, -1))
-        assert np.abs(as_uint8(model.decode_ids(ids)).astype(int) - trace.steps[1].frames).max() <= 1
+        # so a step's tokens are those at the end of the parallel steps where not masked: its frames decode those
+        # ([MASK] as token 0)
+        last = torch.from_numpy(np.where(parallel[1].masked, 0, model.inspect_window(
+            PROMPT, 17, steps=4, seed=3, refine_passes=0)[1][-1].ids[0].reshape(trace.ids.shape)).reshape(1, -1))
+        assert np.abs(as_uint8(model.decode_ids(last)).astype(int) - parallel[1].frames).max() <= 1
     table = [s.row() for s in trace.steps]
-    assert [r[0] for r in table] == [1, 2, 3, 4] and table[-1][1] == 0 and sum(r[2] for r in table) - sent_back == total
+    assert [r[0] for r in table] == list(range(1, 13)) and table[-1][1] == 0
+    assert sum(r[2] for r in table) - sum(s.sent_back.sum() for s in trace.steps) == total
+    assert [r[-1] for r in table] == [s.phase for s in trace.steps]
 
 
 def test_a_schedule_that_ends_early_still_matches_the_generation(model):
@@ -200,10 +213,12 @@ def test_seeds_and_guidance_are_normal_generations(model):
 
 def test_views_take_api_strings_and_write_files(model, tmp_path):
     steps = insp.steps_view(model, tmp_path / "a", " a red   circle moves right ", "9", "2", "1", "0", "3", "7")
-    assert len(steps.gallery) == len(steps.table) == 2 and steps.seed == 7
-    assert Image.open(steps.gallery[0][0]).size[0] > 5 * 128 and steps.gallery[1][1].startswith("step 2/2")
+    assert len(steps.gallery) == len(steps.table) == 2 + 8 and steps.seed == 7  # 2 parallel steps, refinement
+    assert Image.open(steps.gallery[0][0]).size[0] > 5 * 128 and steps.gallery[1][1].startswith("step 2/10: ")
+    assert steps.gallery[9][1].startswith("step 10/10 (refinement 2, odd frames): ")
     assert read_frames(steps.video).shape == (9, 512, 512, 3)
     assert "**a red circle moves right** · seed 7" in steps.summary and "5×4×4 = 80 tokens" in steps.summary
+    assert "2 steps, then 2 refinement passes (8 steps)" in steps.summary
     assert insp.steps_view(model, tmp_path / "b", PROMPT, 1, 1, 1, 0, 3, -1).seed >= 0  # -1: a random seed
     tok = insp.tokenizer_view(model, tmp_path / "c", None, "4")
     assert read_frames(tok.video).shape[0] == 17 and [r[0] for r in tok.psnr] == list(range(17))
@@ -247,19 +262,28 @@ def test_api_names_and_parameters(server):
     params = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
               for name in ("/inspect_steps", "/inspect_tokenizer", "/compare_seeds")}
     assert params == {
-        "/inspect_steps": ["prompt", "frames", "steps", "temperature", "critic_strength", "guidance_scale", "seed"],
+        "/inspect_steps": ["prompt", "frames", "steps", "temperature", "critic_strength", "guidance_scale", "seed",
+                           "refine_passes"],
         "/inspect_tokenizer": ["video", "clip_seed"],
         "/compare_seeds": ["prompt", "seeds", "steps", "temperature", "critic_strength", "guidance_scale",
-                           "baseline_guidance"]}
+                           "baseline_guidance", "refine_passes"]}
+    # refine_passes comes last and may be left out: callers written before it still work
+    refine = [p for p in endpoints["/inspect_steps"]["parameters"] if p["parameter_name"] == "refine_passes"][0]
+    assert refine["parameter_has_default"] and refine["parameter_default"] == 2
 
 
 def test_api_steps_end_in_the_frames_that_generate_makes(server):
     c = client(server)
     gallery, table, video, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, api_name="/inspect_steps")
-    assert [item["caption"].split(":")[0] for item in gallery] == ["step 1/3", "step 2/3", "step 3/3"]
+    refinement = [f"refinement {k}, {half} frames" for k in (1, 2) for half in ("even", "even", "odd", "odd")]
+    assert [item["caption"].split(":")[0] for item in gallery] == (
+        ["step 1/11", "step 2/11", "step 3/11"] + [f"step {i}/11 ({p})" for i, p in enumerate(refinement, 4)])
     assert all(Image.open(item["image"]).size[0] > 5 * 128 for item in gallery)
-    assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == [1, 2, 3]
-    assert table["data"][-1][1] == 0 and "seed 11" in summary
+    assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == list(range(1, 12))
+    assert table["data"][-1][1] == 0 and "seed 11" in summary and "then 2 refinement passes (8 steps)" in summary
+    gallery, table, video_plain, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, 0, api_name="/inspect_steps")
+    assert len(gallery) == 3 and [r[-1] for r in table["data"]] == ["parallel"] * 3 and "refinement passes" not in summary
+    assert np.abs(read_frames(video_plain).astype(int) - read_frames(video)).mean() > 0  # refinement changed them
     *_, mp4, _, seed = c.predict({"headers": ["prompt", "seconds"], "data": [[PROMPT, 1]]}, 3, 1.0, 0.5, 3.0, 11,
                                  api_name="/generate")  # 8 frames: one window
     inspected, generated = read_frames(video), read_frames(mp4)

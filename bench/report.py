@@ -128,7 +128,8 @@ def report(data: dict) -> str:
         "",
         "- Same hyperparameters on both sides (listed above each table); both with the LFQ quantizer of "
         "vector-quantize-pytorch (the reference's default; hence a power-of-two codebook), no critic, 18 steps, "
-        "guidance scale 3, a 17-frame clip from scratch, batch 1 for sampling and encode+decode.",
+        "guidance scale 3, no refinement passes (the reference has none), a 17-frame clip from scratch, batch 1 "
+        "for sampling and encode+decode.",
         "- Same text: one random (1, 16, text width) tensor. This project's `Phenaki.encode_text` and the "
         "reference's `Phenaki.encode_texts` are replaced on the instances by functions returning it, so no text "
         "encoder runs on either side. The rest is each library's public path: `Phenaki.sample` (MaskGit sampling "
@@ -156,10 +157,10 @@ def report(data: dict) -> str:
         lines += ["## Stories on the default model's size", "",
                   "A randomly initialised `phenaki.presets.preset(\"shapes\")` model (the default model's size; "
                   "trained weights would do the same compute), `Phenaki.stream` with the demo's defaults (12 steps, "
-                  "guidance 3, no critic), 5-second segments cycling through four prompts, each story in its own "
-                  "process; peak memory is that process's peak RSS (`VmHWM`: Python, torch and the model included). "
-                  "Time to first chunk: the first `stream` call after the model is built, and later calls with the "
-                  "demo's default timeline.", "",
+                  "guidance 3, no critic, 2 refinement passes), 5-second segments cycling through four prompts, "
+                  "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
+                  "and the model included). Time to first chunk: the first `stream` call after the model is built, "
+                  "and later calls with the demo's default timeline.", "",
                   "| story | frames | windows | total s | s/frame | first chunk s | peak RSS MB | of which above the "
                   "built model MB |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

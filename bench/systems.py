@@ -112,8 +112,9 @@ class Ours:
         self.opt_cvivit = torch.optim.Adam(cvivit.parameters(), lr=1e-4)
 
     def sample(self):
+        # no refinement passes: the reference has none, and the work compared must be the same
         return self.model.sample(texts=PROMPT, num_frames=self.cfg.frames, steps=self.cfg.steps,
-                                 guidance_scale=self.cfg.guidance, temperature=1.0, seed=0)
+                                 guidance_scale=self.cfg.guidance, temperature=1.0, refine_passes=0, seed=0)
 
     def encode_decode(self):
         cvivit = self.model.cvivit

@@ -100,7 +100,8 @@ class Step:
     phase: str  # "parallel", or "refinement k, even frames" / "odd frames"
 
     def row(self) -> list:
-        """STEP_COLUMNS: step (1-based), the three counts, mean p of the tokens filled and of all ranked ones."""
+        """STEP_COLUMNS: step (1-based), the three counts, mean p of the tokens filled and of all ranked ones, the
+        phase."""
         ranked = np.isfinite(self.score)
         mean = lambda x: round(float(np.exp(x).mean()), 4) if x.size else None  # noqa: E731
         return [self.step + 1, int(self.masked.sum()), int(self.filled.sum()), int(self.sent_back.sum()),

@@ -89,11 +89,13 @@ def rows(page) -> int:
     return page.locator('#timeline [data-testid^="cell-"][data-col="0"]').count()
 
 
-def set_steps(page, steps: int):
+def set_steps(page, steps: int, refine_passes: int | None = None):
     page.click("#sampling")
-    number = page.locator('#steps input[type="number"]')
-    number.fill(str(steps))
-    number.press("Enter")
+    for elem_id, value in (("steps", steps), ("refine", refine_passes)):
+        if value is not None:
+            number = page.locator(f'#{elem_id} input[type="number"]')
+            number.fill(str(value))
+            number.press("Enter")
 
 
 def test_write_a_timeline_generate_watch_frames_and_play_the_video(page):
@@ -111,7 +113,8 @@ def test_write_a_timeline_generate_watch_frames_and_play_the_video(page):
     page.click("#delete-scene")
     page.wait_for_function("() => document.querySelector('#timeline-summary').innerText.startsWith('2 scenes')")
     assert rows(page) == 2
-    set_steps(page, 3)
+    set_steps(page, 3, refine_passes=1)
+    assert page.input_value('#refine input[type="number"]') == "1" and "Refinement passes" in page.inner_text("#refine")
     page.evaluate(WATCH)
     page.click("#generate")
     page.wait_for_function("() => window.__seen.done !== null", timeout=90000)

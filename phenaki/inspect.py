@@ -23,7 +23,7 @@ from einops import rearrange
 from . import world
 from .data import _resize
 from .demo import LIMITS, MAX_PROMPT_CHARS, MAX_SEED, InputError, _blank, _number, parse_settings
-from .media import display_scale, upscale, write_mp4, write_png
+from .media import board, display_scale, upscale, write_mp4, write_png
 from .quantizer import codebook_usage
 
 MAX_UPLOAD_BYTES = 50 * 2**20
@@ -57,33 +57,6 @@ def colormap(values: np.ndarray) -> np.ndarray:
     v = np.clip(np.nan_to_num(values, nan=0.0), 0, 1) * (len(VIRIDIS) - 1)
     rgb = np.stack([np.interp(v, np.arange(len(VIRIDIS)), VIRIDIS[:, c]) for c in range(3)], -1)
     return np.where(np.isnan(values)[..., None], GREY, rgb).astype(np.uint8)
-
-
-def board(rows: list[list[tuple[np.ndarray, str]]], labels: list[str] | None = None, title: str = "",
-          label_width: int = 72, gap: int = 4, text_h: int = 14) -> np.ndarray:
-    """Tiles (image, caption above it) in rows, a label left of each row, a title on top: one uint8 image."""
-    from PIL import Image, ImageDraw
-
-    label_width = label_width if labels else 0
-    captioned = [any(c for _, c in row) for row in rows]
-    heights = [max(t.shape[0] for t, _ in row) + text_h * cap for row, cap in zip(rows, captioned)]
-    width = label_width + gap + max(sum(t.shape[1] + gap for t, _ in row) for row in rows)
-    height = (text_h + gap if title else 0) + sum(h + gap for h in heights) + gap
-    canvas = Image.new("RGB", (width + width % 2, height + height % 2), (24, 24, 24))  # even: H.264 needs it
-    draw = ImageDraw.Draw(canvas)
-    # titles and captions centred: the browser draws the component's label over the top-left corner
-    draw.text(((width - draw.textlength(title)) // 2, gap), title, fill=(240, 240, 240))
-    y = gap + (text_h + gap if title else 0)
-    for r, (row, row_h, cap) in enumerate(zip(rows, heights, captioned)):
-        if labels:
-            draw.multiline_text((gap, y + text_h), labels[r], fill=(220, 220, 220))
-        x = label_width + gap
-        for tile, caption in row:
-            draw.text((x + (tile.shape[1] - draw.textlength(caption)) // 2, y), caption, fill=(200, 200, 200))
-            canvas.paste(Image.fromarray(np.asarray(tile, np.uint8)), (x, y + text_h * cap))
-            x += tile.shape[1] + gap
-        y += row_h + gap
-    return np.asarray(canvas)
 
 
 # ---- decoding, step by step ---------------------------------------------------------------------------------

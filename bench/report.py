@@ -185,9 +185,9 @@ def report(data: dict) -> str:
               "feed-forward's wide buffer back and paging it in again every layer);",
               "- SDPA attention (the CPU flash kernel) and, on a GPU, bf16 autocast.",
               "",
-              "The rest is matrix multiplies, attention and the sampler's own `torch.multinomial` (about 10% of the "
-              "small configuration's time: it draws one exponential per codebook entry; a one-uniform-per-token "
-              "draw would be faster but changes every seeded result). The \"at most\" figures in the targets table "
+              "The rest is matrix multiplies and attention; tokens are drawn by inverse CDF, one uniform per token "
+              "(`torch.multinomial`, the reference path, draws one exponential per codebook entry: about 8% of the "
+              "small configuration's time). The \"at most\" figures in the targets table "
               "divide the reference's time by this project's FLOPs at 100% of the measured ceiling: on this "
               "machine the small configuration cannot reach 10x for sampling nor 3x for C-ViViT encode+decode "
               "without doing less arithmetic than it does now (C-ViViT's own code, `phenaki/cvivit.py`, was outside "

@@ -18,7 +18,7 @@ temperature, critic_strength, guidance_scale, seed, refine_passes) -> (step imag
 window, summary); `/inspect_tokenizer` (video file or None, shapes-world clip seed) -> (original | reconstruction
 MP4, PSNR per frame, token grid image, summary); `/compare_seeds` (prompt, seeds, steps, temperature,
 critic_strength, guidance_scale, baseline_guidance, refine_passes) -> (MP4 of the seeds, MP4 of the two guidance
-scales, frames sheet, read-back table, summary). refine_passes comes last and may be left out (default 2).
+scales, frames sheet, read-back table, summary). refine_passes comes last and may be left out (default 1).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def generate(timeline, steps, temperature, critic_strength, guidance_scale, seed
 
     Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used);
     the last update carries the MP4 and GIF of the whole story. seed -1 picks a random seed; refine_passes may be
-    left out (default 2)."""
+    left out (default 1)."""
     session = _session_dir(request)
     stop_file, running = session / "STOP", session / "RUNNING"
     _unlink(session / "QUEUED")

@@ -212,7 +212,7 @@ def story_worker(seconds: float, warm_first_chunks: int) -> None:
     segment = 5.0
     timeline = [(STORY_PROMPTS[i % len(STORY_PROMPTS)], min(segment, seconds - i * segment))
                 for i in range(int(-(-seconds // segment)))]
-    kwargs = dict(steps=12, guidance_scale=3.0, temperature=1.0, critic_strength=0.0, refine_passes=2,
+    kwargs = dict(steps=12, guidance_scale=3.0, temperature=1.0, critic_strength=0.0, refine_passes=1,
                   seed=0)  # the demo's
     start = time.perf_counter()
     first, frames, windows = None, 0, 0

@@ -157,7 +157,7 @@ def report(data: dict) -> str:
         lines += ["## Stories on the default model's size", "",
                   "A randomly initialised `phenaki.presets.preset(\"shapes\")` model (the default model's size; "
                   "trained weights would do the same compute), `Phenaki.stream` with the demo's defaults (12 steps, "
-                  "guidance 3, no critic, 2 refinement passes), 5-second segments cycling through four prompts, "
+                  "guidance 3, no critic, 1 refinement pass), 5-second segments cycling through four prompts, "
                   "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
                   "and the model included). Time to first chunk: the first `stream` call after the model is built, "
                   "and later calls with the demo's default timeline.", "",

@@ -28,7 +28,7 @@ from .pipeline import Phenaki
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 DEFAULTS = dict(steps=12, temperature=1.0, guidance_scale=3.0, critic_strength=0.0, token_temperature=0.25,
-                refine_passes=2)
+                refine_passes=1)
 
 
 def _uint8(video: torch.Tensor) -> np.ndarray:

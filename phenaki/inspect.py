@@ -345,7 +345,8 @@ def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_stre
     video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True),
                       model.fps)
     refined = sum(step.phase != "parallel" for step in trace.steps)
-    passes = f", then {s.refine_passes} refinement passes ({refined} steps)" if refined else ""
+    passes = (f", then {s.refine_passes} refinement pass{'es' * (s.refine_passes > 1)} ({refined} steps)"
+              if refined else "")
     summary = (f"**{text}** · seed {s.seed} · {s.steps} steps{passes} · guidance {s.guidance_scale:g} · "
                f"temperature {s.temperature:g} · critic {s.critic_strength:g} · "
                f"{'×'.join(map(str, trace.ids.shape))} = {trace.ids.size} tokens for {frames} frames. The frames "

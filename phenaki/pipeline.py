@@ -183,7 +183,7 @@ class Phenaki(nn.Module):
     def sample(self, *, texts: str | Sequence[str] | None = None, num_frames: int = 17,
                prime_frames: Tensor | None = None, steps: int = 12, temperature: float = 1.0,
                guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
-               token_temperature: float = 0.25, refine_passes: int = 2, seed: int | None = None,
+               token_temperature: float = 0.25, refine_passes: int = 1, seed: int | None = None,
                batch_size: int = 1) -> Tensor:
         """Returns (batch, 3, num_frames, H, W) in [0, 1]. With `prime_frames` (b, 3, f, H, W), the video
         continues them and only the new frames are returned."""
@@ -216,7 +216,7 @@ class Phenaki(nn.Module):
     @torch.no_grad()
     def stream(self, timeline, *, steps: int = 12, temperature: float = 1.0, guidance_scale: float = 3.0,
                critic_strength: float = 0.0, top_k: int | None = None, token_temperature: float = 0.25,
-               refine_passes: int = 2, seed: int | None = None) -> Iterator[VideoChunk]:
+               refine_passes: int = 1, seed: int | None = None) -> Iterator[VideoChunk]:
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
         they are decoded. Every input is checked before the first window starts."""
         frames = self.timeline_frames(timeline)
@@ -231,7 +231,7 @@ class Phenaki(nn.Module):
 
     def inspect_window(self, text: str, num_frames: int, *, steps: int = 12, temperature: float = 1.0,
                        guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
-                       token_temperature: float = 0.25, refine_passes: int = 2,
+                       token_temperature: float = 0.25, refine_passes: int = 1,
                        seed: int | None = None) -> tuple[Tensor, list[StepState]]:
         """The first window of `sample(texts=text, ...)`, with the state after every decoding step."""
         _check_prompt(text, "text")

@@ -45,10 +45,10 @@ class SamplingSettings:
     # of an object agree more often: the default model's squares came out with circle corners at 1 (shape 0.71
     # right at 1, 0.83 at 0.25 on 100 held-out clips), while the choice noise keeps layouts varied.
     token_temperature: float = 0.25
-    # Refinement passes (0: none), each 4 unguided forwards. On the default model's held-out eval, without
-    # refinement / with 2 passes: shape drawn as prompted 83 / 99%, object kept through scene changes 80 / 100%.
-    # Guidance is left out because it pulls each token toward the prompt rather than toward its neighbours.
-    refine_passes: int = 2
+    # Refinement passes (0: none), each 4 unguided forwards. On the default model's held-out eval, with 0 / 1 / 2
+    # passes: shape drawn as prompted 83 / 100 / 99%, object kept through scene changes 80 / 100 / 100%. Guidance
+    # is left out because it pulls each token toward the prompt rather than toward its neighbours.
+    refine_passes: int = 1
 
     def validate(self, has_critic: bool) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:

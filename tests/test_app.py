@@ -104,8 +104,8 @@ def test_settings_coerce_api_strings_and_random_seed():
     assert logic.parse_settings(8, 0, 0, 0, "", has_critic=False).seed is None
     resolved = logic.parse_settings(8, 0, 0, 0, -1, "1", has_critic=False).resolve_seed()
     assert isinstance(resolved.seed, int) and 0 <= resolved.seed < 2**31 and resolved.refine_passes == 1
-    assert s.refine_passes == logic.DEFAULTS["refine_passes"] == 2  # left out: the library's default
-    assert logic.parse_settings(8, 0, 0, 0, 1, "", has_critic=False).refine_passes == 2
+    assert s.refine_passes == logic.DEFAULTS["refine_passes"] == 1  # left out: the library's default
+    assert logic.parse_settings(8, 0, 0, 0, 1, "", has_critic=False).refine_passes == 1
     assert logic.parse_settings(8, 0, 0, 0, 1, 0, has_critic=False).sampling_kwargs()["refine_passes"] == 0
 
 

@@ -208,7 +208,7 @@ def test_sampler_fast_path_matches_reference_logits_ids_and_frames(prefix, monke
     context, context_mask = model.encode_text([PROMPT, "the blue square moves up"])
     length = 5 * model.frame_tokens
     prefix_ids = torch.randint(0, 64, (2, 2 * model.frame_tokens)) if prefix else None
-    settings = SamplingSettings(steps=6, temperature=1.0, guidance_scale=4.0)
+    settings = SamplingSettings(steps=6, temperature=1.0, guidance_scale=4.0, refine_passes=2)
 
     def run():
         with monkeypatch.context() as patch:

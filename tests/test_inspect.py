@@ -64,7 +64,7 @@ def test_the_steps_end_in_exactly_what_a_normal_generation_makes(model, critic_s
 
 @pytest.mark.parametrize("critic_strength", [0.0, 0.5])
 def test_each_step_says_what_was_masked_filled_and_sent_back(model, critic_strength):
-    trace = insp.trace_decoding(model, PROMPT, 17, steps=4, seed=3, critic_strength=critic_strength)
+    trace = insp.trace_decoding(model, PROMPT, 17, steps=4, seed=3, critic_strength=critic_strength, refine_passes=2)
     total = trace.ids.size
     refinement = [f"refinement {k}, {half} frames" for k in (1, 2) for half in ("even", "even", "odd", "odd")]
     assert [s.phase for s in trace.steps] == ["parallel"] * 4 + refinement  # 2 passes, 2 steps per half
@@ -213,12 +213,12 @@ def test_seeds_and_guidance_are_normal_generations(model):
 
 def test_views_take_api_strings_and_write_files(model, tmp_path):
     steps = insp.steps_view(model, tmp_path / "a", " a red   circle moves right ", "9", "2", "1", "0", "3", "7")
-    assert len(steps.gallery) == len(steps.table) == 2 + 8 and steps.seed == 7  # 2 parallel steps, refinement
-    assert Image.open(steps.gallery[0][0]).size[0] > 5 * 128 and steps.gallery[1][1].startswith("step 2/10: ")
-    assert steps.gallery[9][1].startswith("step 10/10 (refinement 2, odd frames): ")
+    assert len(steps.gallery) == len(steps.table) == 2 + 4 and steps.seed == 7  # 2 parallel steps, refinement
+    assert Image.open(steps.gallery[0][0]).size[0] > 5 * 128 and steps.gallery[1][1].startswith("step 2/6: ")
+    assert steps.gallery[5][1].startswith("step 6/6 (refinement 1, odd frames): ")
     assert read_frames(steps.video).shape == (9, 512, 512, 3)
     assert "**a red circle moves right** · seed 7" in steps.summary and "5×4×4 = 80 tokens" in steps.summary
-    assert "2 steps, then 2 refinement passes (8 steps)" in steps.summary
+    assert "2 steps, then 1 refinement pass (4 steps)" in steps.summary
     assert insp.steps_view(model, tmp_path / "b", PROMPT, 1, 1, 1, 0, 3, -1).seed >= 0  # -1: a random seed
     tok = insp.tokenizer_view(model, tmp_path / "c", None, "4")
     assert read_frames(tok.video).shape[0] == 17 and [r[0] for r in tok.psnr] == list(range(17))
@@ -269,20 +269,21 @@ def test_api_names_and_parameters(server):
                            "baseline_guidance", "refine_passes"]}
     # refine_passes comes last and may be left out: callers written before it still work
     refine = [p for p in endpoints["/inspect_steps"]["parameters"] if p["parameter_name"] == "refine_passes"][0]
-    assert refine["parameter_has_default"] and refine["parameter_default"] == 2
+    assert refine["parameter_has_default"] and refine["parameter_default"] == 1
 
 
 def test_api_steps_end_in_the_frames_that_generate_makes(server):
     c = client(server)
     gallery, table, video, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, api_name="/inspect_steps")
-    refinement = [f"refinement {k}, {half} frames" for k in (1, 2) for half in ("even", "even", "odd", "odd")]
+    refinement = [f"refinement 1, {half} frames" for half in ("even", "even", "odd", "odd")]
     assert [item["caption"].split(":")[0] for item in gallery] == (
-        ["step 1/11", "step 2/11", "step 3/11"] + [f"step {i}/11 ({p})" for i, p in enumerate(refinement, 4)])
+        ["step 1/7", "step 2/7", "step 3/7"] + [f"step {i}/7 ({p})" for i, p in enumerate(refinement, 4)])
     assert all(Image.open(item["image"]).size[0] > 5 * 128 for item in gallery)
-    assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == list(range(1, 12))
-    assert table["data"][-1][1] == 0 and "seed 11" in summary and "then 2 refinement passes (8 steps)" in summary
+    assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == list(range(1, 8))
+    assert table["data"][-1][1] == 0 and "seed 11" in summary and "then 1 refinement pass (4 steps)" in summary
     gallery, table, video_plain, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, 0, api_name="/inspect_steps")
-    assert len(gallery) == 3 and [r[-1] for r in table["data"]] == ["parallel"] * 3 and "refinement passes" not in summary
+    assert len(gallery) == 3 and [r[-1] for r in table["data"]] == ["parallel"] * 3
+    assert "refinement pass" not in summary
     assert np.abs(read_frames(video_plain).astype(int) - read_frames(video)).mean() > 0  # refinement changed them
     *_, mp4, _, seed = c.predict({"headers": ["prompt", "seconds"], "data": [[PROMPT, 1]]}, 3, 1.0, 0.5, 3.0, 11,
                                  api_name="/generate")  # 8 frames: one window

@@ -113,7 +113,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         "## Measured (held-out seeds, default sampling settings: "
         f"{DEFAULTS['steps']} steps, temperature {DEFAULTS['temperature']:g}, token temperature "
         f"{DEFAULTS['token_temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, no critic, "
-        f"{DEFAULTS['refine_passes']} refinement passes)",
+        f"{DEFAULTS['refine_passes']} refinement pass{'es' * (DEFAULTS['refine_passes'] != 1)})",
         "",
         "Command: `python -m phenaki.eval weights --card` (`weights/eval.json` holds the raw figures).",
         "",

@@ -79,7 +79,7 @@ SHOWN_NAME = "weights/ (bundled)" if Path(MODEL_NAME) == DEFAULT_MODEL else MODE
 
 import gradio as gr  # noqa: E402  (after the model: a missing model is reported without waiting for gradio)
 
-from app_inspect import inspect_tab  # noqa: E402
+from app_inspect import inspect_tab, refine_slider  # noqa: E402
 
 
 def _story(timeline, settings, run_dir, stop_file, live):
@@ -343,9 +343,7 @@ with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_c
                     critic = gr.Slider(*logic.LIMITS["critic_strength"], value=logic.DEFAULTS["critic_strength"],
                                        step=0.05, label="Critic strength", info=critic_note,
                                        interactive=MODEL.has_critic, elem_id="critic")
-                    refine = gr.Slider(*logic.LIMITS["refine_passes"], value=logic.DEFAULTS["refine_passes"],
-                                       step=1, label="Refinement passes", info=logic.REFINE_NOTE,
-                                       elem_id="refine")
+                    refine = refine_slider("refine")
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")

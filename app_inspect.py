@@ -54,6 +54,12 @@ class InspectViews:
         return v.seeds_video, v.guidance_video, v.sheet, table, v.summary
 
 
+def refine_slider(elem_id: str) -> gr.Slider:
+    """The refinement passes control (Generate and the Inspect views)."""
+    return gr.Slider(*logic.LIMITS["refine_passes"], value=logic.DEFAULTS["refine_passes"], step=1,
+                     label="Refinement passes", info=logic.REFINE_NOTE, elem_id=elem_id)
+
+
 def show_step(gallery, step):
     """The step chosen on the slider, from the gallery of all steps."""
     if not gallery:
@@ -82,10 +88,6 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                                           ("critic_strength", 0.05, "Critic strength"),
                                           ("guidance_scale", 0.5, "Guidance scale")]]
 
-    def refine_slider(prefix: str) -> gr.Slider:
-        return gr.Slider(*logic.LIMITS["refine_passes"], value=logic.DEFAULTS["refine_passes"], step=1,
-                         label="Refinement passes", info=logic.REFINE_NOTE, elem_id=f"{prefix}-refine_passes")
-
     with gr.Tab("Decoding, step by step", id="inspect-steps"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
@@ -96,7 +98,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                 steps_settings = settings_sliders("steps")
                 steps_seed = gr.Number(label="Seed (-1: random)", value=0, precision=0, minimum=-1,
                                        elem_id="steps-seed")
-                steps_refine = refine_slider("steps")
+                steps_refine = refine_slider("steps-refine_passes")
                 steps_btn = gr.Button("Decode step by step", variant="primary", elem_id="steps-run")
             with gr.Column(scale=8, min_width=320):
                 step_slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False,
@@ -145,7 +147,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                                          label="Compared with guidance scale",
                                          info="the first seed again, at this scale (1: no guidance)",
                                          elem_id="cmp-baseline")
-                cmp_refine = refine_slider("cmp")
+                cmp_refine = refine_slider("cmp-refine_passes")
                 cmp_btn = gr.Button("Compare", variant="primary", elem_id="cmp-run")
             with gr.Column(scale=8, min_width=320):
                 cmp_summary = gr.Markdown(label="Summary", elem_id="cmp-summary")

@@ -323,6 +323,10 @@ def _folder(path) -> Path:
     return Path(path)
 
 
+def _passes(n: int) -> str:
+    return f"{n} refinement pass{'es' * (n != 1)}"
+
+
 @dataclass
 class StepsView:
     gallery: list[tuple[str, str]]  # (PNG, caption) a step
@@ -345,8 +349,7 @@ def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_stre
     video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True),
                       model.fps)
     refined = sum(step.phase != "parallel" for step in trace.steps)
-    passes = (f", then {s.refine_passes} refinement pass{'es' * (s.refine_passes > 1)} ({refined} steps)"
-              if refined else "")
+    passes = f", then {_passes(s.refine_passes)} ({refined} steps)" if refined else ""
     summary = (f"**{text}** · seed {s.seed} · {s.steps} steps{passes} · guidance {s.guidance_scale:g} · "
                f"temperature {s.temperature:g} · critic {s.critic_strength:g} · "
                f"{'×'.join(map(str, trace.ids.shape))} = {trace.ids.size} tokens for {frames} frames. The frames "
@@ -415,7 +418,7 @@ def compare_view(model, out_dir, text, seeds, steps, temperature, critic_strengt
     table = [[x.seed, x.guidance_scale, *x.seen, {None: "", True: "yes", False: "no"}[x.matches]] for x in samples]
     matched = [x.matches for x in by_seed if x.matches is not None]
     score = f" · {sum(matched)} of {len(matched)} seeds match the prompt (shapes-world read-back)" if matched else ""
-    summary = (f"**{text}** · {s.steps} steps · {s.refine_passes} refinement passes · temperature {s.temperature:g} "
+    summary = (f"**{text}** · {s.steps} steps · {_passes(s.refine_passes)} · temperature {s.temperature:g} "
                f"· critic {s.critic_strength:g} · seeds "
                f"{', '.join(map(str, seeds))} at guidance {s.guidance_scale:g}; seed {seeds[0]} at guidance {base:g} "
                f"and {s.guidance_scale:g}{score}. Each clip is the first window Generate makes with that seed and "

@@ -158,9 +158,10 @@ def generate(timeline, steps, temperature, critic_strength, guidance_scale, seed
              request: gr.Request, progress=gr.Progress()):
     """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
 
-    Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used);
-    the last update carries the MP4 and GIF of the whole story. seed -1 picks a random seed; refine_passes may be
-    left out (default 1)."""
+    Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used):
+    for each window, its frames as soon as they are decoded, then the same with its clip for the live preview (the
+    first update has no clip: its chunk is None); the last update carries the MP4 and GIF of the whole story.
+    seed -1 picks a random seed; refine_passes may be left out (default 1)."""
     session = _session_dir(request)
     stop_file, running = session / "STOP", session / "RUNNING"
     _unlink(session / "QUEUED")

@@ -269,7 +269,8 @@ def delete_scene(value) -> list[list]:
 
 @dataclass
 class StoryUpdate:
-    """What `generate_story` yields after every window (`final` False) and once at the end (`final` True)."""
+    """What `generate_story` yields: a window's frames, then (if asked for) its MP4, for every window (`final`
+    False); and once at the end (`final` True)."""
     scene: int  # 0-based scene of the latest window (the last one made when final)
     scenes: int
     prompt: str
@@ -279,7 +280,7 @@ class StoryUpdate:
     seed: int
     fps: int
     elapsed: float  # seconds since the story started
-    window_video: str | None = None  # the latest window's frames as an MP4 (live preview), if asked for
+    window_video: str | None = None  # the latest window's frames as an MP4 (live preview): its second update
     window_sheet: str | None = None  # the latest window's frames side by side (PNG); final: the last window's
     final: bool = False
     video: str | None = None  # final: the whole story (or what was made of it) as MP4
@@ -300,8 +301,9 @@ def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLi
                    stop_file: str | os.PathLike | None = None, window_videos: bool = True,
                    display_size: int = DISPLAY_SIZE, gif_size: int = GIF_SIZE,
                    gif_max_frames: int = GIF_MAX_FRAMES) -> Iterator[StoryUpdate]:
-    """Generates the story window by window, yielding a `StoryUpdate` as soon as each window is decoded, then a
-    final one with the MP4 and GIF of everything made.
+    """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
+    `StoryUpdate` with its frames side by side (`window_sheet`) as soon as it is decoded and, with `window_videos`,
+    a second one that adds its MP4 (`window_video`, for a live preview); the last update is `final`.
 
     Inputs are checked first (InputError; nothing is written). The story stops between windows once `stop_file`
     exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
@@ -340,13 +342,17 @@ def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLi
                 break
             frames = np.asarray(chunk.frames)
             windows, scene = windows + 1, int(chunk.segment)
+            done += len(frames)
+            sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
+            # the frames first: the picture is on its way while the MP4s are encoded (about 0.5 s a window
+            # on a CPU, with the app's muxing of the live preview's clip)
+            yield update(window_sheet=sheet)
             big = upscale(frames, scale, even=True)
             writer.append(big)
             gif_frames.extend(frame for i, frame in enumerate(frames, start=chunk.start) if i % gif_stride == 0)
-            done += len(frames)
-            window_video = str(write_mp4(out / f"window_{windows:04d}.mp4", big, fps)) if window_videos else None
-            sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
-            yield update(window_video=window_video, window_sheet=sheet)
+            if window_videos:
+                yield update(window_sheet=sheet, window_video=str(write_mp4(out / f"window_{windows:04d}.mp4", big,
+                                                                            fps)))
             stopped = stop_requested(stop_file) and done < total
     except BaseException:
         writer.abort()

@@ -204,23 +204,42 @@ def test_story_streams_every_window_then_mp4_and_gif(model, tmp_path):
     chunks = list(model.stream(TWO_SCENES, steps=2, seed=0))  # what the library makes, window by window
     assert len(chunks) >= 2
     updates = list(logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path))
-    windows, final = updates[:-1], updates[-1]
-    assert [u.final for u in updates] == [False] * len(chunks) + [True]
+    final = updates[-1]
+    assert [u.final for u in updates] == [False] * 2 * len(chunks) + [True]
+    # every window twice: its frames (contact sheet) first, then the same with its own MP4 (live preview)
+    windows, videos = updates[:-1:2], updates[1:-1:2]
+    assert all(u.window_video is None for u in windows) and all(v.window_video for v in videos)
+    assert [(v.window_sheet, v.frames_done, v.scene) for v in videos] == [(u.window_sheet, u.frames_done, u.scene)
+                                                                          for u in windows]
     assert [u.frames_done for u in windows] == list(np.cumsum([len(c.frames) for c in chunks]))
     assert [u.scene for u in windows] == [c.segment for c in chunks]
     assert windows[-1].prompt == "the red circle moves up" and all(u.seed == 0 for u in updates)
     scale = media.display_scale(model.frame_size)
-    for update, chunk in zip(windows, chunks):  # each window's own MP4 (live preview) and contact sheet
-        live = read_frames(update.window_video)
+    for update, video, chunk in zip(windows, videos, chunks):
+        assert Image.open(update.window_sheet).size[0] > 32 * 8
+        live = read_frames(video.window_video)
         assert live.shape == (len(chunk.frames), 32 * scale, 32 * scale, 3)
         assert np.abs(live.astype(int) - media.upscale(chunk.frames, scale)).mean() < 12
-        assert Image.open(update.window_sheet).size[0] > 32 * 8
     assert final.frames_done == final.frames_total == 32 and not final.stopped and final.error is None
     story = read_frames(final.video)
     assert story.shape == (32, 512, 512, 3)
     made = np.concatenate([c.frames for c in chunks])
     assert np.abs(story.astype(int) - media.upscale(made, scale)).mean() < 12
     assert gif_timing(final.gif) == (32, 4000, 0) and Image.open(final.gif).size == (256, 256)
+
+
+def test_a_window_s_frames_come_before_its_mp4_is_encoded(model, tmp_path):
+    story = logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path)
+    first = next(story)
+    assert Path(first.window_sheet).is_file() and first.window_video is None
+    assert list(tmp_path.glob("*.mp4")) == []  # no MP4 encoded yet: the picture goes out first
+    second = next(story)
+    assert Path(second.window_video).is_file() and second.frames_done == first.frames_done
+    story.close()
+    # without live preview clips, one update a window
+    updates = list(logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "no-clips",
+                                        window_videos=False))
+    assert all(u.window_video is None for u in updates) and len(updates) == windows_of(model, TWO_SCENES) + 1
 
 
 def test_story_gif_is_subsampled_for_long_stories(model, tmp_path):
@@ -236,10 +255,10 @@ def test_stop_file_ends_the_story_between_windows_and_keeps_the_frames(model, tm
                                  stop_file=stop)
     first = next(story)
     stop.touch()
-    rest = list(story)
-    assert len(rest) == 1 and rest[0].final and rest[0].stopped
-    assert rest[0].frames_done == first.frames_done < rest[0].frames_total
-    assert count_frames(rest[0].video) == first.frames_done
+    rest = list(story)  # the first window's MP4 (live preview), then the end
+    assert [u.final for u in rest] == [False, True] and rest[0].window_video and rest[1].stopped
+    assert rest[1].frames_done == first.frames_done < rest[1].frames_total
+    assert count_frames(rest[1].video) == first.frames_done
     # asked to stop before it started: nothing is made, and it says so
     updates = list(logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "r2",
                                         stop_file=stop))
@@ -266,7 +285,7 @@ def test_failure_mid_story_keeps_the_frames_made(model, tmp_path):
     updates = list(logic.generate_story(FailsAfterFirstWindow(model), logic.parse_timeline(TWO_SCENES),
                                         settings(), tmp_path))
     final = updates[-1]
-    assert len(updates) == 2 and final.final and "CUDA out of memory (simulated)" in final.error
+    assert len(updates) == 3 and final.final and "CUDA out of memory (simulated)" in final.error  # 1 window, 2 updates
     assert count_frames(final.video) == updates[0].frames_done == 16 and Path(final.gif).stat().st_size > 0
 
 
@@ -457,6 +476,11 @@ def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     assert done == sorted(done) and done[-1] == 32
     if shutil.which("ffprobe"):
         assert all(o[0].endswith(".m3u8") for o in window_updates)  # the live preview streams as HLS
+        # each window comes twice: its frames at once, still beside the last clip, then with its own clip
+        assert len(window_updates) >= 2 * expected_windows
+        firsts = [i for i in range(1, len(window_updates)) if window_updates[i][1] != window_updates[i - 1][1]]
+        assert len(firsts) == expected_windows - 1
+        assert all(window_updates[i][0] == window_updates[i - 1][0] != window_updates[i + 1][0] for i in firsts)
     live, sheet, status, video, mp4, gif, seed = final
     assert "Done" in status and seed == 3
     assert mp4.endswith(".mp4") and count_frames(mp4) == 32

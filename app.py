@@ -211,13 +211,11 @@ def _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed
     return story, settings
 
 
-def check_inputs(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes):
-    """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued)."""
+def prepare(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
+            request: gr.Request):
+    """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued); otherwise it clears
+    the last result and arms the stop button. One round trip before the story is queued, not two."""
     _checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
-
-
-def before_generate(request: gr.Request):
-    """Runs at once when the inputs are fine: clears the last result and arms the stop button."""
     session = _session_dir(request)
     _unlink(session / "STOP")
     _touch(session / "QUEUED")
@@ -386,12 +384,11 @@ with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_c
                     api_visibility="private")
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], queue=False, api_visibility="private")
     inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine]  # refine last: API callers may omit it
-    # Generate: check (a message, nothing queued) -> clear the last result -> generate (queued, streaming)
-    # (queued, so that its error shows as a message, but never waits: no concurrency limit)
-    check = generate_btn.click(check_inputs, inputs, None, preprocess=False, show_progress="hidden",
-                               concurrency_limit=None, api_visibility="private")
-    prepared = check.success(before_generate, None, [video, mp4_file, gif_file, status, generate_btn], queue=False,
-                             api_visibility="private", show_progress="hidden")
+    # Generate: check and clear the last result (a bad input is a message, nothing queued) -> generate (queued,
+    # streaming). The check is queued too, so that its error shows as a message, but never waits: no limit.
+    prepared = generate_btn.click(prepare, inputs, [video, mp4_file, gif_file, status, generate_btn],
+                                  preprocess=False, show_progress="hidden", concurrency_limit=None,
+                                  api_visibility="private")
     generated = prepared.success(
         generate, inputs, [live, sheet, status, video, mp4_file, gif_file, seed_used], api_name="generate",
         concurrency_limit=CONCURRENCY, concurrency_id="generate",

@@ -140,7 +140,7 @@ class MaskGit(TokenTransformer):
         picked = self.transformer(torch.cat((h, h)), context=context, context_mask=context_mask, guided=True,
                                   positions=positions)
         cond, uncond = picked.float().chunk(2)
-        return self.to_out(uncond + guidance_scale * (cond - uncond))
+        return self.to_out((uncond + guidance_scale * (cond - uncond)).to(picked.dtype))  # mixed in fp32
 
 
 class TokenCritic(TokenTransformer):

@@ -119,16 +119,19 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
     ids = torch.full((batch, length), maskgit.mask_id, dtype=torch.long, device=device)
     if prefix is not None:
         ids[:, :num_prefix] = prefix
-    fill = _Filler(maskgit, context, context_mask, critic, generator, amp, on_step, num_prefix)
-    ids = fill(ids, torch.arange(num_prefix, length, device=device), settings, "parallel")
-    if settings.refine_passes:
-        plain = replace(settings, steps=2, guidance_scale=1.0, critic_strength=0.0, temperature=0.0)
-        frames = torch.arange(num_prefix, length, device=device).split(frame_tokens)
-        halves = [torch.cat(frames[0::2])] + ([torch.cat(frames[1::2])] if len(frames) > 1 else [])
-        for k in range(settings.refine_passes):
-            for half, name in zip(halves, ("even", "odd")):
-                ids = fill(ids.index_fill(1, half, maskgit.mask_id), half, plain, f"refinement {k + 1}, {name} frames",
-                           sent_back=True)
+    fill = _Filler(maskgit, context, context_mask, critic, generator, on_step, num_prefix)
+    # one autocast region for the whole window: autocast keeps the bf16 copies of the weights until its outermost
+    # region ends, so they are made once a window, not once a step (1.5 B parameters at the paper's size)
+    with amp:
+        ids = fill(ids, torch.arange(num_prefix, length, device=device), settings, "parallel")
+        if settings.refine_passes:
+            plain = replace(settings, steps=2, guidance_scale=1.0, critic_strength=0.0, temperature=0.0)
+            frames = torch.arange(num_prefix, length, device=device).split(frame_tokens)
+            halves = [torch.cat(frames[0::2])] + ([torch.cat(frames[1::2])] if len(frames) > 1 else [])
+            for k in range(settings.refine_passes):
+                for half, name in zip(halves, ("even", "odd")):
+                    ids = fill(ids.index_fill(1, half, maskgit.mask_id), half, plain,
+                               f"refinement {k + 1}, {name} frames", sent_back=True)
     return ids
 
 
@@ -136,9 +139,9 @@ class _Filler:
     """MaskGIT steps that fill the masked tokens among `region` (window positions) of `ids`; `on_step` sees every
     step of every call, numbered on. `sent_back`: the caller masked the region's fixed tokens again."""
 
-    def __init__(self, maskgit, context, context_mask, critic, generator, amp, on_step, num_prefix):
+    def __init__(self, maskgit, context, context_mask, critic, generator, on_step, num_prefix):
         self.maskgit, self.context, self.context_mask, self.critic = maskgit, context, context_mask, critic
-        self.generator, self.amp, self.on_step, self.num_prefix = generator, amp, on_step, num_prefix
+        self.generator, self.on_step, self.num_prefix = generator, on_step, num_prefix
         self.steps_done = 0
 
     def __call__(self, ids: Tensor, region: Tensor, settings: SamplingSettings, phase: str,
@@ -154,8 +157,7 @@ class _Filler:
             where = still_masked.nonzero()[:, 1].view(batch, num_masked)  # indices into the region
             positions = region[where]
 
-            with self.amp:
-                logits = step_logits(maskgit, ids, positions, self.context, self.context_mask, settings.guidance_scale)
+            logits = step_logits(maskgit, ids, positions, self.context, self.context_mask, settings.guidance_scale)
             if settings.top_k is not None and settings.top_k < logits.shape[-1]:
                 kth = logits.topk(settings.top_k, dim=-1).values[..., -1:]
                 logits = logits.masked_fill(logits < kth, -math.inf)
@@ -173,8 +175,7 @@ class _Filler:
                 break  # all filled: no choice to make, no critic pass after the last step
             if settings.critic_strength > 0:
                 # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
-                with self.amp:
-                    scores = self.critic(ids, self.context, self.context_mask)[:, region].float()
+                scores = self.critic(ids, self.context, self.context_mask)[:, region].float()
                 choice = (1 - settings.critic_strength) * confidence + settings.critic_strength * F.logsigmoid(-scores)
             else:
                 choice = confidence.masked_fill(~still_masked, math.inf)  # plain MaskGIT: fixed tokens stay
@@ -202,8 +203,9 @@ class _Filler:
         def spread(x: Tensor, outside) -> Tensor:
             return torch.full(shape, outside, dtype=x.dtype, device=x.device).index_copy(1, local, x)
 
-        self.on_step(StepState(self.steps_done, ids.clone(), spread(filled, False), spread(score.float(), math.inf),
-                               spread(sent_back, False), phase))
+        with torch.autocast(ids.device.type, enabled=False):  # the caller's code runs as it would outside
+            self.on_step(StepState(self.steps_done, ids.clone(), spread(filled, False),
+                                   spread(score.float(), math.inf), spread(sent_back, False), phase))
         self.steps_done += 1
 
 

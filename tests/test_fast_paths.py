@@ -1,9 +1,12 @@
 """Every fast path against the plain reference path beside it, on random inputs: the speed work must not change
 what the model computes. `phenaki.attention.reference_paths()` switches the library onto the reference paths."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import randomised, tiny_phenaki
 from phenaki import MaskGit
@@ -274,6 +277,50 @@ def test_bf16_autocast_path_runs_and_stays_close_on_cpu():
     ids = sample_tokens(model, length=40, context=context, context_mask=mask, autocast=True, frame_tokens=8,
                         settings=SamplingSettings(steps=4), generator=torch.Generator().manual_seed(0))
     assert ids.shape == (2, 40) and ids.max() < 50 and ids.min() >= 0
+
+
+class WeightCasts(TorchDispatchMode):
+    """Counts the bf16 copies made of one weight."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight, self.count = weight, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default and args[0].data_ptr() == self.weight.data_ptr() \
+                and kwargs.get("dtype") == torch.bfloat16:
+            self.count += 1
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("refine_passes", [0, 1])
+def test_autocast_makes_the_bf16_weights_once_a_window(refine_passes):
+    """One autocast region spans the window, so its cache keeps the bf16 weights across the steps (at the paper's
+    size, a copy of 1.5 B parameters a step otherwise)."""
+    model = make_maskgit(position_grid=(8, 2, 4))
+    context, mask = torch.randn(1, 6, 24), torch.ones(1, 6, dtype=torch.bool)
+    seen = []
+    with WeightCasts(model.transformer.layers[0][0].to_q.weight) as casts:
+        sample_tokens(model, length=64, context=context, context_mask=mask, autocast=True, on_step=seen.append,
+                      settings=SamplingSettings(steps=6, refine_passes=refine_passes))
+    assert len(seen) == 6 + 4 * refine_passes and casts.count == 1
+
+
+def test_bf16_weights_sample_and_stay_close_to_fp32():
+    """A MaskGit held in bf16 (no autocast): the guided mix is taken in fp32 and goes back to the weights' dtype."""
+    model = make_maskgit(dim=64, heads=4, dim_head=16)
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    g = torch.Generator().manual_seed(12)
+    x, positions = torch.randint(0, 51, (2, 40), generator=g), torch.randint(0, 40, (2, 9), generator=g)
+    context, mask = torch.randn(2, 6, 24, generator=g), torch.ones(2, 6, dtype=torch.bool)
+    with torch.no_grad():
+        full = model.guided_logits_at(x, positions, context, mask, 3.0)
+        low = half.guided_logits_at(x, positions, context.bfloat16(), mask, 3.0)
+    assert low.dtype == torch.bfloat16 and (low.float() - full).abs().max() <= 0.05 * full.abs().max()
+    ids = sample_tokens(half, length=40, context=context.bfloat16(), context_mask=mask, frame_tokens=8,
+                        settings=SamplingSettings(steps=4), generator=torch.Generator().manual_seed(0))
+    assert ids.shape == (2, 40) and 0 <= ids.min() and ids.max() < 50
 
 
 def test_transformer_with_every_row_unconditioned():

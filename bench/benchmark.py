@@ -14,7 +14,8 @@ What it does, in one process:
   the built model; glibc is told to hand large blocks back at once so that RSS follows the tensors);
 - a 2-minute story (960 frames at 8 fps) against a 10-second one on the default model's size (a randomly
   initialised `shapes` preset: the trained weights are not part of this measure), each in its own process; and the
-  time to the first chunk of `Phenaki.stream` with the demo's default settings.
+  time to the first chunk of `Phenaki.stream` with the demo's default settings;
+- the demo itself in a real browser: seconds from pressing Generate to the first frames on the page (bench/browser.py).
 Results go to bench/out/ and, for a full run, to bench/RESULTS.md.
 """
 
@@ -43,6 +44,7 @@ for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISA
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count  # noqa: E402
 
+from bench.browser import first_frames  # noqa: E402
 from bench.report import machine, report, table, targets  # noqa: E402
 from bench.systems import CONFIGS, SYSTEMS, TASKS, Config, Inputs  # noqa: E402
 
@@ -252,6 +254,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="timed A/B rounds (default: per config)")
     parser.add_argument("--story", default=None, help="story lengths in seconds, comma-separated (default 10,120)")
     parser.add_argument("--threads", default="auto", help="torch threads for both systems, or auto")
+    parser.add_argument("--presses", type=int, default=None,
+                        help="Generate presses in the browser (default 6, --quick 3; 0: no browser measure)")
     parser.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
     parser.add_argument("--memory-worker", nargs=2, metavar=("CONFIG", "SYSTEM"), help=argparse.SUPPRESS)
     parser.add_argument("--story-worker", type=float, help=argparse.SUPPRESS)
@@ -298,15 +302,22 @@ def main() -> None:
         for line in table(comparisons[name]):
             log(line)
     story = stories(lengths, threads, log) if lengths else []
+    presses = args.presses if args.presses is not None else (3 if args.quick else 6)
+    browser = None
+    if presses:
+        log(f"\n== the demo in Chromium: {presses} presses of Generate, default model and settings")
+        browser = first_frames(presses, log)
+        log("   " + (browser.get("skipped") or f"first press {browser['first_s']:.2f} s, later ones median "
+                     f"{browser['later_median_s']:.2f} s (max {browser['later_max_s']:.2f} s)"))
     command = "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     data = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), command=command,
                 machine=machine(), threads=threads, thread_probe=probe, load_start=load_start,
                 load_end=os.getloadavg()[0], nice=(nice_start, os.nice(0)), wall_s=time.time() - started,
-                comparisons=comparisons, stories=story)
+                comparisons=comparisons, stories=story, browser=browser)
     (OUT / "results.json").write_text(json.dumps(data, indent=1))
     text = report(data)
     (OUT / "RESULTS.md").write_text(text)
-    log("\n" + "\n".join(targets(comparisons, story)))
+    log("\n" + "\n".join(targets(comparisons, story, browser)))
     if not args.quick and not args.no_write:
         (REPO / "bench" / "RESULTS.md").write_text(text)
         log(f"\nwrote {REPO / 'bench' / 'RESULTS.md'}")

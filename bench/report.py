@@ -40,7 +40,7 @@ def table(comparison: dict) -> list[str]:
     return lines
 
 
-def targets(comparisons: dict, story: list[dict]) -> list[str]:
+def targets(comparisons: dict, story: list[dict], browser: dict | None = None) -> list[str]:
     lines = ["| target | measured | met |", "| --- | --- | --- |"]
 
     def row(name, value, ok):
@@ -86,8 +86,38 @@ def targets(comparisons: dict, story: list[dict]) -> list[str]:
             f"({long['frames']} frames in {long['total_s']:.0f} s)", True)
         first = short["first_chunk_s"]
         warm = statistics.median(short["warm_first_chunk_s"]) if short["warm_first_chunk_s"] else first
-        row("first frames of a story within 3 s (library: first chunk of `stream`, demo defaults)",
-            f"{first:.2f} s first request after loading, {warm:.2f} s later ones", max(first, warm) <= 3.0)
+        row("first chunk of `stream` with the demo's defaults (reported; the library's share of the wait below)",
+            f"{first:.2f} s first request after loading, {warm:.2f} s later ones", True)
+    if browser is not None:
+        name = "in the app: first frames in the browser within 3 s of pressing Generate (default model, CPU)"
+        if browser.get("skipped"):
+            row(name, f"not measured: {browser['skipped']}", False)
+        else:
+            worst = max(browser["first_s"], browser["later_max_s"])
+            row(name, f"frames picture: {browser['first_s']:.2f} s first press, {browser['later_median_s']:.2f} s "
+                f"median of the later ones (slowest {browser['later_max_s']:.2f} s); the live preview's clip: "
+                f"{browser['live_median_s']:.2f} s median", worst <= 3.0)
+    return lines
+
+
+def browser_section(browser: dict) -> list[str]:
+    lines = ["## The demo in a browser", "",
+             "`app.py` as a user starts it (the bundled default model, default threads, CPU) and Debian's headless "
+             f"Chromium {browser.get('chromium', '')} on the same machine, driven by Playwright "
+             "(`bench/browser.py`). Each press of Generate uses the default timeline and settings (12 steps, "
+             "1 refinement pass, a random seed) and is timed in the page from the click: the story started on the "
+             "server, the first window's status arrived, its frames picture loaded (the first frames a person "
+             "sees), and the live preview holds its clip (encoded after the picture is sent); then Stop, and the "
+             "next press after the story ends.", ""]
+    if browser.get("skipped"):
+        return lines + [f"Not measured: {browser['skipped']}.", ""]
+    lines += ["| press | story started s | first window's status s | frames picture s | live preview's clip s |",
+              "| ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {i + 1} | {r['started_s']:.2f} | {r['window_s']:.2f} | {r['frames_s']:.2f} | {r['live_s']:.2f} |"
+              for i, r in enumerate(browser["presses"])]
+    cpu = browser["cpu_s"]
+    lines += ["", f"CPU used over all presses: server {cpu['server']:.1f} s, Chromium {cpu['chromium']:.1f} s "
+              "(they share the cores).", ""]
     return lines
 
 
@@ -169,7 +199,9 @@ def report(data: dict) -> str:
                          f"{s['s_per_frame']:.3f} | {s['first_chunk_s']:.2f} | {s['peak_rss_mb']:.0f} | "
                          f"{s['peak_rss_mb'] - s['model_rss_mb']:.0f} |")
         lines.append("")
-    lines += ["## Targets", ""] + targets(data["comparisons"], data["stories"]) + [""]
+    if data.get("browser"):
+        lines += browser_section(data["browser"])
+    lines += ["## Targets", ""] + targets(data["comparisons"], data["stories"], data.get("browser")) + [""]
     lines += ["## Where this project's time goes, and what was changed for it", "",
               "Sampling does the least work that gives the same result (each shortcut has a plain reference path "
               "beside it, `phenaki.attention.reference_paths()`, and tests/test_fast_paths.py checks logits, ids "

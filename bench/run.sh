@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark in one command: this project against phenaki-pytorch 0.5.0, in one process.
-#   bash bench/run.sh            # full run (about half an hour on a 2-core CPU); writes bench/RESULTS.md
+#   bash bench/run.sh            # full run (about 15 minutes on a 2-core CPU); writes bench/RESULTS.md
 #   bash bench/run.sh --quick    # smoke run: small configuration, 2 rounds, short stories
-# bench/.venv gets this project's requirements plus bench/requirements.txt (the reference and torchvision).
+# bench/.venv gets this project's requirements plus bench/requirements.txt (the reference, torchvision, playwright).
+# The browser measure needs Debian's chromium (scripts/setup.sh --dev installs it); without it, it is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=bench/.venv
-if ! "$VENV/bin/python" -c "import phenaki_pytorch, torchvision, einops, vector_quantize_pytorch, transformers" \
-        >/dev/null 2>&1; then
+NEEDED="phenaki_pytorch, torchvision, einops, vector_quantize_pytorch, transformers, gradio, playwright"
+if ! "$VENV/bin/python" -c "import $NEEDED" >/dev/null 2>&1; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q -r requirements.txt -r bench/requirements.txt
 fi

@@ -1,0 +1,148 @@
+"""First frames in the browser: how long a person waits after pressing Generate in the demo.
+
+Starts `app.py` as a user would (the bundled default model, default threads, on the CPU here), opens it in
+Debian's headless Chromium (driven by Playwright's Python package; no browser download), and presses Generate on
+the default timeline with the default settings several times. Each press is timed in the page, from the click
+event to: the story started (status "Starting"), the first window's status arrived, its frames picture loaded
+(`#frames img`: the first frames a person sees, what the 3-second target is about), and the live preview holding
+that window's clip (`#live video`, readyState >= 2: it comes after the picture, once the clip is encoded). Then Stop
+is pressed, and the next press waits for the story to end. The first press after the server starts is reported
+apart from the later ones. Also recorded: the CPU seconds that the server and Chromium used over all presses (both
+share this machine's cores, as they do for someone running the demo locally).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("PHENAKI_TEST_CHROMIUM", "/usr/bin/chromium")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+
+# Installed before each press. The click listener runs in the capture phase, before Gradio's own handler. The
+# frames of the previous story count only after the page cleared them (Generate clears the last result first).
+WATCH = """() => {
+  const t = window.__press = {click: null, cleared: false, started: null, window: null, frames: null, live: null,
+                              done: null};
+  document.querySelector('#generate').addEventListener('click', () => { t.click = performance.now(); },
+                                                       {capture: true, once: true});
+  const check = () => {
+    if (t.click === null) return;
+    const now = performance.now() - t.click;
+    const img = document.querySelector('#frames img'), video = document.querySelector('#live video');
+    if (!t.cleared) { if (img) return; t.cleared = true; }
+    if (t.frames === null && img && img.complete && img.naturalWidth > 0) t.frames = now;
+    if (t.live === null && t.frames !== null && video && video.readyState >= 2) t.live = now;
+    const status = document.querySelector('#status').innerText;
+    if (t.started === null && /Starting/.test(status)) t.started = now;
+    if (t.window === null && /Generating/.test(status)) t.window = now;
+    if (t.done === null && /Done|Stopped|Failed/.test(status)) t.done = now;
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                      characterData: true});
+  for (const name of ['load', 'loadeddata']) document.addEventListener(name, check, true);
+  t.timer = setInterval(check, 50);  // a safety net: the events above catch every change
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    """User + system CPU seconds of these processes (children included once they have been waited for)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _chromium_pids() -> set[int]:
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if "chrom" in stat.read_text().split(")", 1)[0]:
+                pids.add(int(stat.parent.name))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def _start_app(port: int, log_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE",
+                                                             "OMP_NUM_THREADS")}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1",
+               GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log_path.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise TimeoutError(f"app.py did not answer within 180 s:\n{log_path.read_text()[-4000:]}")
+
+
+def first_frames(presses: int, log) -> dict:
+    """Presses Generate `presses` times (at least 2); the seconds from each click to the first frames."""
+    if presses < 2:
+        raise ValueError(f"presses must be >= 2 (the first press is reported apart), got {presses}")
+    if not Path(CHROMIUM).exists():
+        return dict(skipped=f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    log_path = Path(tempfile.mkdtemp(prefix="phenaki-bench-app-")) / "server.log"
+    server = _start_app(port, log_path)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#generate", timeout=60000)
+            time.sleep(2)  # the page settles (fonts, first layout) before the first press
+            cpu_start = _cpu_seconds({server.pid}), _cpu_seconds(_chromium_pids())
+            runs = []
+            for i in range(presses):
+                page.evaluate(WATCH)
+                page.click("#generate")
+                page.wait_for_function("() => window.__press.live !== null", timeout=120000)
+                page.click("#stop")
+                page.wait_for_function("() => window.__press.done !== null", timeout=120000)
+                press = page.evaluate("() => { clearInterval(window.__press.timer); return window.__press; }")
+                runs.append({f"{k}_s": press[k] / 1000 for k in ("started", "window", "frames", "live")})
+                log(f"   press {i + 1}/{presses}, seconds after the click: story started {runs[-1]['started_s']:.2f}, "
+                    f"first window's status {runs[-1]['window_s']:.2f}, frames picture {runs[-1]['frames_s']:.2f}, "
+                    f"live preview {runs[-1]['live_s']:.2f}")
+                time.sleep(1)
+            cpu = dict(server=_cpu_seconds({server.pid}) - cpu_start[0],
+                       chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1])
+            version = browser.version
+            browser.close()
+    finally:
+        server.kill()
+        server.wait(30)
+    later = [r["frames_s"] for r in runs[1:]]
+    return dict(presses=runs, first_s=runs[0]["frames_s"], later_median_s=statistics.median(later),
+                later_max_s=max(later), live_median_s=statistics.median(r["live_s"] for r in runs), cpu_s=cpu,
+                chromium=version)

@@ -11,7 +11,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
 
 QUANTIZERS = ("vq", "lfq", "fsq")
 
@@ -22,6 +21,9 @@ class Quantizer(nn.Module):
         super().__init__()
         if kind not in QUANTIZERS:
             raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {kind!r}")
+        # imported here, so that `import phenaki` and the transformers alone work where it is not installed
+        from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
+
         self.kind, self.codebook_size = kind, codebook_size
         if kind == "vq":
             self.impl = VectorQuantize(dim=dim, codebook_size=codebook_size, codebook_dim=codebook_dim,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
 
 class ByteTextEncoder(nn.Module):
@@ -19,6 +18,9 @@ class ByteTextEncoder(nn.Module):
     def __init__(self, dim: int = 256, depth: int = 2, heads: int = 4, dim_head: int = 64, ff_mult: int = 2,
                  max_length: int = 128):
         super().__init__()
+        # imported here, so that `import phenaki` and the video models alone work without transformers
+        from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
+
         self.config = dict(kind="byte", dim=dim, depth=depth, heads=heads, dim_head=dim_head, ff_mult=ff_mult,
                            max_length=max_length)
         self.dim, self.max_length = dim, max_length

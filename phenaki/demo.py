@@ -26,6 +26,7 @@ import numpy as np
 
 from .media import (DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4,
                     write_png)
+from .sampling import SamplingSettings
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
 
@@ -40,7 +41,7 @@ GIF_MAX_FRAMES = 240  # longer stories are subsampled (keeping real-time speed) 
 # (low, high) accepted from the UI and API; the UI sliders use the same ranges
 LIMITS = dict(steps=(1, 64), temperature=(0.0, 10.0), critic_strength=(0.0, 1.0), guidance_scale=(0.0, 30.0),
               refine_passes=(0, 4))
-DEFAULTS = dict(steps=12, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=RANDOM_SEED, refine_passes=1)
+DEFAULTS = dict(seed=RANDOM_SEED, **{name: getattr(SamplingSettings, name) for name in LIMITS})  # the library's
 REFINE_NOTE = ("After the parallel steps, the even latent frames are redrawn beside the odd ones, then the odd "
                "ones (0: off; a pass costs 4 steps without guidance)")
 DEFAULT_TIMELINE = [["a red circle moves right", 2.0], ["the red circle moves up", 2.0]]

@@ -15,6 +15,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ from . import world
 from .data import to_video_tensor
 from .machine import device_name
 from .pipeline import Phenaki
+from .sampling import SamplingSettings
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
-DEFAULTS = dict(steps=12, temperature=1.0, guidance_scale=3.0, critic_strength=0.0, token_temperature=0.25,
-                refine_passes=1)
+DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
 
 
 def _uint8(video: torch.Tensor) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The MaskGIT sampler: schedule, guidance in one batch, temperature, critic, top-k, text encoded once."""
 
+import dataclasses
+import inspect
 import math
 
 import pytest
@@ -7,6 +9,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import randomised, tiny_phenaki
+from phenaki import Phenaki
 from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
 
 PROMPT = "a red circle moves left"
@@ -256,3 +259,13 @@ def test_attention_goes_through_sdpa(monkeypatch, tiny_model):
     monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
     tiny_model.sample(texts=PROMPT, num_frames=9, steps=1, seed=0)
     assert len(calls) >= 2 * 2 + 2  # MaskGit: self + cross in each of 2 layers; the decoder: 2 layers
+
+
+@pytest.mark.parametrize("method", ["sample", "stream", "inspect_window"])
+def test_pipeline_defaults_are_the_sampler_s(method):
+    """The sampling defaults live in `SamplingSettings` (the demo and the eval take theirs from it); the pipeline's
+    keyword defaults repeat them for readable signatures, and must not drift."""
+    defaults = {field.name: field.default for field in dataclasses.fields(SamplingSettings)}
+    parameters = inspect.signature(getattr(Phenaki, method)).parameters
+    shared = {name: p.default for name, p in parameters.items() if name in defaults}
+    assert len(shared) >= 6 and shared == {name: defaults[name] for name in shared}

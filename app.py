@@ -7,6 +7,8 @@ optional, from the environment:
   PHENAKI_MODEL        model folder or Hub repo id (default: weights/ next to this file)
   PHENAKI_REVISION     Hub revision (branch, tag or commit) to load
   PHENAKI_DEVICE       torch device (default: cuda when there is a GPU, else cpu)
+  PHENAKI_THREADS      CPU threads (default: torch's; one fewer on the CPU when served on 127.0.0.1, so that the
+                       browser on the same machine has a core)
   PHENAKI_CONCURRENCY  generations at once (default 1: one per device)
   PHENAKI_QUEUE_SIZE   requests that may wait in the queue (default 16)
 
@@ -70,7 +72,13 @@ VIDEO_HEIGHT = 360
 
 MODEL_NAME, MODEL_REVISION = startup.model_source(default=DEFAULT_MODEL)
 try:
-    MODEL = startup.load_model(MODEL_NAME, MODEL_REVISION, startup.pick_device(), default=DEFAULT_MODEL)
+    DEVICE = startup.pick_device()
+    THREADS = startup.pick_threads(DEVICE)
+    if THREADS:
+        import torch
+
+        torch.set_num_threads(THREADS)
+    MODEL = startup.load_model(MODEL_NAME, MODEL_REVISION, DEVICE, default=DEFAULT_MODEL)
 except startup.StartupError as error:
     if __name__ == "__main__":
         sys.exit(f"error: {error}")
@@ -403,7 +411,8 @@ demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
 LAUNCH = dict(theme=THEME, css=CSS, share=False, show_error=True, ssr_mode=False)
 
 if __name__ == "__main__":
-    print(f"Phenaki demo: model {SHOWN_NAME} on {MODEL.device}; {CONCURRENCY} generation(s) at once, "
+    threads = f" ({THREADS} CPU thread{'s' if THREADS > 1 else ''})" if THREADS else ""
+    print(f"Phenaki demo: model {SHOWN_NAME} on {MODEL.device}{threads}; {CONCURRENCY} generation(s) at once, "
           f"queue of {QUEUE_SIZE}; live preview {'on' if LIVE_PREVIEW else 'off (needs ffmpeg and ffprobe)'}",
           flush=True)
     demo.launch(**LAUNCH)

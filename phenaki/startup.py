@@ -1,6 +1,7 @@
 """What the demo does before it serves: which model (PHENAKI_MODEL / PHENAKI_REVISION, else the bundled
-`weights/`), on which device (PHENAKI_DEVICE, else the GPU when there is one), its one-line description, and the
-example timelines. Failures become one `StartupError` whose message says what to do."""
+`weights/`), on which device (PHENAKI_DEVICE, else the GPU when there is one), with how many CPU threads
+(PHENAKI_THREADS), its one-line description, and the example timelines. Failures become one `StartupError` whose
+message says what to do."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Mapping
 from .demo import InputError, parse_timeline
 
 ENV_MODEL, ENV_REVISION, ENV_DEVICE = "PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE"
+ENV_THREADS = "PHENAKI_THREADS"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MODEL_DIR = "weights"
 
 
@@ -37,6 +40,29 @@ def pick_device(environ: Mapping[str, str] = os.environ) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_threads(device: str, environ: Mapping[str, str] = os.environ, default: int | None = None) -> int | None:
+    """Torch's CPU threads for the demo, or None to keep torch's `default` (`torch.get_num_threads()`).
+
+    PHENAKI_THREADS if set. Otherwise, on the CPU, served to this machine only (Gradio's default address,
+    127.0.0.1) and with no OMP_NUM_THREADS: one thread fewer than torch's default, leaving a core to the browser
+    that shows the demo. A torch thread that the browser preempts holds up the others at every barrier: on a 2-core
+    machine with Chromium, the first frames came 2.0-2.8 s after pressing Generate with 1 thread and 2.2-4.2 s with
+    2 (15 presses each, interleaved). A GPU, or a server open to other machines (a Space), keeps the default."""
+    value = (environ.get(ENV_THREADS) or "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise StartupError(f"{ENV_THREADS} must be a whole number of CPU threads (1 or more), got {value!r}")
+        return int(value)
+    served_here = (environ.get("GRADIO_SERVER_NAME") or LOOPBACK[0]).strip() in LOOPBACK
+    if not device.startswith("cpu") or not served_here or (environ.get("OMP_NUM_THREADS") or "").strip():
+        return None
+    if default is None:
+        import torch
+
+        default = torch.get_num_threads()
+    return default - 1 if default > 1 else None
 
 
 def load_model(name: str, revision: str | None = None, device: str | None = None, *,

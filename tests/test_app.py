@@ -324,12 +324,29 @@ def test_model_source_and_missing_model_message(tmp_path):
     assert startup.pick_device({"SPACES_ZERO_GPU": "true"}) == "cuda"
 
 
+def test_threads_leave_a_core_to_a_browser_on_the_same_machine():
+    pick = startup.pick_threads
+    assert pick("cpu", {}, default=2) == 1 and pick("cpu", {"GRADIO_SERVER_NAME": "localhost"}, default=8) == 7
+    assert pick("cpu", {}, default=1) is None  # nothing to leave
+    assert pick("cpu", {"GRADIO_SERVER_NAME": "0.0.0.0"}, default=2) is None  # a Space: the browser is elsewhere
+    assert pick("cuda", {}, default=2) is None and pick("cpu", {"OMP_NUM_THREADS": "2"}, default=2) is None
+    assert pick("cuda", {"PHENAKI_THREADS": "3"}, default=2) == 3
+    for bad in ("0", "two", "-1", "1.5"):
+        with pytest.raises(startup.StartupError, match=f"PHENAKI_THREADS must be a whole number .*got '{bad}'"):
+            pick("cpu", {"PHENAKI_THREADS": bad}, default=2)
+
+
 def test_app_exits_with_a_clear_message_without_a_model(tmp_path):
     env = app_env(PHENAKI_MODEL=str(tmp_path / "no-such-model"), GRADIO_SERVER_PORT="9")
     result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0
     assert "PHENAKI_MODEL" in result.stderr and "weights/" in result.stderr and "Traceback" not in result.stderr
+    env = app_env(PHENAKI_MODEL=str(tiny_model_dir()), PHENAKI_THREADS="many", GRADIO_SERVER_PORT="9")
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "PHENAKI_THREADS must be a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_examples_are_valid_shapes_world_timelines():

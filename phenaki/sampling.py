@@ -121,7 +121,7 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
         ids[:, :num_prefix] = prefix
     fill = _Filler(maskgit, context, context_mask, critic, generator, on_step, num_prefix)
     # one autocast region for the whole window: autocast keeps the bf16 copies of the weights until its outermost
-    # region ends, so they are made once a window, not once a step (1.5 B parameters at the paper's size)
+    # region ends, so they are made once a window, not once a step (1.8 B parameters at the paper's size)
     with amp:
         ids = fill(ids, torch.arange(num_prefix, length, device=device), settings, "parallel")
         if settings.refine_passes:

@@ -297,7 +297,7 @@ class WeightCasts(TorchDispatchMode):
 @pytest.mark.parametrize("refine_passes", [0, 1])
 def test_autocast_makes_the_bf16_weights_once_a_window(refine_passes):
     """One autocast region spans the window, so its cache keeps the bf16 weights across the steps (at the paper's
-    size, a copy of 1.5 B parameters a step otherwise)."""
+    size, a copy of 1.8 B parameters a step otherwise)."""
     model = make_maskgit(position_grid=(8, 2, 4))
     context, mask = torch.randn(1, 6, 24), torch.ones(1, 6, dtype=torch.bool)
     seen = []

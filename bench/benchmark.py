@@ -84,6 +84,14 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far (/proc/stat): on a virtual machine, the time the hypervisor gave
+    this machine's virtual CPUs to others shows up as 'steal'."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return sum(ticks[:8]), ticks[7]
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -291,7 +299,7 @@ def main() -> None:
         log_file.write(message + "\n")
         log_file.flush()
 
-    started, load_start, nice_start = time.time(), os.getloadavg()[0], os.nice(0)
+    started, load_start, nice_start, ticks_start = time.time(), os.getloadavg()[0], os.nice(0), cpu_ticks()
     threads, probe = pick_threads(args.threads)
     log(f"threads: {threads} {probe}; load {load_start:.2f}")
     comparisons = {}
@@ -312,6 +320,7 @@ def main() -> None:
     command = "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     data = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), command=command,
                 machine=machine(), threads=threads, thread_probe=probe, load_start=load_start,
+                steal=(cpu_ticks()[1] - ticks_start[1]) / max(1, cpu_ticks()[0] - ticks_start[0]),
                 load_end=os.getloadavg()[0], nice=(nice_start, os.nice(0)), wall_s=time.time() - started,
                 comparisons=comparisons, stories=story, browser=browser)
     (OUT / "results.json").write_text(json.dumps(data, indent=1))

@@ -14,6 +14,8 @@ share this machine's cores, as they do for someone running the demo locally).
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -52,6 +54,10 @@ WATCH = """() => {
   for (const name of ['load', 'loadeddata']) document.addEventListener(name, check, true);
   t.timer = setInterval(check, 50);  // a safety net: the events above catch every change
 }"""
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _free_port() -> int:
@@ -130,18 +136,21 @@ def first_frames(presses: int, log) -> dict:
                 page.click("#stop")
                 page.wait_for_function("() => window.__press.done !== null", timeout=120000)
                 press = page.evaluate("() => { clearInterval(window.__press.timer); return window.__press; }")
-                runs.append({f"{k}_s": press[k] / 1000 for k in ("started", "window", "frames", "live")})
-                log(f"   press {i + 1}/{presses}, seconds after the click: story started {runs[-1]['started_s']:.2f}, "
-                    f"first window's status {runs[-1]['window_s']:.2f}, frames picture {runs[-1]['frames_s']:.2f}, "
-                    f"live preview {runs[-1]['live_s']:.2f}")
+                # a status the page showed too briefly to be seen stays None; the frames and the clip were waited for
+                runs.append({f"{k}_s": None if press[k] is None else press[k] / 1000
+                             for k in ("started", "window", "frames", "live")})
+                log(f"   press {i + 1}/{presses}, seconds after the click: story started "
+                    f"{seconds(runs[-1]['started_s'])}, first window's status {seconds(runs[-1]['window_s'])}, "
+                    f"frames picture {seconds(runs[-1]['frames_s'])}, live preview {seconds(runs[-1]['live_s'])}")
                 time.sleep(1)
             cpu = dict(server=_cpu_seconds({server.pid}) - cpu_start[0],
                        chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1])
             version = browser.version
             browser.close()
     finally:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)  # app.py and any ffmpeg it started
         server.wait(30)
+    shutil.rmtree(log_path.parent, ignore_errors=True)
     later = [r["frames_s"] for r in runs[1:]]
     return dict(presses=runs, first_s=runs[0]["frames_s"], later_median_s=statistics.median(later),
                 later_max_s=max(later), live_median_s=statistics.median(r["live_s"] for r in runs), cpu_s=cpu,

@@ -8,6 +8,7 @@ import statistics
 
 import torch
 
+from bench.browser import seconds
 from bench.systems import TASK_TITLES, TASKS, Config, Ours, Reference, tokens_of
 
 
@@ -102,7 +103,8 @@ def targets(comparisons: dict, story: list[dict], browser: dict | None = None) -
 
 def browser_section(browser: dict) -> list[str]:
     lines = ["## The demo in a browser", "",
-             "`app.py` as a user starts it (the bundled default model, default threads, CPU) and Debian's headless "
+             "`app.py` as a user starts it (the bundled default model, on the CPU with its default threads: one "
+             "fewer than torch's, leaving a core to the browser) and Debian's headless "
              f"Chromium {browser.get('chromium', '')} on the same machine, driven by Playwright "
              "(`bench/browser.py`). Each press of Generate uses the default timeline and settings (12 steps, "
              "1 refinement pass, a random seed) and is timed in the page from the click: the story started on the "
@@ -113,7 +115,8 @@ def browser_section(browser: dict) -> list[str]:
         return lines + [f"Not measured: {browser['skipped']}.", ""]
     lines += ["| press | story started s | first window's status s | frames picture s | live preview's clip s |",
               "| ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {i + 1} | {r['started_s']:.2f} | {r['window_s']:.2f} | {r['frames_s']:.2f} | {r['live_s']:.2f} |"
+    columns = ("started_s", "window_s", "frames_s", "live_s")
+    lines += [f"| {i + 1} | " + " | ".join(seconds(r[k]) for k in columns) + " |"
               for i, r in enumerate(browser["presses"])]
     cpu = browser["cpu_s"]
     lines += ["", f"CPU used over all presses: server {cpu['server']:.1f} s, Chromium {cpu['chromium']:.1f} s "
@@ -146,8 +149,11 @@ def report(data: dict) -> str:
         f"- threads: {data['threads']} for both systems (auto: matmul GFLOP/s by thread count at start: "
         f"{data['thread_probe'] or 'fixed by --threads'})",
         f"- load average (1 min) at start / end: {data['load_start']:.2f} / {data['load_end']:.2f}; the machine is "
-        "shared (a training run and other sessions), so absolute times are noisy; the A/B rounds are interleaved "
-        "and the ratios are of medians",
+        "a shared virtual machine, so absolute times are noisy (they moved by up to 40% between runs on one day); "
+        "the A/B rounds are interleaved and the ratios are of medians",
+        (f"- CPU time stolen by the hypervisor during the run (/proc/stat 'steal', all cores): "
+         f"{100 * data['steal']:.0f}%; while it is high, everything here runs slower, the two systems alike"
+         if "steal" in data else "- CPU steal time: not recorded in this run"),
         f"- niceness of the benchmark process at start / end: {data['nice'][0]} / {data['nice'][1]}"
         + (" (changed from outside during the run; the benchmark never renices itself: both systems ran under it "
            "alike, but the story and first-chunk times are then pessimistic)"
@@ -230,5 +236,17 @@ def report(data: dict) -> str:
               "",
               "Threads: during development, two threads on this shared 2-core machine (with a training run at "
               "normal priority beside it) made a small-configuration sample take 37 s instead of 1.8 s, every "
-              "OpenMP barrier waiting for a preempted thread; `--threads auto` therefore probes and picks.", ""]
+              "OpenMP barrier waiting for a preempted thread; `--threads auto` therefore probes and picks.", "",
+              "In the app, the first window's frames picture is sent as soon as the window is decoded, and its "
+              "MP4s (the story's and the live preview's clip, which Gradio then muxes for streaming) are encoded "
+              "after: about 0.5 s of a window's wait on this CPU. Chromium on the same two cores takes about half "
+              "a core while a story is made; a torch thread it preempts holds up the other at every barrier, so "
+              "the app, served on 127.0.0.1 on the CPU, runs one thread fewer than torch's default (here 1 of 2; "
+              "`PHENAKI_THREADS` to choose). Interleaved, 15 presses each: first frames 2.0-2.8 s with 1 thread, "
+              "2.2-4.2 s with 2. The table above gives, as seen from the page, when the story started on the "
+              "server and when the first window's status arrived.", "",
+              "On a GPU: not measured here (no GPU on this machine). `python bench/gpu.py` measures the sampler at "
+              "the paper's size (1.8 B parameters, 1536 tokens, 48 steps with guidance, 5 context frames) in "
+              "seconds per new frame, for fp32, bf16 autocast (the library's default on CUDA), bf16 weights and "
+              "`torch.compile`; see bench/README.md.", ""]
     return "\n".join(lines)

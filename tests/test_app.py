@@ -336,7 +336,7 @@ def test_threads_leave_a_core_to_a_browser_on_the_same_machine():
             pick("cpu", {"PHENAKI_THREADS": bad}, default=2)
 
 
-def test_app_exits_with_a_clear_message_without_a_model(tmp_path):
+def test_app_exits_with_a_clear_message_without_a_model_or_with_bad_threads(tmp_path):
     env = app_env(PHENAKI_MODEL=str(tmp_path / "no-such-model"), GRADIO_SERVER_PORT="9")
     result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)

@@ -289,6 +289,10 @@ def main() -> None:
             story_worker(args.story_worker, args.warm_first_chunks)
         return
 
+    presses = args.presses if args.presses is not None else (3 if args.quick else 6)
+    if presses == 1 or presses < 0:
+        parser.error(f"--presses must be 0 (no browser measure) or at least 2 (the first is reported apart), "
+                     f"got {presses}")
     configs = (args.configs or ("small" if args.quick else "small,readme")).split(",")
     lengths = [float(s) for s in (args.story or ("2,6" if args.quick else "10,120")).split(",") if s]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -310,7 +314,6 @@ def main() -> None:
         for line in table(comparisons[name]):
             log(line)
     story = stories(lengths, threads, log) if lengths else []
-    presses = args.presses if args.presses is not None else (3 if args.quick else 6)
     browser = None
     if presses:
         log(f"\n== the demo in Chromium: {presses} presses of Generate, default model and settings")
@@ -318,9 +321,10 @@ def main() -> None:
         log("   " + (browser.get("skipped") or f"first press {browser['first_s']:.2f} s, later ones median "
                      f"{browser['later_median_s']:.2f} s (max {browser['later_max_s']:.2f} s)"))
     command = "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+    ticks_end = cpu_ticks()
     data = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), command=command,
                 machine=machine(), threads=threads, thread_probe=probe, load_start=load_start,
-                steal=(cpu_ticks()[1] - ticks_start[1]) / max(1, cpu_ticks()[0] - ticks_start[0]),
+                steal=(ticks_end[1] - ticks_start[1]) / max(1, ticks_end[0] - ticks_start[0]),
                 load_end=os.getloadavg()[0], nice=(nice_start, os.nice(0)), wall_s=time.time() - started,
                 comparisons=comparisons, stories=story, browser=browser)
     (OUT / "results.json").write_text(json.dumps(data, indent=1))

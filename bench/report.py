@@ -109,8 +109,8 @@ def browser_section(browser: dict) -> list[str]:
              "(`bench/browser.py`). Each press of Generate uses the default timeline and settings (12 steps, "
              "1 refinement pass, a random seed) and is timed in the page from the click: the story started on the "
              "server, the first window's status arrived, its frames picture loaded (the first frames a person "
-             "sees), and the live preview holds its clip (encoded after the picture is sent); the next press comes after "
-             "the story has ended.", ""]
+             "sees), and the live preview holds its clip (encoded after the picture is sent); the next press comes "
+             "after the story has ended.", ""]
     if browser.get("skipped"):
         return lines + [f"Not measured: {browser['skipped']}.", ""]
     lines += ["| press | story started s | first window's status s | frames picture s | live preview's clip s |",

@@ -151,9 +151,8 @@ def report(data: dict) -> str:
         f"- load average (1 min) at start / end: {data['load_start']:.2f} / {data['load_end']:.2f}; the machine is "
         "a shared virtual machine, so absolute times are noisy (they moved by up to 40% between runs on one day); "
         "the A/B rounds are interleaved and the ratios are of medians",
-        (f"- CPU time stolen by the hypervisor during the run (/proc/stat 'steal', all cores): "
-         f"{100 * data['steal']:.0f}%; while it is high, everything here runs slower, the two systems alike"
-         if "steal" in data else "- CPU steal time: not recorded in this run"),
+        f"- CPU time stolen by the hypervisor during the run (/proc/stat 'steal', all cores): "
+        f"{100 * data['steal']:.0f}%; while it is high, everything here runs slower, the two systems alike",
         f"- niceness of the benchmark process at start / end: {data['nice'][0]} / {data['nice'][1]}"
         + (" (changed from outside during the run; the benchmark never renices itself: both systems ran under it "
            "alike, but the story and first-chunk times are then pessimistic)"

@@ -42,7 +42,8 @@ try:  # ZeroGPU on Hugging Face Spaces (imported before torch); without it nothi
 except ImportError:
     spaces = None
 
-from phenaki import demo as logic, startup  # noqa: E402
+from phenaki.demo import startup  # noqa: E402
+from phenaki.demo import stories as logic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_MODEL = ROOT / startup.DEFAULT_MODEL_DIR
@@ -87,7 +88,7 @@ SHOWN_NAME = "weights/ (bundled)" if Path(MODEL_NAME) == DEFAULT_MODEL else MODE
 
 import gradio as gr  # noqa: E402  (after the model: a missing model is reported without waiting for gradio)
 
-from app_inspect import inspect_tab, refine_slider  # noqa: E402
+from phenaki.demo.ui_inspect import inspect_tab, refine_slider  # noqa: E402
 
 
 def _story(timeline, settings, run_dir, stop_file, live):
@@ -400,7 +401,7 @@ with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_c
     generated = prepared.success(
         generate, inputs, [live, sheet, status, video, mp4_file, gif_file, seed_used], api_name="generate",
         concurrency_limit=CONCURRENCY, concurrency_id="generate",
-        preprocess=False)  # raw values: phenaki.demo checks them (API callers may send strings)
+        preprocess=False)  # raw values: phenaki.demo.stories checks them (API callers may send strings)
     generated.then(lambda: gr.Button(interactive=True), None, generate_btn, queue=False, api_visibility="private")
     stop_btn.click(stop, None, status, queue=False, api_name="stop", show_progress="hidden")
     demo.unload(on_unload)

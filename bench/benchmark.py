@@ -213,7 +213,7 @@ def _child(args: list[str], timeout: float = 3600) -> dict:
 
 def story_worker(seconds: float, warm_first_chunks: int) -> None:
     from phenaki import Phenaki
-    from phenaki.presets import preset
+    from phenaki.training.presets import preset
 
     start_rss = peak_rss_of_process()
     torch.manual_seed(0)

@@ -190,7 +190,7 @@ def report(data: dict) -> str:
         lines += [f"## {name}", ""] + table(comparison) + [""]
     if data["stories"]:
         lines += ["## Stories on the default model's size", "",
-                  "A randomly initialised `phenaki.presets.preset(\"shapes\")` model (the default model's size; "
+                  "A randomly initialised `phenaki.training.presets.preset(\"shapes\")` model (the default model's size; "
                   "trained weights would do the same compute), `Phenaki.stream` with the demo's defaults (12 steps, "
                   "guidance 3, no critic, 1 refinement pass), 5-second segments cycling through four prompts, "
                   "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
@@ -209,7 +209,7 @@ def report(data: dict) -> str:
     lines += ["## Targets", ""] + targets(data["comparisons"], data["stories"], data.get("browser")) + [""]
     lines += ["## Where this project's time goes, and what was changed for it", "",
               "Sampling does the least work that gives the same result (each shortcut has a plain reference path "
-              "beside it, `phenaki.attention.reference_paths()`, and tests/test_fast_paths.py checks logits, ids "
+              "beside it, `phenaki.models.attention.reference_paths()`, and tests/test_fast_paths.py checks logits, ids "
               "and decoded frames of both on random inputs):",
               "",
               "- conditioned and unconditioned passes in one batch; the unconditioned half skips the text "

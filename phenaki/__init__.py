@@ -1,7 +1,7 @@
 """Phenaki: text to video of any length, from a timeline of prompts (Villegas et al., ICLR 2023)."""
 
-from .cvivit import CViViT
-from .maskgit import MaskGit, SelfCritic, TokenCritic
+from .models.cvivit import CViViT
+from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .pipeline import Phenaki, VideoChunk, make_video
 
 __all__ = ["CViViT", "MaskGit", "TokenCritic", "SelfCritic", "Phenaki", "VideoChunk", "make_video"]

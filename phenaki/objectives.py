@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .maskgit import MaskGit
+from .models.maskgit import MaskGit
 from .sampling import draw_categorical
 
 

@@ -17,12 +17,18 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from .cvivit import CViViT
-from .maskgit import MaskGit, SelfCritic, TokenCritic
+from .models.cvivit import CViViT
+from .models.maskgit import MaskGit, SelfCritic, TokenCritic
+from .models.text import ByteTextEncoder, build_text_encoder
 from .objectives import critic_loss, drop_condition, maskgit_loss, random_mask
 from .sampling import SamplingSettings, StepState, sample_tokens
-from .serialization import WEIGHTS_NAME, load_weights, read_config, save_weights, write_config
-from .text import ByteTextEncoder, build_text_encoder
+from .serialization import (
+    WEIGHTS_NAME,
+    load_weights,
+    read_config,
+    save_weights,
+    write_config,
+)
 
 CONFIG_VERSION = 1
 

@@ -15,7 +15,7 @@ Work done per step: one forward of MaskGit over the window, conditioned and unco
 guidance is on (`MaskGit.guided_logits_at`: the unconditioned rows skip the text cross-attention, both halves share
 the layers before the first cross-attention, and the guided mix is taken before the output layer), logits only at
 the positions still masked, tokens drawn by inverse CDF, and nothing after the last step. On a GPU the
-transformers run under bf16 autocast. Under `phenaki.attention.reference_paths()` all of that is done the plain way
+transformers run under bf16 autocast. Under `phenaki.models.attention.reference_paths()` all of that is done the plain way
 (both halves in full, the text masked out in the second, logits mixed after the output layer, `torch.multinomial`,
 fp32): the reference the fast path is tested against.
 """
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .attention import fast_paths_enabled
-from .maskgit import MaskGit
+from .models.attention import fast_paths_enabled
+from .models.maskgit import MaskGit
 
 
 @dataclass

@@ -44,7 +44,7 @@ def tiny_model_dir(critic: bool = True) -> Path:
         import torch
 
         from phenaki import Phenaki
-        from phenaki.presets import preset
+        from phenaki.training.presets import preset
 
         config = preset("tiny")
         if not critic:

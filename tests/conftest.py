@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from phenaki import Phenaki  # noqa: E402
-from phenaki.presets import preset  # noqa: E402
+from phenaki.training.presets import preset  # noqa: E402
 
 # one thread: the app servers and trainers the tests start run beside this process on 2 cores, and
 # oversubscribed OpenMP threads spin instead of working (measured: 60x slower sampling under load)

@@ -16,13 +16,13 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+from app_server import ROOT, app_env, client, tiny_model_dir
 from PIL import Image
 
-from app_server import ROOT, app_env, client, tiny_model_dir
-from phenaki import Phenaki
-from phenaki import demo as logic, startup
-from phenaki import media
-from phenaki.world import parse_caption
+from phenaki import Phenaki, media
+from phenaki.demo import startup
+from phenaki.demo import stories as logic
+from phenaki.shapes.world import parse_caption
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from app_server import BROWSER_ARGS, CHROMIUM, shared_server
 
 # set up before Generate is pressed: when the first frames and the end arrived, and the status each time

@@ -1,17 +1,22 @@
 """Every fast path against the plain reference path beside it, on random inputs: the speed work must not change
-what the model computes. `phenaki.attention.reference_paths()` switches the library onto the reference paths."""
+what the model computes. `phenaki.models.attention.reference_paths()` switches the library onto the reference paths."""
 
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import randomised, tiny_phenaki
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import randomised, tiny_phenaki
-from phenaki import MaskGit
-from phenaki.attention import Attention, Transformer, attend_reference, fast_paths_enabled, reference_paths
-from phenaki import sampling
+from phenaki import MaskGit, sampling
+from phenaki.models.attention import (
+    Attention,
+    Transformer,
+    attend_reference,
+    fast_paths_enabled,
+    reference_paths,
+)
 from phenaki.sampling import SamplingSettings, sample_tokens
 
 PROMPT = "a red circle moves left"

@@ -9,15 +9,16 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from app_server import client, tiny_model_dir
 from conftest import tiny_phenaki
-from phenaki import Phenaki, media, world
-from phenaki import inspect as insp
-from phenaki.data import _resize
-from phenaki.demo import InputError
+from PIL import Image
+
+from phenaki import Phenaki, media
+from phenaki.demo import views as insp
+from phenaki.demo.stories import InputError
 from phenaki.sampling import masked_count
+from phenaki.shapes import world
+from phenaki.training.data import _resize
 
 PROMPT = "a red circle moves right"
 

@@ -3,11 +3,11 @@ reaches exactly a token's neighbours, never sees padding, and can be added to a 
 
 import pytest
 import torch
-
 from conftest import randomised, tiny_phenaki
+
 from phenaki import MaskGit, Phenaki
-from phenaki.attention import LocalMixer
-from phenaki.presets import preset
+from phenaki.models.attention import LocalMixer
+from phenaki.training.presets import preset
 
 GRID = (3, 4, 5)
 

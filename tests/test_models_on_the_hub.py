@@ -6,13 +6,13 @@ import sys
 
 import pytest
 import torch
-from huggingface_hub import constants
-
 from conftest import tiny_phenaki
 from hub_server import TOKEN, HubServer, hub_environment
+from huggingface_hub import constants
+
 from phenaki import Phenaki
-from phenaki.presets import preset
-from phenaki.text import ByteTextEncoder, build_text_encoder
+from phenaki.models.text import ByteTextEncoder, build_text_encoder
+from phenaki.training.presets import preset
 
 PROMPT = "a red circle moves left"
 SAMPLE = dict(texts=PROMPT, num_frames=9, steps=3, critic_strength=0.5, seed=2)
@@ -108,7 +108,7 @@ def test_no_network_and_no_t5_at_import_or_construction():
         "socket.socket.connect = refuse\n"
         "import sys, phenaki\n"
         "assert 'phenaki.hub' not in sys.modules\n"
-        "from phenaki.presets import preset\n"
+        "from phenaki.training.presets import preset\n"
         "model = phenaki.Phenaki.from_config(preset('tiny')).eval()\n"
         "model.sample(texts='a red circle', num_frames=5, steps=2, seed=0)\n"
         "print('ok')\n")

@@ -9,10 +9,10 @@ import socket
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_phenaki
+
 from phenaki import CViViT, MaskGit, Phenaki, make_video
-from phenaki.presets import preset
+from phenaki.training.presets import preset
 
 PROMPT = "a red circle moves left"
 

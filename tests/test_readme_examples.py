@@ -3,6 +3,7 @@
 
 def test_cvivit_example():
     import torch
+
     from phenaki import CViViT
 
     cvivit = CViViT(
@@ -27,6 +28,7 @@ def test_cvivit_example():
 
 def test_maskgit_example():
     import torch
+
     from phenaki import MaskGit
 
     model = MaskGit(

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
+from conftest import randomised, tiny_phenaki
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import randomised, tiny_phenaki
 from phenaki import Phenaki
 from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from phenaki import Phenaki
-from phenaki.data import VideoFolder, WorldClips
-from phenaki.train import EMA, load_checkpoint, save_checkpoint
+from phenaki.training.data import VideoFolder, WorldClips
+from phenaki.training.trainer import EMA, load_checkpoint, save_checkpoint
 
 ENV = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1"}
 
 
-def train(*args, launcher=(sys.executable, "-m", "phenaki.train")) -> str:
+def train(*args, launcher=(sys.executable, "-m", "phenaki.training.trainer")) -> str:
     result = subprocess.run([*launcher, *args], capture_output=True, text=True, timeout=240, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
@@ -44,7 +44,7 @@ def test_both_stages_resume_and_load(tmp_path):
     video = model.sample(texts="a red circle moves left", num_frames=9, steps=2, seed=0)
     assert video.shape == (1, 3, 9, 32, 32)
     # the tokenizer inside the final model is the trained one, frozen
-    from phenaki.train import load_tokenizer
+    from phenaki.training.trainer import load_tokenizer
 
     # what the model card needs: the arguments, the time over both resumed runs, the hardware
     record = json.loads((run / "final" / "training.json").read_text())
@@ -64,7 +64,8 @@ def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path, refine
     text encoder are saved bit for bit, and the decoder has moved. With --pixel-refiner-dim it first adds a
     refiner, which is trained, saved and named in the config."""
     from conftest import tiny_phenaki
-    from phenaki.presets import preset
+
+    from phenaki.training.presets import preset
 
     start = tiny_phenaki(seed=3, cvivit={**preset("tiny")["cvivit"], "pixel_mlp_dim": 4})
     start.save_pretrained(tmp_path / "model")
@@ -95,7 +96,8 @@ def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers
     """`transformer --model`: starts from a finished model's weights (tokenizer kept bit for bit); with
     --local-mixers MaskGit first gets mixers, which are trained, saved and named in the config."""
     from conftest import tiny_phenaki
-    from phenaki.presets import preset
+
+    from phenaki.training.presets import preset
 
     start = tiny_phenaki(seed=3, maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]})
     start.save_pretrained(tmp_path / "model")
@@ -118,7 +120,7 @@ def test_a_stage_without_its_input_is_refused():
     for args, message in ((["transformer"], "--tokenizer"), (["decoder"], "--model"),
                           (["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
                           (["decoder", "--model", "m", "--local-mixers"], "--local-mixers is for the transformer")):
-        result = subprocess.run([sys.executable, "-m", "phenaki.train", *args, "--out", "x"], capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "phenaki.training.trainer", *args, "--out", "x"], capture_output=True,
                                 text=True, timeout=120, env=ENV)
         assert result.returncode == 2 and message in result.stderr
 
@@ -127,7 +129,7 @@ def test_two_processes_on_the_cpu(tmp_path):
     out = train("tokenizer", "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--save-every", "2",
                 "--sample-every", "0", "--cpu", "--out", str(tmp_path / "run"),
                 launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29561", "-m", "phenaki.train"))
+                          "--master_port", "29561", "-m", "phenaki.training.trainer"))
     assert "training on 2 process(es)" in out
     meta = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
     assert meta["processes"] == 2 and meta["step"] == 2

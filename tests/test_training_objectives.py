@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_phenaki
+
 from phenaki import MaskGit, TokenCritic
-from phenaki.maskgit import SelfCritic
+from phenaki.models.maskgit import SelfCritic
 from phenaki.objectives import critic_loss, drop_condition, maskgit_loss, random_mask
 
 

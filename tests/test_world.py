@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from phenaki import world as w
-from phenaki.world import COLOURS, MOTIONS, SHAPES, Scene
+from phenaki.shapes import world as w
+from phenaki.shapes.world import COLOURS, MOTIONS, SHAPES, Scene
 
 COMBOS = list(itertools.product(COLOURS, SHAPES, MOTIONS))
 

@@ -70,7 +70,7 @@ class TokenTransformer(nn.Module):
 
     def add_local_mixers(self) -> "TokenTransformer":
         """Gives a trained transformer `LocalMixer`s, started at zero (same outputs until they are trained): for
-        fine-tuning, `python -m phenaki.train transformer --model ... --local-mixers`."""
+        fine-tuning, `python -m phenaki.training.trainer transformer --model ... --local-mixers`."""
         if self.config["local_mixer"]:
             raise ValueError("this transformer already has local mixers")
         if self.config["position_grid"] is None:

@@ -5,7 +5,7 @@
 - `generate_story` runs `Phenaki.stream` and yields a `StoryUpdate` after every window: the window's frames as a
   short MP4 (for a live preview) and as a contact sheet, progress, and at the end the whole story as MP4 and GIF.
   It stops between windows when a stop file appears, and a failure mid-story still finalises the frames made.
-- Start-up (which model, which device, the examples) is in `phenaki.startup`.
+- Start-up (which model, which device, the examples) is in `phenaki.demo.startup`.
 
 Everything a `StoryUpdate` holds is a plain value or a file path, so it can cross a process boundary (ZeroGPU runs
 the GPU function in a worker process).
@@ -24,9 +24,17 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from .media import (DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4,
-                    write_png)
-from .sampling import SamplingSettings
+from ..media import (
+    DISPLAY_SIZE,
+    Mp4Writer,
+    contact_sheet,
+    display_scale,
+    upscale,
+    write_gif,
+    write_mp4,
+    write_png,
+)
+from ..sampling import SamplingSettings
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
 
@@ -205,7 +213,7 @@ def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, re
 
 def check_story(model, timeline, settings: Settings) -> list[int]:
     """Frames per scene; everything the model itself checks, as InputError, before anything starts."""
-    from .sampling import SamplingSettings
+    from ..sampling import SamplingSettings
 
     try:
         frames = model.timeline_frames(timeline)

@@ -1,8 +1,8 @@
 """Trainers, on Hugging Face accelerate: the same command runs on a CPU, a GPU, or many with `accelerate launch`.
 
-    python -m phenaki.train tokenizer   --preset shapes --steps 6000 --out runs/tokenizer
-    python -m phenaki.train transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
-    python -m phenaki.train decoder     --model runs/phenaki/final --steps 2000 --out runs/decoder   # optional
+    python -m phenaki.training.trainer tokenizer   --preset shapes --steps 6000 --out runs/tokenizer
+    python -m phenaki.training.trainer transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
+    python -m phenaki.training.trainer decoder     --model runs/phenaki/final --steps 2000 --out runs/decoder   # optional
 
 Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer, or,
 with `--model` instead of `--tokenizer`, trains a finished model's transformers further (`--local-mixers`: first
@@ -34,12 +34,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .cvivit import CViViT
+from ..machine import device_name
+from ..models.cvivit import CViViT
+from ..pipeline import Phenaki
+from ..serialization import load_weights, save_tensors, save_weights, write_config
 from .data import VideoFolder, WorldClips, collate
-from .machine import device_name
-from .pipeline import Phenaki
 from .presets import preset
-from .serialization import load_weights, save_tensors, save_weights, write_config
 
 
 class EMA:
@@ -312,7 +312,7 @@ STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m phenaki.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m phenaki.training.trainer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=list(STAGES))
     parser.add_argument("--preset", default="shapes", help="model size (phenaki/presets.py)")

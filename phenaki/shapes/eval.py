@@ -1,7 +1,7 @@
 """Measures a model on held-out shapes-world seeds: the figures of the default model's card.
 
-    python -m phenaki.eval weights            # prints a table, writes weights/eval.json
-    python -m phenaki.eval weights --card     # and writes the model card, weights/README.md (phenaki/card.py)
+    python -m phenaki.shapes.eval weights            # prints a table, writes weights/eval.json
+    python -m phenaki.shapes.eval weights --card     # and writes the model card, weights/README.md (phenaki/card.py)
 
 - tokenizer: PSNR of reconstructions, and whether `describe` reads the same colour, shape and motion back;
 - text control: colour, shape and motion of clips sampled from random captions;
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from ..machine import device_name
+from ..pipeline import Phenaki
+from ..sampling import SamplingSettings
+from ..training.data import to_video_tensor
 from . import world
-from .data import to_video_tensor
-from .machine import device_name
-from .pipeline import Phenaki
-from .sampling import SamplingSettings
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
@@ -128,7 +128,7 @@ def report(results: dict) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m phenaki.eval", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m phenaki.shapes.eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a model folder or Hub repo id")
     parser.add_argument("--clips", type=int, default=200)

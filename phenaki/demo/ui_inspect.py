@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from phenaki import demo as logic
-from phenaki import inspect as inspecting
+from phenaki.demo import stories as logic
+from phenaki.demo import views as inspecting
 
 
 def _table(rows, columns):
@@ -18,7 +18,7 @@ def _table(rows, columns):
 
 
 class InspectViews:
-    """The event handlers. `run_view(view, request, *args)` is the app's: it runs a `phenaki.inspect` view in a
+    """The event handlers. `run_view(view, request, *args)` is the app's: it runs a `phenaki.demo.views` view in a
     per-request folder (on the GPU where there is one) and turns bad input into a message."""
 
     def __init__(self, run_view):
@@ -162,7 +162,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                                      elem_id="cmp-sheet", elem_classes="pixelated")
                 cmp_table = gr.Dataframe(label="What the shapes-world analyser sees", interactive=False,
                                          elem_id="cmp-table")
-    # raw values (preprocess=False): phenaki.inspect checks them, API callers may send strings; one model, so
+    # raw values (preprocess=False): phenaki.demo.views checks them, API callers may send strings; one model, so
     # these queue with the generations
     shared = dict(concurrency_limit=concurrency, concurrency_id="generate", preprocess=False)
     decoded = steps_btn.click(views.inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed,

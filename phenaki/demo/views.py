@@ -20,11 +20,19 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from . import world
-from .data import _resize
-from .demo import LIMITS, MAX_PROMPT_CHARS, MAX_SEED, InputError, _blank, _number, parse_settings
-from .media import board, display_scale, upscale, write_mp4, write_png
-from .quantizer import codebook_usage
+from ..media import board, display_scale, upscale, write_mp4, write_png
+from ..models.quantizer import codebook_usage
+from ..shapes import world
+from ..training.data import _resize
+from .stories import (
+    LIMITS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    InputError,
+    _blank,
+    _number,
+    parse_settings,
+)
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 MAX_UPLOAD_SIDE = 4096  # larger frames are refused, not decoded

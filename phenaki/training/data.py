@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
-from . import world
+from ..shapes import world
 
 
 def to_video_tensor(frames: np.ndarray) -> torch.Tensor:

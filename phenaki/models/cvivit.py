@@ -162,7 +162,7 @@ class CViViT(nn.Module):
 
     def add_pixel_refiner(self, dim: int) -> "CViViT":
         """Adds a `PixelRefiner` of width `dim` to the per-pixel head. Its last layer starts at zero, so a trained
-        decoder decodes exactly as before until the refiner is trained (`python -m phenaki.train decoder
+        decoder decodes exactly as before until the refiner is trained (`python -m phenaki.training.trainer decoder
         --pixel-refiner-dim`)."""
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"pixel_refiner_dim must be a positive int or None, got {dim!r}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .demo import InputError, parse_timeline
+from .stories import InputError, parse_timeline
 
 ENV_MODEL, ENV_REVISION, ENV_DEVICE = "PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE"
 ENV_THREADS = "PHENAKI_THREADS"
@@ -68,7 +68,7 @@ def pick_threads(device: str, environ: Mapping[str, str] = os.environ, default: 
 def load_model(name: str, revision: str | None = None, device: str | None = None, *,
                default: str | os.PathLike | None = None):
     """The model in eval mode on `device`, or StartupError naming PHENAKI_MODEL and the default folder."""
-    from .pipeline import Phenaki
+    from ..pipeline import Phenaki
 
     shown_default = f"{Path(default or DEFAULT_MODEL_DIR).name}/"
     how = (f"Set {ENV_MODEL} to a Phenaki model folder or a Hugging Face Hub repo id ({ENV_REVISION} pins a "

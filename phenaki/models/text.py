@@ -39,7 +39,7 @@ class PretrainedT5Encoder(nn.Module):
 
     def __init__(self, name: str, revision: str | None = None, max_length: int = 128, **hub_kwargs):
         super().__init__()
-        from .hub import load_t5_encoder  # network only when such a model is built
+        from ..hub import load_t5_encoder  # network only when such a model is built
 
         self.config = dict(kind="t5", name=name, revision=revision, max_length=max_length)
         self.tokenizer, self.encoder = load_t5_encoder(name, revision=revision, **hub_kwargs)

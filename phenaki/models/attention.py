@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-
 _fast_paths = True
 
 

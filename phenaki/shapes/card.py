@@ -1,8 +1,8 @@
 """The bundled model's card, written from what was measured and recorded, not typed by hand.
 
-    python -m phenaki.eval weights --card     # evaluates, then writes weights/README.md
+    python -m phenaki.shapes.eval weights --card     # evaluates, then writes weights/README.md
 
-The figures come from `phenaki.eval`; the training table and the commands that reproduce the model come from the
+The figures come from `phenaki.shapes.eval`; the training table and the commands that reproduce the model come from the
 `training.json` records the trainers leave beside their final weights (copied into the model folder).
 """
 
@@ -12,10 +12,10 @@ import inspect
 import json
 from pathlib import Path
 
-from .data import WorldClips
+from ..hub import write_model_card
+from ..pipeline import Phenaki
+from ..training.data import WorldClips
 from .eval import DEFAULTS, TARGETS, report
-from .hub import write_model_card
-from .pipeline import Phenaki
 
 TRAINING_RECORD = "training.json"
 
@@ -30,12 +30,12 @@ def missed_targets(results: dict) -> list[str]:
 
 
 def train_command(record: dict) -> str:
-    """The `python -m phenaki.train` command line of a training record (arguments left at their default
+    """The `python -m phenaki.training.trainer` command line of a training record (arguments left at their default
     are left out)."""
-    from .train import build_parser
+    from ..training.trainer import build_parser
 
     defaults = vars(build_parser().parse_args([record["stage"], "--out", "x"]))
-    parts = ["python -m phenaki.train", record["stage"]]
+    parts = ["python -m phenaki.training.trainer", record["stage"]]
     for name, value in record["args"].items():
         if name not in defaults or (value == defaults[name] and name != "out"):
             continue
@@ -115,7 +115,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         f"{DEFAULTS['token_temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, no critic, "
         f"{DEFAULTS['refine_passes']} refinement pass{'es' * (DEFAULTS['refine_passes'] != 1)})",
         "",
-        "Command: `python -m phenaki.eval weights --card` (`weights/eval.json` holds the raw figures).",
+        "Command: `python -m phenaki.shapes.eval weights --card` (`weights/eval.json` holds the raw figures).",
         "",
         report(results),
         "",
@@ -134,7 +134,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
             "", "## Reproduce", "", "```bash",
             *[train_command(r) for r in stages],
             f"cp {stages[-1]['args']['out']}/final/* weights/",
-            "python -m phenaki.eval weights --card --card-notes scripts/default-model-notes.md",
+            "python -m phenaki.shapes.eval weights --card --card-notes scripts/default-model-notes.md",
             "```",
         ]
     lines += [

@@ -139,6 +139,34 @@ def _resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return rearrange(frames, "f c h w -> c f h w").clamp(0, 1)
 
 
+class WorldClips2(Dataset):
+    """Shapes world 2 (`phenaki/world2.py`: one or two objects, sizes, growing and shrinking), clip `i` made from
+    seed `seed_offset + i`. Videos stay uint8 (3, frames, H, W) until they reach the trainer's device: a quarter of
+    the bytes through the data-loader workers' shared memory and the copy to a GPU (`as_float_video`)."""
+
+    def __init__(self, length: int = 100_000_000, num_frames: int = 17, seed_offset: int = 0,
+                 paraphrase_prob: float = 0.1, change_prob: float = 0.3, prime_frames: int = 5):
+        self.length, self.num_frames, self.seed_offset = length, num_frames, seed_offset
+        self.paraphrase_prob, self.change_prob, self.prime_frames = paraphrase_prob, change_prob, prime_frames
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        from .. import world2
+
+        example = world2.make_example(self.seed_offset + i, num_frames=self.num_frames,
+                                      prime_frames=self.prime_frames, change_prob=self.change_prob,
+                                      paraphrase_prob=self.paraphrase_prob)
+        video = rearrange(torch.from_numpy(np.ascontiguousarray(example["frames"])), "f h w c -> c f h w")
+        return dict(video=video, caption=example["caption"], prime=example["prime"])
+
+
+def as_float_video(video: torch.Tensor) -> torch.Tensor:
+    """A batch of videos as floats in [0, 1], whether it came as uint8 (`WorldClips2`) or float."""
+    return video.float().div_(255) if video.dtype == torch.uint8 else video
+
+
 def collate(batch: list[dict]) -> dict:
     return dict(video=torch.stack([b["video"] for b in batch]), caption=[b["caption"] for b in batch],
                 prime=torch.tensor([b["prime"] for b in batch]))

@@ -26,6 +26,20 @@ PRESETS: dict[str, dict] = {
         text_encoder=dict(kind="byte", dim=128, depth=2, heads=4, dim_head=32, ff_mult=2, max_length=64),
         frame_size=[64, 64], fps=8, prime_frames=5,
     ),
+    # shapes world 2 (one or two objects, two sizes, growth): the default model's compute per window, with a
+    # larger codebook for patches that hold edges of two objects, a pixel refiner from the start, and room for
+    # two-object captions (up to ~70 bytes; paraphrases longer)
+    "shapes2": dict(
+        cvivit=dict(dim=128, codebook_size=1920, patch_size=8, temporal_patch_size=2, spatial_depth=2,
+                    temporal_depth=2, dim_head=32, heads=4, quantizer="fsq", fsq_levels=[8, 8, 6, 5],
+                    pixel_mlp_dim=16, pixel_refiner_dim=32),
+        maskgit=dict(num_tokens=1920, max_seq_len=9 * 64, dim=192, depth=4, heads=4, dim_head=48,
+                     dim_context=128, position_grid=[9, 8, 8], local_mixer=True),
+        critic=dict(num_tokens=1920, max_seq_len=9 * 64, dim=128, depth=2, heads=4, dim_head=32, dim_context=128,
+                    position_grid=[9, 8, 8]),
+        text_encoder=dict(kind="byte", dim=128, depth=2, heads=4, dim_head=32, ff_mult=2, max_length=128),
+        frame_size=[64, 64], fps=8, prime_frames=5,
+    ),
 }
 
 

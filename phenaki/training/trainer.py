@@ -38,7 +38,7 @@ from ..machine import device_name
 from ..models.cvivit import CViViT
 from ..pipeline import Phenaki
 from ..serialization import load_weights, save_tensors, save_weights, write_config
-from .data import VideoFolder, WorldClips, collate
+from .data import VideoFolder, WorldClips, WorldClips2, as_float_video, collate
 from .presets import preset
 
 
@@ -97,6 +97,10 @@ def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> tupl
 def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
     if args.videos:
         return VideoFolder(args.videos, num_frames, frame_size)
+    if args.world == "shapes2":
+        if tuple(frame_size) != (64, 64):
+            raise ValueError(f"shapes world 2 is 64x64; this model's frames are {tuple(frame_size)}")
+        return WorldClips2(num_frames=num_frames, seed_offset=args.seed * 100_000_000)
     return WorldClips(num_frames=num_frames, seed_offset=args.seed * 10_000_000, frame_size=frame_size)
 
 
@@ -117,11 +121,13 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
     per_step = args.batch_size * args.grad_accum * accelerator.num_processes
     sampler = ExampleStream(len(dataset), start=step * per_step, count=(args.steps - step) * per_step)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate,
-                        num_workers=args.workers)
+                        num_workers=args.workers, pin_memory=accelerator.device.type == "cuda",
+                        prefetch_factor=4 if args.workers else None, persistent_workers=args.workers > 0)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     batches = iter(loader)
     bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, dynamic_ncols=True)
     started = time.monotonic() - elapsed
+    budget = _Budget(args, accelerator, step, started)
     while step < args.steps:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * _lr_factor(step, warmup, args.steps)
@@ -135,6 +141,9 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
                 optimizer.zero_grad(set_to_none=True)
         step += 1
         ema.update(accelerator.unwrap_model(model), step)
+        if budget.fit(step):
+            warmup, bar.total = max(1, min(500, args.steps // 10)), args.steps
+            accelerator.print(f"{args.max_minutes} minutes fit {args.steps} steps")
         bar.update(1)
         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
         last = step == args.steps
@@ -156,6 +165,29 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
                   torch_threads=torch.get_num_threads(), torch=torch.__version__,
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
     (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+class _Budget:
+    """`--max-minutes`: after the first 50 steps of this run, `args.steps` becomes the step count that the rest of
+    the budget holds at the speed measured over the last 40 of them (the learning-rate schedule follows); with
+    several processes, the fewest steps any of them measured, so that all stop together."""
+
+    def __init__(self, args, accelerator: Accelerator, first_step: int, started: float):
+        self.args, self.accelerator, self.first_step, self.started = args, accelerator, first_step, started
+        self.mark = 0.0
+
+    def fit(self, step: int) -> bool:
+        if not self.args.max_minutes or step - self.first_step not in (10, 50):
+            return False
+        if step - self.first_step == 10:  # the first steps include start-up (workers, kernels)
+            self.mark = time.monotonic()
+            return False
+        per_step = (time.monotonic() - self.mark) / 40
+        left = self.args.max_minutes * 60 - (time.monotonic() - self.started)
+        fits = torch.tensor([step + int(left / per_step)], device=self.accelerator.device)
+        fits = int(self.accelerator.gather(fits).min())
+        self.args.steps = max(step + 1, min(self.args.steps, fits))
+        return True
 
 
 class ExampleStream(Sampler):
@@ -196,10 +228,10 @@ def _accelerator(args) -> Accelerator:
 def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fps: int) -> tuple[EMA, float]:
     """The tokenizer's loss on clips of `--num-frames`, over whichever of its parameters require grad."""
     dataset = _dataset(args, args.num_frames, frame_size)
-    probe = collate([dataset[i] for i in range(min(4, len(dataset)))])["video"]
+    probe = as_float_video(collate([dataset[i] for i in range(min(4, len(dataset)))])["video"])
 
     def loss_fn(model, batch):
-        loss, parts = model(batch["video"], return_loss_breakdown=True)
+        loss, parts = model(as_float_video(batch["video"]), return_loss_breakdown=True)
         return loss, dict(loss=loss.item(), recon=parts.reconstruction.item(), usage=parts.codebook_usage)
 
     def sample_fn(ema_model, path):
@@ -258,7 +290,7 @@ def train_transformer(args) -> Path:
     prompts = [dataset[i]["caption"] for i in range(2)]
 
     def loss_fn(model, batch):
-        loss, parts = model(batch["video"], texts=batch["caption"], prime_latent_frames=batch["prime"],
+        loss, parts = model(as_float_video(batch["video"]), texts=batch["caption"], prime_latent_frames=batch["prime"],
                             return_loss_breakdown=True)
         return loss, dict(loss=loss.item(), **parts)
 
@@ -319,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--tokenizer", help="transformer stage: the tokenizer run's final/ folder")
     parser.add_argument("--videos", help="a folder with captions.jsonl instead of the shapes world")
+    parser.add_argument("--world", choices=["shapes", "shapes2"], default="shapes",
+                        help="the synthetic world to train on: shapes (one object) or shapes2 (one or two objects, "
+                        "two sizes, growing and shrinking)")
     parser.add_argument("--model", help="decoder stage, or the transformer stage to train further: a finished "
                         "model folder (a transformer run's final/)")
     parser.add_argument("--local-mixers", action="store_true",
@@ -327,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decoder stage: first add a pixel refiner of this width (CViViT.add_pixel_refiner)")
     parser.add_argument("--num-frames", type=int, default=17, help="tokenizer and decoder stages: frames per clip")
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="fit the run to this many minutes: after 50 steps, --steps becomes what the rest holds")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--lr", type=float, default=3e-4)

@@ -1,0 +1,1 @@
+"""The networks: attention, the C-ViViT tokenizer and its quantizer, MaskGit and its critics, text encoders."""

@@ -140,7 +140,7 @@ def _resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class WorldClips2(Dataset):
-    """Shapes world 2 (`phenaki/world2.py`: one or two objects, sizes, growing and shrinking), clip `i` made from
+    """Shapes world 2 (`phenaki/shapes/world2.py`: one or two objects, sizes, growing and shrinking), clip `i` made from
     seed `seed_offset + i`. Videos stay uint8 (3, frames, H, W) until they reach the trainer's device: a quarter of
     the bytes through the data-loader workers' shared memory and the copy to a GPU (`as_float_video`)."""
 
@@ -153,7 +153,7 @@ class WorldClips2(Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> dict:
-        from .. import world2
+        from ..shapes import world2
 
         example = world2.make_example(self.seed_offset + i, num_frames=self.num_frames,
                                       prime_frames=self.prime_frames, change_prob=self.change_prob,

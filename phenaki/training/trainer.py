@@ -124,6 +124,7 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
                         num_workers=args.workers, pin_memory=accelerator.device.type == "cuda",
                         prefetch_factor=4 if args.workers else None, persistent_workers=args.workers > 0)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    ema.model.to(accelerator.device)  # made (and resumed) before prepare() moved the model
     batches = iter(loader)
     bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, dynamic_ncols=True)
     started = time.monotonic() - elapsed

@@ -298,7 +298,7 @@ class Phenaki(nn.Module):
     @classmethod
     def from_config(cls, config: dict, **hub_kwargs) -> "Phenaki":
         try:
-            cvivit = CViViT(**config["cvivit"])
+            cvivit = CViViT.from_config(config["cvivit"])
             maskgit = MaskGit(**config["maskgit"])
             critic_config = config.get("critic")
             if critic_config is None:

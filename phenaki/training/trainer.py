@@ -231,12 +231,14 @@ def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fp
     probe = as_float_video(collate([dataset[i] for i in range(min(4, len(dataset)))])["video"])
 
     def loss_fn(model, batch):
+        # `CViViT.loss` through `forward`: with several processes `model` is a DistributedDataParallel wrapper,
+        # which has no `loss`, and only a call through its forward makes backward average the gradients
         loss, parts = model(as_float_video(batch["video"]), return_loss_breakdown=True)
         return loss, dict(loss=loss.item(), recon=parts.reconstruction.item(), usage=parts.codebook_usage)
 
     def sample_fn(ema_model, path):
         with torch.no_grad():
-            recon = ema_model(probe.to(accelerator.device)).clamp(0, 1)
+            recon = ema_model.reconstruct(probe.to(accelerator.device)).clamp(0, 1)  # EMA: never wrapped
         both = torch.cat((probe.to(recon.device), recon), dim=-1)  # original | reconstruction
         _write_gif(path, rearrange(both, "b c f h w -> c f h (b w)"), fps)
 
@@ -263,7 +265,7 @@ def train_tokenizer(args) -> Path:
 def load_tokenizer(folder: str | Path) -> CViViT:
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
-    cvivit = CViViT(**config["cvivit"])
+    cvivit = CViViT.from_config(config["cvivit"])
     load_weights(cvivit, folder / "model.safetensors")
     return cvivit.eval().requires_grad_(False)
 

@@ -17,6 +17,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .media import to_uint8_frames
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .models.text import ByteTextEncoder, build_text_encoder
@@ -231,7 +232,7 @@ class Phenaki(nn.Module):
         start = 0
         work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
         for segment, video in self._windows(work, settings, self._generator(seed)):
-            pixels = rearrange(video[0], "c f h w -> f h w c").mul(255).round().byte().cpu().numpy()
+            pixels = to_uint8_frames(video[0])
             yield VideoChunk(pixels, segment, start)
             start += len(pixels)
 

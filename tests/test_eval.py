@@ -7,15 +7,19 @@ import numpy as np
 import pytest
 import torch
 
+from phenaki.media import psnr
 from phenaki.shapes import eval as evaluation
 from phenaki.shapes import world
 
 
 def test_psnr():
     frames = world.random_clip(0)[0]
-    assert evaluation._psnr(frames, frames) > 100
+    assert psnr(frames, frames) > 100
     noisy = np.clip(frames.astype(int) + 8, 0, 255).astype(np.uint8)
-    assert 28 < evaluation._psnr(frames, noisy) < 31
+    assert 28 < psnr(frames, noisy) < 31
+    noisy[0] = frames[0]  # per frame: the first is exact, the others as noisy as before
+    by_frame = psnr(frames, noisy, per_frame=True)
+    assert by_frame.shape == (len(frames),) and by_frame[0] > 100 and (by_frame[1:] < 31).all()
 
 
 def random_shapes_model():

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from .attention import Transformer, sincos_1d, sincos_2d
 from .quantizer import Quantizer, codebook_usage
 
-
 # Keys of configs saved before the untrained adversarial / perceptual path was removed: inert when
 # use_discriminator is false, so they are dropped when such a config is loaded.
 RETIRED_KEYS = ("use_discriminator", "discr_dim", "adversarial_loss_weight", "perceptual_loss_weight")
@@ -70,7 +69,7 @@ class CViViT(nn.Module):
             self.add_pixel_refiner(pixel_refiner_dim)
 
     @classmethod
-    def from_config(cls, config: dict) -> "CViViT":
+    def from_config(cls, config: dict) -> CViViT:
         """`CViViT(**config)`, for a config saved by any version: the keys of the removed discriminator are
         dropped while it is off (they did nothing then), and refused when it is on."""
         if config.get("use_discriminator"):

@@ -20,26 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from ..machine import device_name
+from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
 from ..sampling import SamplingSettings
-from ..training.data import to_video_tensor
 from . import world
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
-
-
-def _uint8(video: torch.Tensor) -> np.ndarray:
-    """(3, f, H, W) in [0, 1] -> (f, H, W, 3) uint8."""
-    return rearrange(video, "c f h w -> f h w c").clamp(0, 1).mul(255).round().byte().cpu().numpy()
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 @torch.no_grad()
@@ -51,8 +40,8 @@ def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
         video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
         recons = model.cvivit.decode(model.cvivit.encode(video))
         for original, recon in zip(originals, recons):
-            recon = _uint8(recon)
-            psnrs.append(_psnr(original, recon))
+            recon = to_uint8_frames(recon)
+            psnrs.append(psnr(original, recon))
             a, b = world.describe(original), world.describe(recon)
             same.append((a.colour, a.shape, a.motions) == (b.colour, b.shape, b.motions))
     return dict(psnr_db=float(np.mean(psnrs)), describe_agreement=float(np.mean(same)), clips=clips)
@@ -67,7 +56,7 @@ def text_control_metrics(model: Phenaki, samples: int = 100, batch: int = 10, **
         videos = model.sample(texts=[s.caption() for s in scenes], num_frames=model.window_frames,
                               seed=HELD_OUT + first, **{**DEFAULTS, **settings})
         for scene, video in zip(scenes, videos):
-            frames = _uint8(video)
+            frames = to_uint8_frames(video)
             seen = world.describe(frames)
             colour.append(seen.colour == scene.colour)
             shape.append(seen.shape == scene.shape)

@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 
-import imageio.v3 as iio
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
@@ -35,6 +34,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from ..machine import device_name
+from ..media import to_uint8_frames, write_gif
 from ..models.cvivit import CViViT
 from ..pipeline import Phenaki
 from ..serialization import load_weights, save_tensors, save_weights, write_config
@@ -151,6 +151,7 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
             save_checkpoint(out / "checkpoint", accelerator.unwrap_model(model), ema, optimizer, step,
                             accelerator.num_processes, time.monotonic() - started)
         if accelerator.is_main_process and args.sample_every and (step % args.sample_every == 0 or last):
+            (out / "samples").mkdir(parents=True, exist_ok=True)
             sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
         accelerator.wait_for_everyone()
     bar.close()
@@ -210,13 +211,6 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
-def _write_gif(path: Path, video: torch.Tensor, fps: int) -> None:
-    """video (c, f, h, w) in [0, 1] -> an endlessly looping GIF."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = rearrange(video, "c f h w -> f h w c").clamp(0, 1).mul(255).byte().cpu().numpy()
-    iio.imwrite(path, frames, duration=1000 / fps, loop=0)
-
-
 def _accelerator(args) -> Accelerator:
     precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
     return Accelerator(gradient_accumulation_steps=args.grad_accum, mixed_precision=precision, cpu=args.cpu,
@@ -240,7 +234,7 @@ def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fp
         with torch.no_grad():
             recon = ema_model.reconstruct(probe.to(accelerator.device)).clamp(0, 1)  # EMA: never wrapped
         both = torch.cat((probe.to(recon.device), recon), dim=-1)  # original | reconstruction
-        _write_gif(path, rearrange(both, "b c f h w -> c f h (b w)"), fps)
+        write_gif(path, to_uint8_frames(rearrange(both, "b c f h w -> c f h (b w)")), fps)
 
     params = [p for p in cvivit.parameters() if p.requires_grad]
     return _loop(args, accelerator, cvivit, params, loss_fn, sample_fn, dataset)
@@ -298,7 +292,7 @@ def train_transformer(args) -> Path:
 
     def sample_fn(ema_model, path):
         video = ema_model.sample(texts=prompts, num_frames=model.window_frames, seed=0)
-        _write_gif(path, rearrange(video, "b c f h w -> c f h (b w)"), model.fps)
+        write_gif(path, to_uint8_frames(rearrange(video, "b c f h w -> c f h (b w)")), model.fps)
 
     params = [p for p in model.parameters() if p.requires_grad]
     ema, elapsed = _loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)

@@ -9,15 +9,13 @@ The figures come from `phenaki.shapes.eval`; the training table and the commands
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 from ..hub import write_model_card
 from ..pipeline import Phenaki
+from ..serialization import read_training_record
 from ..training.data import WorldClips
 from .eval import DEFAULTS, TARGETS, report
-
-TRAINING_RECORD = "training.json"
 
 
 def missed_targets(results: dict) -> list[str]:
@@ -148,7 +146,5 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
 
 def write_card(folder: str | Path, model: Phenaki, results: dict, notes: str | None = None) -> Path:
     """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown."""
-    folder = Path(folder)
-    record_path = folder / TRAINING_RECORD
-    record = json.loads(record_path.read_text()) if record_path.exists() else None
-    return write_model_card(folder, model.config, card_body(model, results, record, notes))
+    record = read_training_record(folder)
+    return write_model_card(Path(folder), model.config, card_body(model, results, record, notes))

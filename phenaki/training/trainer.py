@@ -37,7 +37,16 @@ from ..machine import device_name
 from ..media import to_uint8_frames, write_gif
 from ..models.cvivit import CViViT
 from ..pipeline import Phenaki
-from ..serialization import load_weights, save_tensors, save_weights, write_config
+from ..serialization import (
+    TRAINING_RECORD_NAME,
+    WEIGHTS_NAME,
+    load_weights,
+    read_config,
+    read_training_record,
+    save_tensors,
+    save_weights,
+    write_config,
+)
 from .data import VideoFolder, WorldClips, WorldClips2, as_float_video, collate
 from .presets import preset
 
@@ -165,7 +174,7 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
                   mixed_precision=accelerator.mixed_precision, device=device_name(accelerator.device),
                   torch_threads=torch.get_num_threads(), torch=torch.__version__,
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
-    (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / TRAINING_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
 
 
 class _Budget:
@@ -249,7 +258,7 @@ def train_tokenizer(args) -> Path:
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         final.mkdir(parents=True, exist_ok=True)
-        save_weights(ema.model, final / "model.safetensors")
+        save_weights(ema.model, final / WEIGHTS_NAME)
         write_config(dict(cvivit=ema.model.config, frame_size=frame_size, fps=fps, tokenizer_only=True), final)
         write_training_record(final, args, accelerator, elapsed)
     accelerator.wait_for_everyone()
@@ -257,10 +266,9 @@ def train_tokenizer(args) -> Path:
 
 
 def load_tokenizer(folder: str | Path) -> CViViT:
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    cvivit = CViViT.from_config(config["cvivit"])
-    load_weights(cvivit, folder / "model.safetensors")
+    """The frozen C-ViViT of a tokenizer run's `final/` folder (or of a whole model's folder)."""
+    cvivit = CViViT.from_config(read_config(folder, tokenizer_only=True)["cvivit"])
+    load_weights(cvivit, Path(folder) / WEIGHTS_NAME)
     return cvivit.eval().requires_grad_(False)
 
 
@@ -276,7 +284,7 @@ def train_transformer(args) -> Path:
         model = Phenaki.from_pretrained(args.model).train()
     else:
         config = preset(args.preset)
-        config.update(cvivit=read_config_tokenizer(args.tokenizer)["cvivit"])
+        config.update(cvivit=read_config(args.tokenizer, tokenizer_only=True)["cvivit"])
         model = Phenaki.from_config(config)
         model.cvivit.load_state_dict(load_tokenizer(args.tokenizer).state_dict())
     if args.local_mixers:
@@ -300,9 +308,8 @@ def train_transformer(args) -> Path:
     if accelerator.is_main_process:
         ema.model.save_pretrained(final)
         source = "model" if args.model else "tokenizer"  # the record of what this run started from
-        record = Path(getattr(args, source)) / "training.json"
         write_training_record(final, args, accelerator, elapsed,
-                              **{source: json.loads(record.read_text()) if record.exists() else None})
+                              **{source: read_training_record(getattr(args, source))})
     accelerator.wait_for_everyone()
     return final
 
@@ -322,18 +329,9 @@ def train_decoder(args) -> Path:
     if accelerator.is_main_process:
         model.cvivit.load_state_dict(ema.model.state_dict())
         model.save_pretrained(final)
-        model_record = Path(args.model) / "training.json"
-        write_training_record(final, args, accelerator, elapsed,
-                              model=json.loads(model_record.read_text()) if model_record.exists() else None)
+        write_training_record(final, args, accelerator, elapsed, model=read_training_record(args.model))
     accelerator.wait_for_everyone()
     return final
-
-
-def read_config_tokenizer(folder) -> dict:
-    config = json.loads((Path(folder) / "config.json").read_text())
-    if "cvivit" not in config:
-        raise ValueError(f"{folder}/config.json is not a tokenizer config (no 'cvivit' section)")
-    return config
 
 
 STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=train_decoder)

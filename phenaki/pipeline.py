@@ -144,13 +144,9 @@ class Phenaki(nn.Module):
                         settings: SamplingSettings, generator: torch.Generator, batch: int = 1,
                         on_step=None) -> Tensor:
         """One MaskGit window: `new_frames` frames (b, c, n, H, W) in [0, 1] that continue `prime` (or start)."""
-        tp, num_prime = self.cvivit.temporal_patch_size, 0 if prime is None else prime.shape[2]
-        if prime is None:
-            latent = self.cvivit.latent_frames(1 + math.ceil((new_frames - 1) / tp) * tp)
-            prefix = None
-        else:
-            latent = self.cvivit.latent_frames(num_prime) + math.ceil(new_frames / tp)
-            prefix = rearrange(self.cvivit.encode(prime), "b t h w -> b (t h w)")
+        num_prime = 0 if prime is None else prime.shape[2]
+        prefix = None if prime is None else rearrange(self.cvivit.encode(prime), "b t h w -> b (t h w)")
+        latent = self.cvivit.latent_frames_covering(num_prime + new_frames)  # the prime's, then the new frames'
         if latent > self.window_latent_frames:
             raise ValueError(f"{num_prime} primed + {new_frames} new frames do not fit a window of "
                              f"{self.window_frames} frames")
@@ -183,8 +179,7 @@ class Phenaki(nn.Module):
 
     def _usable_prime(self, available: int) -> int:
         """The most frames, up to `prime_frames`, that the tokenizer can take (1 + k * temporal_patch_size)."""
-        tp = self.cvivit.temporal_patch_size
-        return 1 + (min(available, self.prime_frames) - 1) // tp * tp
+        return self.cvivit.usable_frames(min(available, self.prime_frames))
 
     @torch.no_grad()
     def sample(self, *, texts: str | Sequence[str] | None = None, num_frames: int = 17,

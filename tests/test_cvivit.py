@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from phenaki import CViViT
+from phenaki.models.cvivit import first_frames
 
 
 def small_cvivit(**overrides) -> CViViT:
@@ -177,6 +178,22 @@ def test_the_bundled_tokenizer_loads_every_tensor_of_its_file():
     assert set(model.cvivit.state_dict()) == saved
     video = torch.rand(1, 3, 5, 64, 64)
     assert torch.allclose(model.cvivit(video), model.cvivit.decode(model.cvivit.encode(video)), atol=1e-5)
+
+
+@pytest.mark.parametrize("tp", [2, 3])
+def test_frame_and_latent_frame_counts(tp):
+    """The one place that knows how frames map to latent frames: frame 0 alone, then tubelets of tp frames."""
+    cvivit = small_cvivit(temporal_patch_size=tp)
+    assert first_frames(4, tp) == [0, 1, 1 + tp, 1 + 2 * tp]
+    for latent in range(1, 6):
+        frames = cvivit.num_frames(latent)
+        assert cvivit.latent_frames(frames) == cvivit.latent_frames_covering(frames) == latent
+        assert cvivit.usable_frames(frames) == frames
+        assert first_frames(latent, tp)[-1] == (0 if latent == 1 else frames - tp)
+        for extra in range(1, tp):  # frames that end part-way through a tubelet
+            assert cvivit.latent_frames_covering(frames + extra) == latent + 1
+            assert cvivit.usable_frames(frames + extra) == frames
+    assert [cvivit.latent_frames_covering(f + 1) - 1 for f in range(7)] == [0] + [1 + k // tp for k in range(6)]
 
 
 @pytest.mark.parametrize("frames, size, match", [

@@ -31,6 +31,7 @@ from ..media import (
     write_mp4,
     write_png,
 )
+from ..models.cvivit import first_frames
 from ..models.quantizer import codebook_usage
 from ..shapes import world
 from .stories import (
@@ -57,11 +58,6 @@ LEGEND = ("Hatched grey: still [MASK] (decoded as token 0: those pixels mean not
           "yellow 1; grey: fixed, no longer ranked.")
 STEP_COLUMNS = ["step", "masked", "filled", "sent back", "mean p (filled)", "mean p (ranked)", "phase"]
 COMPARE_COLUMNS = ["seed", "guidance", "colour seen", "shape seen", "motion seen", "matches prompt"]
-
-
-def first_frames(latent_frames: int, temporal_patch_size: int) -> list[int]:
-    """The first video frame each latent frame covers (the first latent frame covers frame 0 alone)."""
-    return [0] + [1 + k * temporal_patch_size for k in range(latent_frames - 1)]
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
@@ -196,7 +192,7 @@ def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int 
                          f"upload an MP4, WebM or GIF") from None
     if not frames:
         raise InputError(f"{path.name} has no frames")
-    usable = 1 + (len(frames) - 1) // tp * tp
+    usable = model.cvivit.usable_frames(len(frames))
     if usable < len(frames):
         notes.append(f"{len(frames)} frames cut to {usable}: the tokenizer takes 1 + {tp}·k frames")
     if tuple(source) != tuple(model.frame_size):
@@ -384,7 +380,7 @@ def tokenizer_view(model, out_dir, video_path, clip_seed) -> TokenizerView:
     side = video_grid([tok.original, tok.recon], ["original", "C-ViViT reconstruction"])
     video = write_mp4(out / "tokenizer.mp4", side, model.fps)
     tokens = write_png(out / "tokens.png", render_tokens(tok, model.cvivit.patch_size, tp))
-    rows = [[f, round(float(p), 2), 0 if f == 0 else 1 + (f - 1) // tp] for f, p in enumerate(tok.psnr)]
+    rows = [[f, round(float(p), 2), model.cvivit.latent_frames_covering(f + 1) - 1] for f, p in enumerate(tok.psnr)]
     rest = f", later frames {tok.psnr[1:].mean():.2f} dB" if len(frames) > 1 else ""
     summary = (f"{source} · {len(frames)} frames → {'×'.join(map(str, tok.ids.shape))} tokens · **{tok.used} of "
                f"{tok.codebook} codebook entries, perplexity {tok.perplexity:.1f}** · PSNR {tok.psnr.mean():.2f} dB "

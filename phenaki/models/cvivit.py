@@ -8,6 +8,7 @@ comes after them, which is what lets a long video be continued window by window.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -89,7 +90,17 @@ class CViViT(nn.Module):
         return 1 + (num_frames - 1) // self.temporal_patch_size
 
     def num_frames(self, latent_frames: int) -> int:
+        """Frames decoded from `latent_frames` latent frames."""
         return 1 + (latent_frames - 1) * self.temporal_patch_size
+
+    def latent_frames_covering(self, num_frames: int) -> int:
+        """The fewest latent frames that decode to at least `num_frames` frames (so frame `f` is in latent frame
+        `latent_frames_covering(f + 1) - 1`)."""
+        return 1 + math.ceil((num_frames - 1) / self.temporal_patch_size)
+
+    def usable_frames(self, num_frames: int) -> int:
+        """The most frames, up to `num_frames` (>= 1), that the tokenizer takes: 1 + k * temporal_patch_size."""
+        return self.num_frames(1 + (num_frames - 1) // self.temporal_patch_size)
 
     def token_grid(self, height: int, width: int) -> tuple[int, int]:
         p = self.patch_size
@@ -252,6 +263,12 @@ class CViViT(nn.Module):
         if return_recons:
             return (*parts, recon)
         return parts if return_loss_breakdown else loss
+
+
+def first_frames(latent_frames: int, temporal_patch_size: int) -> list[int]:
+    """The first video frame each latent frame covers: frame 0 alone, then one tubelet of `temporal_patch_size`
+    frames each."""
+    return [0] + [1 + k * temporal_patch_size for k in range(latent_frames - 1)]
 
 
 class PixelRefiner(nn.Sequential):

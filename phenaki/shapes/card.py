@@ -2,8 +2,9 @@
 
     python -m phenaki.shapes.eval weights --card     # evaluates, then writes weights/README.md
 
-The figures come from `phenaki.shapes.eval`; the training table and the commands that reproduce the model come from the
-`training.json` records the trainers leave beside their final weights (copied into the model folder).
+The figures come from `phenaki.shapes.eval` (held to `phenaki.shapes.targets`); the training table and the
+commands that reproduce the model come from the `training.json` records the trainers leave beside their final
+weights (copied into the model folder).
 """
 
 from __future__ import annotations
@@ -15,16 +16,7 @@ from ..hub import write_model_card
 from ..pipeline import Phenaki
 from ..serialization import read_training_record
 from ..training.data import WorldClips
-from .eval import DEFAULTS, TARGETS, report
-
-
-def missed_targets(results: dict) -> list[str]:
-    missed = [f"{group} {key} {results[group][key]:.3f} (target >= {target})"
-              for group, key, target in TARGETS if results[group][key] < target]
-    seconds = results["speed"]["seconds_per_17_frame_clip"]
-    if seconds > 3:
-        missed.append(f"speed {seconds:.2f} s per 17-frame clip (target <= 3 s)")
-    return missed
+from .targets import DEFAULTS, TARGETS, missed_targets, report
 
 
 def train_command(record: dict) -> str:

@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,11 @@ import torch
 from ..machine import device_name
 from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
-from ..sampling import SamplingSettings
 from . import world
+from .card import write_card
+from .targets import DEFAULTS, report
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
-DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
 
 
 @torch.no_grad()
@@ -101,21 +100,6 @@ def evaluate(model: Phenaki, clips: int = 200, samples: int = 100, stories: int 
                 stories=story_metrics(model, stories), speed=speed_metrics(model))
 
 
-TARGETS = [("tokenizer", "psnr_db", 32.0), ("tokenizer", "describe_agreement", 0.99),
-           ("text_control", "colour", 0.95), ("text_control", "shape", 0.90), ("text_control", "motion", 0.90),
-           ("stories", "object_kept", 0.95), ("stories", "motion_followed", 0.85)]
-
-
-def report(results: dict) -> str:
-    rows = ["| measure | value | target | met |", "| --- | --- | --- | --- |"]
-    for group, key, target in TARGETS:
-        value = results[group][key]
-        rows.append(f"| {group} {key} | {value:.3f} | >= {target} | {'yes' if value >= target else 'no'} |")
-    seconds = results["speed"]["seconds_per_17_frame_clip"]
-    rows.append(f"| speed, 17-frame clip | {seconds:.2f} s | <= 3 s | {'yes' if seconds <= 3 else 'no'} |")
-    return "\n".join(rows)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m phenaki.shapes.eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,8 +123,6 @@ def main(argv=None) -> None:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
     if args.card:
-        from .card import write_card
-
         notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else None
         print(f"wrote {write_card(args.model, model, results, notes)}")
 

@@ -67,14 +67,16 @@ class Phenaki(nn.Module):
         self.window_latent_frames = maskgit.max_seq_len // self.frame_tokens
         if self.window_latent_frames < 2:
             raise ValueError(f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
-                             f"{self.frame_tokens} tokens at frame size {height}x{width}")
+                             f"{self.frame_tokens} tokens at frame size {height}x{width} (patch_size "
+                             f"{cvivit.patch_size}): " + _window_fix(maskgit, cvivit.patch_size, (height, width)))
         self.window_frames = cvivit.num_frames(self.window_latent_frames)
         window_grid = [self.window_latent_frames, *self.grid]
         for name, model in (("maskgit", maskgit), ("critic", critic)):
             grid = None if model is None else model.config.get("position_grid")  # a SelfCritic has none
             if grid is not None and list(grid) != window_grid:
                 raise ValueError(f"{name} position_grid {list(grid)} differs from the window's token grid "
-                                 f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}")
+                                 f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}: "
+                                 + _grid_fix(name, grid, window_grid, cvivit.patch_size))
         cvivit.latent_frames(prime_frames)  # must fit the temporal patching
         if prime_frames >= self.window_frames:
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
@@ -331,6 +333,39 @@ class Phenaki(nn.Module):
         from .hub import push_to_hub
 
         return push_to_hub(self.save_pretrained, repo_id, **kwargs)
+
+
+def _frame_size_arg(height: int, width: int) -> str:
+    return f"frame_size={height}" if height == width else f"frame_size=({height}, {width})"
+
+
+def _window_fix(maskgit: MaskGit, patch: int, frame_size: tuple[int, int]) -> str:
+    """What makes a window of 2+ latent frames fit MaskGit: the frame size its position_grid was built for, or the
+    largest of frame_size / 2, / 4, ... in whole patches that fits; or a longer max_seq_len."""
+    tokens = (frame_size[0] // patch) * (frame_size[1] // patch)  # a latent frame's
+    grid = maskgit.config.get("position_grid")
+    longer = f"raise max_seq_len to at least {2 * tokens}" + (" (and position_grid with it)" if grid else "")
+    if grid is not None:  # (latent frames, rows, columns)
+        return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (a window of {grid[0]} latent frames), "
+                f"or {longer}") if grid[0] >= 2 else longer
+    height, width = frame_size
+    while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= patch:
+        height, width = height // 2, width // 2
+        latent = maskgit.max_seq_len // ((height // patch) * (width // patch))
+        if height % patch == 0 and width % patch == 0 and latent >= 2:
+            return (f"pass {_frame_size_arg(height, width)} (a window of {latent} latent frames) or smaller, "
+                    f"or {longer}")
+    return longer
+
+
+def _grid_fix(name: str, grid, window_grid: list[int], patch: int) -> str:
+    """What makes a model's position_grid and the window's token grid agree: the frame size the grid was built for,
+    or a model built for this window (its max_seq_len is its grid's product)."""
+    rebuild = f"position_grid={window_grid}"
+    if math.prod(window_grid) != math.prod(grid):
+        rebuild = f"max_seq_len={math.prod(window_grid)} and {rebuild}"
+    return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (the frames that grid was built for at "
+            f"patch_size {patch}), or build {name} with {rebuild}")
 
 
 def _check_prompt(text, where: str) -> None:

@@ -33,6 +33,8 @@ from huggingface_hub.utils import (
 __all__ = ["HubError", "ModelLoadError", "check_safetensors", "resolve_model_dir", "write_model_card",
            "push_to_hub", "load_t5_encoder", "CONFIG_NAME", "WEIGHTS_NAME", "MODEL_CARD_NAME"]
 
+# the names phenaki.serialization writes; spelled here too because this module imports nothing from phenaki
+# (it loads on its own, without torch: the Hub tests run it in a bare subprocess)
 CONFIG_NAME, WEIGHTS_NAME, MODEL_CARD_NAME = "config.json", "model.safetensors", "README.md"
 ALLOW_PATTERNS = [CONFIG_NAME, "*.safetensors", MODEL_CARD_NAME]
 MODEL_TAGS = ["text-to-video", "phenaki", "maskgit", "c-vivit", "video-generation", "pytorch"]

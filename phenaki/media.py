@@ -1,4 +1,5 @@
-"""Frames for people: nearest-neighbour upscaling, H.264 MP4 and looping GIF files, and contact sheets."""
+"""Frames: tensors to uint8 frames and back to the model's size, PSNR, and for people: nearest-neighbour
+upscaling, H.264 MP4 and looping GIF files, contact sheets."""
 
 from __future__ import annotations
 
@@ -7,10 +8,51 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
 
 DISPLAY_SIZE = 512  # frames are shown (and written to MP4) upscaled to about this many pixels, integer factor
 SHEET_TILE = 128  # contact sheet tile size (about)
 SHEET_COLUMNS = 8
+
+
+def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
+    """Frames (f, H, W, c) uint8 -> one video (c, f, H, W) float in [0, 1]: the inverse of `to_uint8_frames`."""
+    return rearrange(torch.from_numpy(np.ascontiguousarray(frames)), "f h w c -> c f h w").float() / 255
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """One video (c, f, H, W) in [0, 1] -> its frames (f, H, W, c) uint8, clamped and rounded to the nearest level:
+    how every frame the library hands out, measures or writes is made."""
+    if video.ndim != 4:
+        raise ValueError(f"expected one video of shape (channels, frames, height, width), got "
+                         f"{tuple(video.shape)}: pass one video of a batch (video[0])")
+    return rearrange(video.clamp(0, 1), "c f h w -> f h w c").mul(255).round().byte().cpu().numpy()
+
+
+def resize_video(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(c, f, h, w) in [0, 1] -> (c, f, *size): a centre crop to the target aspect ratio, then an area resize of
+    each frame (for the model's frame size: training data, uploads)."""
+    _, _, h, w = video.shape
+    target = size[0] / size[1]
+    if h / w > target:
+        crop = round(w * target)
+        video = video[:, :, (h - crop) // 2: (h - crop) // 2 + crop]
+    elif h / w < target:
+        crop = round(h / target)
+        video = video[:, :, :, (w - crop) // 2: (w - crop) // 2 + crop]
+    frames = F.interpolate(rearrange(video, "c f h w -> f c h w"), size=tuple(size), mode="area")
+    return rearrange(frames, "f c h w -> c f h w").clamp(0, 1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, *, per_frame: bool = False) -> float | np.ndarray:
+    """PSNR in dB between two uint8 images or videos of one shape: of the whole (a float), or with `per_frame`
+    of each frame along the first axis (an array)."""
+    error = ((a.astype(np.float64) - b.astype(np.float64)) / 255) ** 2
+    mse = error.reshape(len(a), -1).mean(1) if per_frame else error.mean()
+    db = 10 * np.log10(1 / np.maximum(mse, 1e-12))
+    return db if per_frame else float(db)
 
 
 def display_scale(frame_size: Iterable[int], target: int = DISPLAY_SIZE) -> int:

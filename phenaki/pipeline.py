@@ -17,6 +17,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .media import to_uint8_frames
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .models.text import ByteTextEncoder, build_text_encoder
@@ -66,14 +67,16 @@ class Phenaki(nn.Module):
         self.window_latent_frames = maskgit.max_seq_len // self.frame_tokens
         if self.window_latent_frames < 2:
             raise ValueError(f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
-                             f"{self.frame_tokens} tokens at frame size {height}x{width}")
+                             f"{self.frame_tokens} tokens at frame size {height}x{width} (patch_size "
+                             f"{cvivit.patch_size}): " + _window_fix(maskgit, cvivit.patch_size, (height, width)))
         self.window_frames = cvivit.num_frames(self.window_latent_frames)
         window_grid = [self.window_latent_frames, *self.grid]
         for name, model in (("maskgit", maskgit), ("critic", critic)):
             grid = None if model is None else model.config.get("position_grid")  # a SelfCritic has none
             if grid is not None and list(grid) != window_grid:
                 raise ValueError(f"{name} position_grid {list(grid)} differs from the window's token grid "
-                                 f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}")
+                                 f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}: "
+                                 + _grid_fix(name, grid, window_grid, cvivit.patch_size))
         cvivit.latent_frames(prime_frames)  # must fit the temporal patching
         if prime_frames >= self.window_frames:
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
@@ -143,13 +146,9 @@ class Phenaki(nn.Module):
                         settings: SamplingSettings, generator: torch.Generator, batch: int = 1,
                         on_step=None) -> Tensor:
         """One MaskGit window: `new_frames` frames (b, c, n, H, W) in [0, 1] that continue `prime` (or start)."""
-        tp, num_prime = self.cvivit.temporal_patch_size, 0 if prime is None else prime.shape[2]
-        if prime is None:
-            latent = self.cvivit.latent_frames(1 + math.ceil((new_frames - 1) / tp) * tp)
-            prefix = None
-        else:
-            latent = self.cvivit.latent_frames(num_prime) + math.ceil(new_frames / tp)
-            prefix = rearrange(self.cvivit.encode(prime), "b t h w -> b (t h w)")
+        num_prime = 0 if prime is None else prime.shape[2]
+        prefix = None if prime is None else rearrange(self.cvivit.encode(prime), "b t h w -> b (t h w)")
+        latent = self.cvivit.latent_frames_covering(num_prime + new_frames)  # the prime's, then the new frames'
         if latent > self.window_latent_frames:
             raise ValueError(f"{num_prime} primed + {new_frames} new frames do not fit a window of "
                              f"{self.window_frames} frames")
@@ -182,8 +181,7 @@ class Phenaki(nn.Module):
 
     def _usable_prime(self, available: int) -> int:
         """The most frames, up to `prime_frames`, that the tokenizer can take (1 + k * temporal_patch_size)."""
-        tp = self.cvivit.temporal_patch_size
-        return 1 + (min(available, self.prime_frames) - 1) // tp * tp
+        return self.cvivit.usable_frames(min(available, self.prime_frames))
 
     @torch.no_grad()
     def sample(self, *, texts: str | Sequence[str] | None = None, num_frames: int = 17,
@@ -231,7 +229,7 @@ class Phenaki(nn.Module):
         start = 0
         work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
         for segment, video in self._windows(work, settings, self._generator(seed)):
-            pixels = rearrange(video[0], "c f h w -> f h w c").mul(255).round().byte().cpu().numpy()
+            pixels = to_uint8_frames(video[0])
             yield VideoChunk(pixels, segment, start)
             start += len(pixels)
 
@@ -298,7 +296,7 @@ class Phenaki(nn.Module):
     @classmethod
     def from_config(cls, config: dict, **hub_kwargs) -> "Phenaki":
         try:
-            cvivit = CViViT(**config["cvivit"])
+            cvivit = CViViT.from_config(config["cvivit"])
             maskgit = MaskGit(**config["maskgit"])
             critic_config = config.get("critic")
             if critic_config is None:
@@ -335,6 +333,39 @@ class Phenaki(nn.Module):
         from .hub import push_to_hub
 
         return push_to_hub(self.save_pretrained, repo_id, **kwargs)
+
+
+def _frame_size_arg(height: int, width: int) -> str:
+    return f"frame_size={height}" if height == width else f"frame_size=({height}, {width})"
+
+
+def _window_fix(maskgit: MaskGit, patch: int, frame_size: tuple[int, int]) -> str:
+    """What makes a window of 2+ latent frames fit MaskGit: the frame size its position_grid was built for, or the
+    largest of frame_size / 2, / 4, ... in whole patches that fits; or a longer max_seq_len."""
+    tokens = (frame_size[0] // patch) * (frame_size[1] // patch)  # a latent frame's
+    grid = maskgit.config.get("position_grid")
+    longer = f"raise max_seq_len to at least {2 * tokens}" + (" (and position_grid with it)" if grid else "")
+    if grid is not None:  # (latent frames, rows, columns)
+        return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (a window of {grid[0]} latent frames), "
+                f"or {longer}") if grid[0] >= 2 else longer
+    height, width = frame_size
+    while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= patch:
+        height, width = height // 2, width // 2
+        latent = maskgit.max_seq_len // ((height // patch) * (width // patch))
+        if height % patch == 0 and width % patch == 0 and latent >= 2:
+            return (f"pass {_frame_size_arg(height, width)} (a window of {latent} latent frames) or smaller, "
+                    f"or {longer}")
+    return longer
+
+
+def _grid_fix(name: str, grid, window_grid: list[int], patch: int) -> str:
+    """What makes a model's position_grid and the window's token grid agree: the frame size the grid was built for,
+    or a model built for this window (its max_seq_len is its grid's product)."""
+    rebuild = f"position_grid={window_grid}"
+    if math.prod(window_grid) != math.prod(grid):
+        rebuild = f"max_seq_len={math.prod(window_grid)} and {rebuild}"
+    return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (the frames that grid was built for at "
+            f"patch_size {patch}), or build {name} with {rebuild}")
 
 
 def _check_prompt(text, where: str) -> None:

@@ -1,4 +1,5 @@
-"""Weights on disk: one safetensors file, checked key by key and shape by shape against the model. No pickle."""
+"""A model on disk: weights in one safetensors file, checked key by key and shape by shape against the model (no
+pickle); its `config.json`; the `training.json` record a trainer leaves beside it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+CONFIG_NAME, WEIGHTS_NAME, TRAINING_RECORD_NAME = "config.json", "model.safetensors", "training.json"
 
 
 def _unique_state(model: nn.Module, skip_prefixes: tuple[str, ...]) -> tuple[dict, dict]:
@@ -74,14 +75,31 @@ def write_config(config: dict, folder: Path) -> None:
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def read_config(folder: Path) -> dict:
-    path = folder / CONFIG_NAME
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{folder} has no {CONFIG_NAME}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(config, dict) or "cvivit" not in config or "maskgit" not in config:
+def read_config(folder: str | Path, *, tokenizer_only: bool = False) -> dict:
+    """The `config.json` of a model folder: a whole model's ('cvivit' and 'maskgit' sections), or with
+    `tokenizer_only` any with a 'cvivit' section (a tokenizer run's `final/` folder, or a whole model)."""
+    path = Path(folder) / CONFIG_NAME
+    config = _read_json(path, f"{folder} has no {CONFIG_NAME}")
+    if tokenizer_only and not (isinstance(config, dict) and "cvivit" in config):
+        raise ValueError(f"{path} is not a tokenizer config (no 'cvivit' section)")
+    if not tokenizer_only and not (isinstance(config, dict) and "cvivit" in config and "maskgit" in config):
         raise ValueError(f"{path} is not a Phenaki config (needs 'cvivit' and 'maskgit' sections)")
     return config
+
+
+def read_training_record(folder: str | Path) -> dict | None:
+    """The `training.json` record that a trainer left in `folder` (the run's arguments, time and hardware), or None
+    where there is none."""
+    path = Path(folder) / TRAINING_RECORD_NAME
+    return _read_json(path, "") if path.exists() else None
+
+
+def _read_json(path: Path, missing: str):
+    """The JSON value in `path`; ValueError `missing` if there is no such file, or naming the file if it is not
+    JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(missing or f"{path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from phenaki import CViViT
+from phenaki.models.cvivit import first_frames
 
 
 def small_cvivit(**overrides) -> CViViT:
@@ -101,11 +102,25 @@ def test_an_image_is_a_one_frame_video_and_frames_may_be_rectangular():
 
 
 def test_reference_spellings():
+    """The reference implementation's flags, written exactly as its users write them, are thin shims over
+    `encode`, `reconstruct`, `loss` and `decode`."""
     cvivit = small_cvivit().eval()
     video = torch.rand(1, 3, 5, 32, 32)
     ids = cvivit(video, return_only_codebook_ids=True)
     assert torch.equal(ids, cvivit.encode(video))
     assert torch.equal(cvivit.decode_from_codebook_indices(ids), cvivit.decode(ids))
+    loss, parts = cvivit.loss(video)
+    assert torch.equal(cvivit(video, return_loss=True), loss)
+    shim_loss, shim_parts = cvivit(video, return_loss_breakdown=True)
+    assert torch.equal(shim_loss, loss) and shim_parts == parts
+    recon = cvivit.reconstruct(video)
+    assert torch.equal(cvivit(video), recon)
+    assert torch.allclose(recon, cvivit.decode(ids), atol=1e-5)  # the same tokens, decoded with gradients
+    shim_loss, shim_recon = cvivit(video, return_recons=True, return_loss=True)
+    assert torch.equal(shim_loss, loss) and torch.equal(shim_recon, recon)
+    shim_loss, shim_parts, shim_recon = cvivit(video, return_loss_breakdown=True, return_recons=True)
+    assert torch.equal(shim_loss, loss) and shim_parts == parts and torch.equal(shim_recon, recon)
+    assert torch.equal(cvivit(video, return_recons=True), recon)
 
 
 @pytest.mark.parametrize("quantizer", QUANTIZERS, ids=lambda q: q["quantizer"])
@@ -135,19 +150,50 @@ def test_training_reduces_reconstruction_error(pixel_mlp_dim):
     assert loss.item() < 0.7 * first
 
 
-def test_adversarial_and_perceptual_terms():
-    cvivit = small_cvivit(use_discriminator=True)
-    video = torch.rand(2, 3, 3, 32, 32)
-    discr_loss = cvivit(video, return_discr_loss=True)
-    discr_loss.backward()
-    assert cvivit.discriminator.net[0].weight.grad is not None
-    features = nn.Conv2d(3, 4, 3)  # weights given explicitly, never downloaded
-    loss, parts = cvivit(video, return_loss_breakdown=True, perceptual_model=features)
-    assert parts.adversarial.abs() > 0 and parts.perceptual > 0
-    expected = parts.reconstruction + parts.quantizer + 0.1 * parts.adversarial + 0.1 * parts.perceptual
-    assert torch.isclose(loss, expected)
-    with pytest.raises(ValueError, match="use_discriminator"):
-        small_cvivit()(video, return_discr_loss=True)
+def test_configs_saved_with_the_removed_discriminator_still_load():
+    """Configs written before the untrained adversarial / perceptual path was removed carry its keys; while the
+    discriminator was off they did nothing, so they are dropped. One that turned it on is refused."""
+    config = {**small_cvivit().config, "use_discriminator": False, "discr_dim": 64, "adversarial_loss_weight": 0.1,
+              "perceptual_loss_weight": 0.1}
+    cvivit = CViViT.from_config(config)
+    assert not any("discr" in key for key in cvivit.state_dict())
+    assert "use_discriminator" not in cvivit.config
+    with pytest.raises(ValueError, match="use_discriminator: true.*no discriminator trainer"):
+        CViViT.from_config({**config, "use_discriminator": True})
+
+
+def test_the_bundled_tokenizer_loads_every_tensor_of_its_file():
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from phenaki import Phenaki
+
+    folder = Path(__file__).resolve().parents[1] / "weights"
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        keys = f.keys()
+    saved = {k.removeprefix("cvivit.") for k in keys if k.startswith("cvivit.")}
+    assert saved and not any("discr" in k for k in saved)
+    model = Phenaki.from_pretrained(folder)
+    assert set(model.cvivit.state_dict()) == saved
+    video = torch.rand(1, 3, 5, 64, 64)
+    assert torch.allclose(model.cvivit(video), model.cvivit.decode(model.cvivit.encode(video)), atol=1e-5)
+
+
+@pytest.mark.parametrize("tp", [2, 3])
+def test_frame_and_latent_frame_counts(tp):
+    """The one place that knows how frames map to latent frames: frame 0 alone, then tubelets of tp frames."""
+    cvivit = small_cvivit(temporal_patch_size=tp)
+    assert first_frames(4, tp) == [0, 1, 1 + tp, 1 + 2 * tp]
+    for latent in range(1, 6):
+        frames = cvivit.num_frames(latent)
+        assert cvivit.latent_frames(frames) == cvivit.latent_frames_covering(frames) == latent
+        assert cvivit.usable_frames(frames) == frames
+        assert first_frames(latent, tp)[-1] == (0 if latent == 1 else frames - tp)
+        for extra in range(1, tp):  # frames that end part-way through a tubelet
+            assert cvivit.latent_frames_covering(frames + extra) == latent + 1
+            assert cvivit.usable_frames(frames + extra) == frames
+    assert [cvivit.latent_frames_covering(f + 1) - 1 for f in range(7)] == [0] + [1 + k // tp for k in range(6)]
 
 
 @pytest.mark.parametrize("frames, size, match", [

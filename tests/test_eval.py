@@ -7,15 +7,19 @@ import numpy as np
 import pytest
 import torch
 
+from phenaki.media import psnr
 from phenaki.shapes import eval as evaluation
-from phenaki.shapes import world
+from phenaki.shapes import targets, world
 
 
 def test_psnr():
     frames = world.random_clip(0)[0]
-    assert evaluation._psnr(frames, frames) > 100
+    assert psnr(frames, frames) > 100
     noisy = np.clip(frames.astype(int) + 8, 0, 255).astype(np.uint8)
-    assert 28 < evaluation._psnr(frames, noisy) < 31
+    assert 28 < psnr(frames, noisy) < 31
+    noisy[0] = frames[0]  # per frame: the first is exact, the others as noisy as before
+    by_frame = psnr(frames, noisy, per_frame=True)
+    assert by_frame.shape == (len(frames),) and by_frame[0] > 100 and (by_frame[1:] < 31).all()
 
 
 def random_shapes_model():
@@ -34,11 +38,11 @@ def test_evaluate_on_a_random_model(tmp_path):
     model = random_shapes_model()
     results = evaluation.evaluate(model, clips=3, samples=2, stories=1)
     assert results["tokenizer"]["psnr_db"] < 25  # an untrained tokenizer is far from the target
-    for group, key, _ in evaluation.TARGETS:
+    for group, key, _ in targets.TARGETS:
         assert 0 <= results[group][key] <= (100 if key == "psnr_db" else 1)
     assert results["speed"]["seconds_per_17_frame_clip"] > 0
     assert results["speed"]["machine"].endswith(f"{os.cpu_count()} cores")  # the CPU's name, for the card
-    table = evaluation.report(results)
+    table = targets.report(results)
     assert "| tokenizer psnr_db |" in table and "| no |" in table
 
     model.save_pretrained(tmp_path / "m")
@@ -50,7 +54,8 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     from accelerate import Accelerator
     from huggingface_hub import ModelCard
 
-    from phenaki.shapes.card import card_body, missed_targets, train_command
+    from phenaki.shapes.card import card_body, train_command
+    from phenaki.shapes.targets import missed_targets
     from phenaki.training.trainer import build_parser, write_training_record
 
     tokenizer_args = build_parser().parse_args(["tokenizer", "--out", "runs/tok", "--steps", "7", "--lr", "0.002"])
@@ -86,7 +91,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     assert any(m.startswith("tokenizer psnr_db") for m in missed)  # an untrained model misses targets
     body = card_body(tiny_model, results, record)
     assert f"misses {len(missed)} of 8 targets" in body
-    assert evaluation.report(results) in body
+    assert targets.report(results) in body
     assert "| 9 | 16 | 0.0003, cosine | 10 min |" in body  # steps, batch 8 x accumulation 2, lr, time
     assert "| 7 | 8 | 0.002, cosine | 2 min |" in body
     assert "python -m phenaki.training.trainer tokenizer" not in body.split("python -m phenaki.training.trainer transformer")[1]

@@ -18,7 +18,6 @@ from phenaki.demo import views as insp
 from phenaki.demo.stories import InputError
 from phenaki.sampling import masked_count
 from phenaki.shapes import world
-from phenaki.training.data import _resize
 
 PROMPT = "a red circle moves right"
 
@@ -140,7 +139,7 @@ def test_tokenizer_on_a_shapes_world_clip(model):
     frames, caption = insp.world_clip(model, 4)
     source, expected_caption, _ = world.random_clip(4, 17)
     assert caption == expected_caption and frames.shape == (17, 32, 32, 3)
-    resized = _resize(torch.from_numpy(source).permute(3, 0, 1, 2).float() / 255, (32, 32))
+    resized = media.resize_video(torch.from_numpy(source).permute(3, 0, 1, 2).float() / 255, (32, 32))
     assert np.abs(frames.astype(int) - as_uint8(resized[None])).max() <= 1
     tok = insp.tokenize(model, frames)
     video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 255
@@ -161,7 +160,8 @@ def test_uploads_are_cut_to_a_window_and_resized(model, tmp_path):
     assert frames.shape == (17, 32, 32, 3)
     assert any("the first 17 frames are used" in n for n in notes) and any("96×64 to 32×32" in n for n in notes)
     decoded = read_frames(tmp_path / "long.mp4")[:17]
-    expected = as_uint8(_resize(torch.from_numpy(decoded).permute(3, 0, 1, 2).float() / 255, (32, 32))[None])
+    expected = as_uint8(media.resize_video(torch.from_numpy(decoded).permute(3, 0, 1, 2).float() / 255,
+                                           (32, 32))[None])
     assert np.abs(frames.astype(int) - expected).max() <= 1  # centre crop to square, then area resize
     media.write_gif(tmp_path / "short.gif", moving_bar(10, 32, 32), fps=8)
     frames, notes = insp.read_video(tmp_path / "short.gif", model)

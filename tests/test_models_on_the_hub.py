@@ -117,7 +117,7 @@ def test_no_network_and_no_t5_at_import_or_construction():
 
 
 def test_the_demo_loads_its_model_from_the_hub_by_environment(hub, tiny_model):
-    from phenaki import startup
+    from phenaki.demo import startup
 
     tiny_model.push_to_hub("org/phenaki-demo", token=TOKEN)
     pinned = hub.head("org/phenaki-demo")

@@ -157,7 +157,9 @@ def test_bad_timelines_get_clear_errors_before_any_work(tiny_model, timeline, ma
     ("maskgit", "width", 3, "config does not describe a Phenaki model"),
     ("maskgit", "position_grid", [9, 4, 3], "position_grid must be \\(frames, rows, columns\\) of max_seq_len=144"),
     ("maskgit", "position_grid", [9, 2, 8], "maskgit position_grid \\[9, 2, 8\\] differs from the window's token "
-                                            "grid \\[9, 4, 4\\]"),
+                                            "grid \\[9, 4, 4\\].*: pass frame_size=\\(16, 64\\) \\(the frames "
+                                            "that grid was built for at patch_size 8\\), or build maskgit with "
+                                            "position_grid=\\[9, 4, 4\\]$"),
     ("critic", "position_grid", [4, 4, 9], "critic position_grid .* differs"),
 ])
 def test_construction_errors(part, key, value, match):
@@ -165,6 +167,53 @@ def test_construction_errors(part, key, value, match):
     (config if part is None else config[part])[key] = value
     with pytest.raises(ValueError, match=match):
         Phenaki.from_config(config)
+
+
+def test_a_window_too_small_for_the_frame_size_says_which_sizes_fit():
+    """The fix is in the message: frame sizes that fit (half, a quarter, ... of the one given), or a longer
+    max_seq_len; with a position_grid, the frame size that grid was built for."""
+    torch.manual_seed(0)
+    cvivit = CViViT(dim=32, codebook_size=64, patch_size=8, spatial_depth=1, temporal_depth=1, dim_head=16, heads=2,
+                    quantizer="fsq", fsq_levels=[4, 4, 4])
+    maskgit = MaskGit(num_tokens=64, max_seq_len=1024, dim=32, depth=1, heads=2, dim_head=16)
+    with pytest.raises(ValueError, match="^max_seq_len 1024 holds fewer than 2 latent frames of 1024 tokens at frame "
+                       "size 256x256 \\(patch_size 8\\): pass frame_size=128 \\(a window of 4 latent frames\\) or "
+                       "smaller, or raise max_seq_len to at least 2048$"):
+        Phenaki(cvivit=cvivit, maskgit=maskgit, frame_size=256)
+    with pytest.raises(ValueError, match="pass frame_size=\\(128, 256\\) \\(a window of 2 latent frames\\)"):
+        Phenaki(cvivit=cvivit, maskgit=maskgit, frame_size=(256, 512))
+    assert Phenaki(cvivit=cvivit, maskgit=maskgit, frame_size=128).window_latent_frames == 4  # as the message said
+    config = preset("tiny")
+    config.update(frame_size=[128, 128])
+    config["maskgit"]["position_grid"] = [9, 4, 4]
+    with pytest.raises(ValueError, match="pass frame_size=32 \\(a window of 9 latent frames\\), or raise max_seq_len "
+                       "to at least 512 \\(and position_grid with it\\)$"):
+        Phenaki.from_config(config)
+    config.update(frame_size=[64, 64])  # fits max_seq_len, but not the grid
+    with pytest.raises(ValueError, match="grid \\[2, 8, 8\\] .*: pass frame_size=32 .*, or build maskgit with "
+                       "max_seq_len=128 and position_grid=\\[2, 8, 8\\]$"):
+        Phenaki.from_config(config)
+
+
+def test_model_folders_json(tmp_path):
+    """config.json of a whole model or (tokenizer_only) of a tokenizer run; training.json where a trainer left one."""
+    from phenaki.serialization import read_config, read_training_record, write_config
+
+    write_config({"cvivit": {"dim": 8}}, tmp_path)
+    assert read_config(tmp_path, tokenizer_only=True) == {"cvivit": {"dim": 8}}
+    with pytest.raises(ValueError, match="is not a Phenaki config \\(needs 'cvivit' and 'maskgit' sections\\)"):
+        read_config(tmp_path)
+    write_config({"maskgit": {}}, tmp_path)
+    with pytest.raises(ValueError, match="is not a tokenizer config \\(no 'cvivit' section\\)"):
+        read_config(tmp_path, tokenizer_only=True)
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        read_config(tmp_path)
+    with pytest.raises(ValueError, match="has no config.json"):
+        read_config(tmp_path / "nowhere", tokenizer_only=True)
+    assert read_training_record(tmp_path) is None
+    (tmp_path / "training.json").write_text(json.dumps({"stage": "tokenizer"}))
+    assert read_training_record(tmp_path) == {"stage": "tokenizer"}
 
 
 def test_save_and_load_sample_identically_without_pickle(tiny_model, tiny_model_dir, monkeypatch):

@@ -64,7 +64,8 @@ class InputError(ValueError):
 # ---- inputs -------------------------------------------------------------------------------------------------
 
 
-def _blank(value) -> bool:
+def is_blank(value) -> bool:
+    """Whether a UI / API value is missing: None, an empty or blank string, NaN or a pandas missing value."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -74,10 +75,10 @@ def _blank(value) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")  # pandas' missing values, without importing pandas
 
 
-def _number(name: str, value, *, integer: bool = False) -> float | int:
+def parse_number(name: str, value, *, integer: bool = False) -> float | int:
     """A finite number from a number or a numeric string (API callers send strings); InputError otherwise."""
     shown = repr(value) if not isinstance(value, str) else f"'{value}'"
-    if _blank(value):
+    if is_blank(value):
         raise InputError(f"{name} is missing: give a number")
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"{name} must be a number, got {shown}")
@@ -137,14 +138,14 @@ def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes:
             cells = [row.get("prompt"), row.get("seconds")]
         elif isinstance(row, (list, tuple)):
             cells = [row[i] if i < len(row) else None for i in columns]
-        elif _blank(row):
+        elif is_blank(row):
             continue
         else:
             raise InputError(f"timeline row {number} must be (prompt, seconds), got {row!r}")
         prompt, seconds = cells
-        if _blank(prompt) and _blank(seconds):
+        if is_blank(prompt) and is_blank(seconds):
             continue
-        if _blank(prompt):
+        if is_blank(prompt):
             raise InputError(f"timeline row {number} has no prompt: describe the scene, or delete the row")
         if not isinstance(prompt, str):
             raise InputError(f"timeline row {number}: the prompt must be text, got {prompt!r} "
@@ -152,7 +153,7 @@ def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes:
         prompt = " ".join(prompt.split())
         if len(prompt) > MAX_PROMPT_CHARS:
             raise InputError(f"timeline row {number}: the prompt is longer than {MAX_PROMPT_CHARS} characters")
-        seconds = _number(f"timeline row {number}: seconds", seconds)
+        seconds = parse_number(f"timeline row {number}: seconds", seconds)
         if seconds <= 0:
             raise InputError(f"timeline row {number}: seconds must be more than 0, got {seconds:g}")
         timeline.append((prompt, seconds))
@@ -191,19 +192,20 @@ def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, re
                    has_critic: bool) -> Settings:
     """Checked sampling settings from UI or API values (numbers or numeric strings); seed -1 (or empty): random;
     refine passes empty: the default."""
-    values = dict(steps=_number("steps", steps, integer=True),
-                  temperature=_number("temperature", temperature),
-                  critic_strength=_number("critic strength", 0 if _blank(critic_strength) else critic_strength),
-                  guidance_scale=_number("guidance scale", guidance_scale),
-                  refine_passes=DEFAULTS["refine_passes"] if _blank(refine_passes)
-                  else _number("refine passes", refine_passes, integer=True))
+    values = dict(steps=parse_number("steps", steps, integer=True),
+                  temperature=parse_number("temperature", temperature),
+                  critic_strength=parse_number("critic strength",
+                                               0 if is_blank(critic_strength) else critic_strength),
+                  guidance_scale=parse_number("guidance scale", guidance_scale),
+                  refine_passes=DEFAULTS["refine_passes"] if is_blank(refine_passes)
+                  else parse_number("refine passes", refine_passes, integer=True))
     for name, value in values.items():
         low, high = LIMITS[name]
         if not low <= value <= high:
             raise InputError(f"{name.replace('_', ' ')} must be between {low:g} and {high:g}, got {value:g}")
     if values["critic_strength"] > 0 and not has_critic:
         raise InputError("this model has no Token Critic: critic strength must be 0")
-    seed = None if _blank(seed) else _number("seed", seed, integer=True)
+    seed = None if is_blank(seed) else parse_number("seed", seed, integer=True)
     if seed == RANDOM_SEED:
         seed = None
     if seed is not None and not 0 <= seed <= MAX_SEED:
@@ -246,7 +248,7 @@ def table_rows(value) -> list[list]:
         if isinstance(row, Mapping):
             out.append([row.get("prompt", ""), row.get("seconds", "")])
         elif isinstance(row, (list, tuple)):
-            out.append([row[i] if i < len(row) and not _blank(row[i]) else "" for i in columns])
+            out.append([row[i] if i < len(row) and not is_blank(row[i]) else "" for i in columns])
     return out
 
 
@@ -261,7 +263,7 @@ def add_scene(value) -> list[list]:
     seconds = NEW_SCENE_SECONDS
     if rows:
         try:
-            seconds = _number("seconds", rows[-1][1])
+            seconds = parse_number("seconds", rows[-1][1])
         except InputError:
             pass
     return rows + [[prompt, seconds]]

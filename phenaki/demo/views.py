@@ -20,17 +20,27 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from ..media import board, display_scale, upscale, write_mp4, write_png
+from ..media import (
+    board,
+    display_scale,
+    psnr,
+    resize_video,
+    to_uint8_frames,
+    to_video_tensor,
+    upscale,
+    write_mp4,
+    write_png,
+)
+from ..models.cvivit import first_frames
 from ..models.quantizer import codebook_usage
 from ..shapes import world
-from ..training.data import _resize
 from .stories import (
     LIMITS,
     MAX_PROMPT_CHARS,
     MAX_SEED,
     InputError,
-    _blank,
-    _number,
+    is_blank,
+    parse_number,
     parse_settings,
 )
 
@@ -48,16 +58,6 @@ LEGEND = ("Hatched grey: still [MASK] (decoded as token 0: those pixels mean not
           "yellow 1; grey: fixed, no longer ranked.")
 STEP_COLUMNS = ["step", "masked", "filled", "sent back", "mean p (filled)", "mean p (ranked)", "phase"]
 COMPARE_COLUMNS = ["seed", "guidance", "colour seen", "shape seen", "motion seen", "matches prompt"]
-
-
-def _uint8(video: torch.Tensor) -> np.ndarray:
-    """(3, f, H, W) in [0, 1] -> (f, H, W, 3) uint8, rounded as `Phenaki.stream` does."""
-    return rearrange(video.clamp(0, 1), "c f h w -> f h w c").mul(255).round().byte().cpu().numpy()
-
-
-def first_frames(latent_frames: int, temporal_patch_size: int) -> list[int]:
-    """The first video frame each latent frame covers (the first latent frame covers frame 0 alone)."""
-    return [0] + [1 + k * temporal_patch_size for k in range(latent_frames - 1)]
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
@@ -114,10 +114,10 @@ def trace_decoding(model, text: str, num_frames: int | None = None, **settings) 
     decoded = torch.cat([model.decode_ids(chunk.masked_fill(chunk == mask_id, 0)) for chunk in ids.split(8)])
     grid = lambda x: rearrange(x.cpu().numpy(), "(t h w) -> t h w", h=h, w=w)  # noqa: E731
     steps = [Step(state.step, grid(state.ids[0] == mask_id), grid(state.filled[0]), grid(state.sent_back[0]),
-                  grid(state.confidence[0].float()), _uint8(pixels), state.phase)
+                  grid(state.confidence[0].float()), to_uint8_frames(pixels), state.phase)
              for state, pixels in zip(states, decoded)]
     latent = ids.shape[1] // model.frame_tokens
-    return Trace(grid(ids[-1]), _uint8(video[0]), steps, model.cvivit.patch_size,
+    return Trace(grid(ids[-1]), to_uint8_frames(video[0]), steps, model.cvivit.patch_size,
                  first_frames(latent, model.cvivit.temporal_patch_size))
 
 
@@ -157,7 +157,7 @@ def _fit(frame: np.ndarray, size) -> np.ndarray:
     frame = frame[..., :3] if frame.shape[-1] >= 3 else frame[..., :1].repeat(3, -1)  # no alpha; grey -> RGB
     top = np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 1.0
     pixels = torch.from_numpy(frame.astype(np.float32) / top).permute(2, 0, 1)[:, None]  # (3, 1, h, w)
-    return _uint8(_resize(pixels, tuple(size)))[0]
+    return to_uint8_frames(resize_video(pixels, tuple(size)))[0]
 
 
 def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int = MAX_UPLOAD_SIDE
@@ -192,7 +192,7 @@ def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int 
                          f"upload an MP4, WebM or GIF") from None
     if not frames:
         raise InputError(f"{path.name} has no frames")
-    usable = 1 + (len(frames) - 1) // tp * tp
+    usable = model.cvivit.usable_frames(len(frames))
     if usable < len(frames):
         notes.append(f"{len(frames)} frames cut to {usable}: the tokenizer takes 1 + {tp}·k frames")
     if tuple(source) != tuple(model.frame_size):
@@ -209,12 +209,6 @@ def world_clip(model, seed: int) -> tuple[np.ndarray, str]:
     return frames, caption
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """PSNR in dB of each frame of two (f, H, W, 3) uint8 videos."""
-    mse = (((a.astype(np.float64) - b) / 255) ** 2).reshape(len(a), -1).mean(1)
-    return 10 * np.log10(1 / np.maximum(mse, 1e-12))
-
-
 @dataclass
 class Tokenized:
     original: np.ndarray  # (f, H, W, 3) uint8
@@ -228,12 +222,12 @@ class Tokenized:
 
 @torch.no_grad()
 def tokenize(model, frames: np.ndarray) -> Tokenized:
-    video = torch.from_numpy(rearrange(frames, "f h w c -> 1 c f h w")).float().div(255).to(model.device)
+    video = to_video_tensor(frames)[None].to(model.device)
     ids = model.cvivit.encode(video)
-    recon = _uint8(model.cvivit.decode(ids)[0])
+    recon = to_uint8_frames(model.cvivit.decode(ids)[0])
     _, perplexity = codebook_usage(ids, model.cvivit.codebook_size)
-    return Tokenized(frames, recon, ids[0].cpu().numpy(), psnr(frames, recon), int(ids.unique().numel()),
-                     perplexity, model.cvivit.codebook_size)
+    return Tokenized(frames, recon, ids[0].cpu().numpy(), psnr(frames, recon, per_frame=True),
+                     int(ids.unique().numel()), perplexity, model.cvivit.codebook_size)
 
 
 def render_tokens(tok: Tokenized, patch: int, temporal_patch_size: int, tile: int = TILE) -> np.ndarray:
@@ -284,8 +278,8 @@ def compare_seeds(model, text: str, seeds: list[int], *, guidance_scale: float =
         wanted = None
 
     def one(seed: int, guidance: float) -> Sample:
-        frames = _uint8(model.sample(texts=text, num_frames=num_frames or model.window_frames, seed=seed,
-                                     guidance_scale=guidance, **settings)[0])
+        frames = to_uint8_frames(model.sample(texts=text, num_frames=num_frames or model.window_frames,
+                                              seed=seed, guidance_scale=guidance, **settings)[0])
         d = world.describe(frames)
         matches = None if wanted is None else bool(
             (d.colour, d.shape) == wanted[:2] and world.motion_matches(wanted[2], d.motions[0], frames))
@@ -306,7 +300,7 @@ def video_grid(videos: list[np.ndarray], captions: list[str], columns: int = 4, 
 
 
 def check_prompt(text) -> str:
-    if _blank(text):
+    if is_blank(text):
         raise InputError("the prompt is empty: describe a scene, e.g. 'a red circle moves right'")
     if not isinstance(text, str):
         raise InputError(f"the prompt must be text, got {text!r}")
@@ -319,7 +313,7 @@ def parse_seeds(value) -> list[int]:
     """Seeds from '0, 1, 2' (or a list, or one number): 1 to MAX_SEEDS distinct whole numbers, in order."""
     items = value.replace(",", " ").split() if isinstance(value, str) else \
         list(value) if isinstance(value, (list, tuple)) else [value]
-    seeds = list(dict.fromkeys(_number("seed", item, integer=True) for item in items))
+    seeds = list(dict.fromkeys(parse_number("seed", item, integer=True) for item in items))
     if not 1 <= len(seeds) <= MAX_SEEDS or not all(0 <= s <= MAX_SEED for s in seeds):
         raise InputError(f"give 1 to {MAX_SEEDS} seeds between 0 and {MAX_SEED}, e.g. '0, 1, 2, 3'; got {seeds}")
     return seeds
@@ -349,7 +343,7 @@ def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_stre
     text = check_prompt(text)
     s = parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
                        has_critic=model.has_critic).resolve_seed()
-    if not 1 <= (frames := _number("frames", num_frames, integer=True)) <= model.window_frames:
+    if not 1 <= (frames := parse_number("frames", num_frames, integer=True)) <= model.window_frames:
         raise InputError(f"frames must be between 1 and {model.window_frames} (one window), got {frames}")
     trace, out = trace_decoding(model, text, frames, **s.sampling_kwargs()), _folder(out_dir)
     gallery = [(str(write_png(out / f"step_{i + 1:03d}.png", render_step(trace, i))), step.caption(len(trace.steps)))
@@ -378,7 +372,7 @@ def tokenizer_view(model, out_dir, video_path, clip_seed) -> TokenizerView:
     if video_path:
         (frames, notes), source = read_video(video_path, model), f"`{Path(video_path).name}`"
     else:
-        if not 0 <= (seed := _number("clip seed", clip_seed, integer=True)) <= MAX_SEED:
+        if not 0 <= (seed := parse_number("clip seed", clip_seed, integer=True)) <= MAX_SEED:
             raise InputError(f"clip seed must be between 0 and {MAX_SEED}, got {seed}")
         (frames, caption), notes = world_clip(model, seed), []
         source = f"shapes-world clip {seed}: *{caption}*"
@@ -386,7 +380,7 @@ def tokenizer_view(model, out_dir, video_path, clip_seed) -> TokenizerView:
     side = video_grid([tok.original, tok.recon], ["original", "C-ViViT reconstruction"])
     video = write_mp4(out / "tokenizer.mp4", side, model.fps)
     tokens = write_png(out / "tokens.png", render_tokens(tok, model.cvivit.patch_size, tp))
-    rows = [[f, round(float(p), 2), 0 if f == 0 else 1 + (f - 1) // tp] for f, p in enumerate(tok.psnr)]
+    rows = [[f, round(float(p), 2), model.cvivit.latent_frames_covering(f + 1) - 1] for f, p in enumerate(tok.psnr)]
     rest = f", later frames {tok.psnr[1:].mean():.2f} dB" if len(frames) > 1 else ""
     summary = (f"{source} · {len(frames)} frames → {'×'.join(map(str, tok.ids.shape))} tokens · **{tok.used} of "
                f"{tok.codebook} codebook entries, perplexity {tok.perplexity:.1f}** · PSNR {tok.psnr.mean():.2f} dB "
@@ -409,7 +403,7 @@ def compare_view(model, out_dir, text, seeds, steps, temperature, critic_strengt
     s = parse_settings(steps, temperature, critic_strength, guidance_scale, seeds[0], refine_passes,
                        has_critic=model.has_critic)
     low, high = LIMITS["guidance_scale"]
-    if not low <= (base := _number("baseline guidance", baseline_guidance)) <= high:
+    if not low <= (base := parse_number("baseline guidance", baseline_guidance)) <= high:
         raise InputError(f"baseline guidance must be between {low:g} and {high:g}, got {base:g}")
     by_seed, by_guidance = compare_seeds(model, text, seeds, guidance_scale=s.guidance_scale, baseline_guidance=base,
                                          steps=s.steps, temperature=s.temperature, critic_strength=s.critic_strength,

@@ -8,6 +8,7 @@ comes after them, which is what lets a long video be continued window by window.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -16,15 +17,16 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .attention import Transformer, sincos_1d, sincos_2d
-from .discriminator import Discriminator, hinge_discriminator_loss
 from .quantizer import Quantizer, codebook_usage
+
+# Keys of configs saved before the untrained adversarial / perceptual path was removed: inert when
+# use_discriminator is false, so they are dropped when such a config is loaded.
+RETIRED_KEYS = ("use_discriminator", "discr_dim", "adversarial_loss_weight", "perceptual_loss_weight")
 
 
 class LossBreakdown(NamedTuple):
     reconstruction: Tensor
     quantizer: Tensor
-    adversarial: Tensor
-    perceptual: Tensor
     codebook_usage: float  # fraction of the codebook used by this batch
     perplexity: float
 
@@ -33,20 +35,16 @@ class CViViT(nn.Module):
     def __init__(self, *, dim: int, codebook_size: int, patch_size: int, temporal_patch_size: int = 2,
                  spatial_depth: int = 4, temporal_depth: int = 4, dim_head: int = 64, heads: int = 8,
                  channels: int = 3, ff_mult: int = 4, quantizer: str = "vq", codebook_dim: int = 32,
-                 fsq_levels: list[int] | None = None, use_discriminator: bool = False, discr_dim: int = 64,
-                 adversarial_loss_weight: float = 0.1, perceptual_loss_weight: float = 0.1,
-                 pixel_mlp_dim: int | None = None, pixel_refiner_dim: int | None = None):
+                 fsq_levels: list[int] | None = None, pixel_mlp_dim: int | None = None,
+                 pixel_refiner_dim: int | None = None):
         super().__init__()
         self.config = dict(
             dim=dim, codebook_size=codebook_size, patch_size=patch_size, temporal_patch_size=temporal_patch_size,
             spatial_depth=spatial_depth, temporal_depth=temporal_depth, dim_head=dim_head, heads=heads,
             channels=channels, ff_mult=ff_mult, quantizer=quantizer, codebook_dim=codebook_dim,
-            fsq_levels=fsq_levels, use_discriminator=use_discriminator, discr_dim=discr_dim,
-            adversarial_loss_weight=adversarial_loss_weight, perceptual_loss_weight=perceptual_loss_weight,
-            pixel_mlp_dim=pixel_mlp_dim, pixel_refiner_dim=None)
+            fsq_levels=fsq_levels, pixel_mlp_dim=pixel_mlp_dim, pixel_refiner_dim=None)
         self.dim, self.codebook_size, self.channels = dim, codebook_size, channels
         self.patch_size, self.temporal_patch_size = patch_size, temporal_patch_size
-        self.adversarial_loss_weight, self.perceptual_loss_weight = adversarial_loss_weight, perceptual_loss_weight
 
         first_pixels = channels * patch_size ** 2
         rest_pixels = first_pixels * temporal_patch_size
@@ -70,7 +68,16 @@ class CViViT(nn.Module):
         self.pixel_refiner = None
         if pixel_refiner_dim is not None:
             self.add_pixel_refiner(pixel_refiner_dim)
-        self.discriminator = Discriminator(channels, discr_dim) if use_discriminator else None
+
+    @classmethod
+    def from_config(cls, config: dict) -> CViViT:
+        """`CViViT(**config)`, for a config saved by any version: the keys of the removed discriminator are
+        dropped while it is off (they did nothing then), and refused when it is on."""
+        if config.get("use_discriminator"):
+            raise ValueError("this tokenizer config has use_discriminator: true, but this version of Phenaki has no "
+                             "discriminator trainer (the untrained adversarial / perceptual path was removed): "
+                             "set use_discriminator to false, or remove it, to load the tokenizer without one")
+        return cls(**{k: v for k, v in config.items() if k not in RETIRED_KEYS})
 
     # ---- shapes ---------------------------------------------------------------------------------------------
 
@@ -83,7 +90,17 @@ class CViViT(nn.Module):
         return 1 + (num_frames - 1) // self.temporal_patch_size
 
     def num_frames(self, latent_frames: int) -> int:
+        """Frames decoded from `latent_frames` latent frames."""
         return 1 + (latent_frames - 1) * self.temporal_patch_size
+
+    def latent_frames_covering(self, num_frames: int) -> int:
+        """The fewest latent frames that decode to at least `num_frames` frames (so frame `f` is in latent frame
+        `latent_frames_covering(f + 1) - 1`)."""
+        return 1 + math.ceil((num_frames - 1) / self.temporal_patch_size)
+
+    def usable_frames(self, num_frames: int) -> int:
+        """The most frames, up to `num_frames` (>= 1), that the tokenizer takes: 1 + k * temporal_patch_size."""
+        return self.num_frames(1 + (num_frames - 1) // self.temporal_patch_size)
 
     def token_grid(self, height: int, width: int) -> tuple[int, int]:
         p = self.patch_size
@@ -207,40 +224,51 @@ class CViViT(nn.Module):
 
     # ---- training -------------------------------------------------------------------------------------------
 
-    def forward(self, video: Tensor, return_loss: bool = False, return_discr_loss: bool = False,
-                return_loss_breakdown: bool = False, return_only_codebook_ids: bool = False,
-                return_recons: bool = False, perceptual_model: nn.Module | None = None, adversarial: bool = True):
-        """Reconstructs `video`. With `return_loss`, the tokenizer's training loss: L2 reconstruction + the
-        quantizer's loss (+ adversarial and perceptual terms when a discriminator / `perceptual_model` is given;
-        the perceptual model maps frames (n, c, H, W) to features and is never downloaded by this class).
-        With `return_discr_loss`, the discriminator's hinge loss instead."""
+    def reconstruct(self, video: Tensor) -> Tensor:
+        """video (b, c, f, H, W) -> its reconstruction through the quantized tokens, (b, c, f, H, W); with
+        gradients (unlike `encode` / `decode`), as the training loss sees it."""
+        quantized, _, _ = self.quantize(self.encode_embeddings(video))
+        return self.decode_embeddings(quantized)
+
+    def loss(self, video: Tensor) -> tuple[Tensor, LossBreakdown]:
+        """The tokenizer's training loss on `video` (b, c, f, H, W): L2 reconstruction + the quantizer's loss, and
+        its parts (with how much of the codebook the batch used)."""
+        loss, breakdown, _ = self._loss(video, usage=True)
+        return loss, breakdown
+
+    def _loss(self, video: Tensor, usage: bool) -> tuple[Tensor, LossBreakdown | None, Tensor]:
+        """(loss, its breakdown or None without `usage`, the reconstruction)."""
+        quantized, ids, quantizer_loss = self.quantize(self.encode_embeddings(video))
+        recon = self.decode_embeddings(quantized)  # (b, c, f, H, W)
+        recon_loss = F.mse_loss(recon, video)
+        loss = recon_loss + quantizer_loss
+        # the usage figures read values back from the device: only when asked for
+        breakdown = LossBreakdown(recon_loss, quantizer_loss, *codebook_usage(ids, self.codebook_size)) if usage \
+            else None
+        return loss, breakdown, recon
+
+    def forward(self, video: Tensor, *, return_loss: bool = False, return_loss_breakdown: bool = False,
+                return_only_codebook_ids: bool = False, return_recons: bool = False):
+        """Reconstructs `video` (`reconstruct`). The flags are the reference implementation's spellings, kept so
+        its code runs unchanged: `return_only_codebook_ids` -> `encode(video)`; `return_loss` -> the loss;
+        `return_loss_breakdown` -> `loss(video)`, (loss, breakdown); with `return_recons` as well, the
+        reconstruction comes last: (loss, recon) or (loss, breakdown, recon). The trainer uses the breakdown
+        spelling: under DistributedDataParallel the loss has to come through `forward` for gradients to sync."""
         if return_only_codebook_ids:
             return self.encode(video)
-        quantized, ids, quantizer_loss = self.quantize(self.encode_embeddings(video))
-        recon = self.decode_embeddings(quantized)
-
-        if return_discr_loss:
-            if self.discriminator is None:
-                raise ValueError("return_discr_loss needs a CViViT built with use_discriminator=True")
-            real, fake = _frames(video), _frames(recon.detach())
-            return hinge_discriminator_loss(self.discriminator(real), self.discriminator(fake))
         if not (return_loss or return_loss_breakdown):
-            return recon
+            return self.reconstruct(video)
+        loss, breakdown, recon = self._loss(video, usage=return_loss_breakdown)
+        parts = (loss, breakdown) if return_loss_breakdown else (loss,)
+        if return_recons:
+            return (*parts, recon)
+        return parts if return_loss_breakdown else loss
 
-        recon_loss = F.mse_loss(recon, video)
-        zero = recon_loss.new_zeros(())
-        adversarial_loss = perceptual_loss = zero
-        if self.discriminator is not None and adversarial:
-            adversarial_loss = -self.discriminator(_frames(recon)).mean()
-        if perceptual_model is not None:
-            perceptual_loss = F.mse_loss(perceptual_model(_frames(recon)), perceptual_model(_frames(video)))
-        loss = (recon_loss + quantizer_loss + self.adversarial_loss_weight * adversarial_loss
-                + self.perceptual_loss_weight * perceptual_loss)
-        if not return_loss_breakdown:
-            return (loss, recon) if return_recons else loss
-        breakdown = LossBreakdown(recon_loss, quantizer_loss, adversarial_loss, perceptual_loss,
-                                  *codebook_usage(ids, self.codebook_size))
-        return (loss, breakdown, recon) if return_recons else (loss, breakdown)
+
+def first_frames(latent_frames: int, temporal_patch_size: int) -> list[int]:
+    """The first video frame each latent frame covers: frame 0 alone, then one tubelet of `temporal_patch_size`
+    frames each."""
+    return [0] + [1 + k * temporal_patch_size for k in range(latent_frames - 1)]
 
 
 class PixelRefiner(nn.Sequential):
@@ -263,7 +291,3 @@ class PixelRefiner(nn.Sequential):
 def _patch_embedding(pixels: int, dim: int) -> nn.Sequential:
     # no LayerNorm on the raw pixels: it would erase a patch's brightness (a white patch would look black)
     return nn.Sequential(nn.Linear(pixels, dim), nn.LayerNorm(dim))
-
-
-def _frames(video: Tensor) -> Tensor:
-    return rearrange(video, "b c f h w -> (b f) c h w")

@@ -2,31 +2,21 @@
 
     python -m phenaki.shapes.eval weights --card     # evaluates, then writes weights/README.md
 
-The figures come from `phenaki.shapes.eval`; the training table and the commands that reproduce the model come from the
-`training.json` records the trainers leave beside their final weights (copied into the model folder).
+The figures come from `phenaki.shapes.eval` (held to `phenaki.shapes.targets`); the training table and the
+commands that reproduce the model come from the `training.json` records the trainers leave beside their final
+weights (copied into the model folder).
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 from ..hub import write_model_card
 from ..pipeline import Phenaki
+from ..serialization import read_training_record
 from ..training.data import WorldClips
-from .eval import DEFAULTS, TARGETS, report
-
-TRAINING_RECORD = "training.json"
-
-
-def missed_targets(results: dict) -> list[str]:
-    missed = [f"{group} {key} {results[group][key]:.3f} (target >= {target})"
-              for group, key, target in TARGETS if results[group][key] < target]
-    seconds = results["speed"]["seconds_per_17_frame_clip"]
-    if seconds > 3:
-        missed.append(f"speed {seconds:.2f} s per 17-frame clip (target <= 3 s)")
-    return missed
+from .targets import DEFAULTS, TARGETS, missed_targets, report
 
 
 def train_command(record: dict) -> str:
@@ -148,7 +138,5 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
 
 def write_card(folder: str | Path, model: Phenaki, results: dict, notes: str | None = None) -> Path:
     """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown."""
-    folder = Path(folder)
-    record_path = folder / TRAINING_RECORD
-    record = json.loads(record_path.read_text()) if record_path.exists() else None
-    return write_model_card(folder, model.config, card_body(model, results, record, notes))
+    record = read_training_record(folder)
+    return write_model_card(Path(folder), model.config, card_body(model, results, record, notes))

@@ -15,31 +15,19 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from ..machine import device_name
+from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
-from ..sampling import SamplingSettings
-from ..training.data import to_video_tensor
 from . import world
+from .card import write_card
+from .targets import DEFAULTS, report
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
-DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
-
-
-def _uint8(video: torch.Tensor) -> np.ndarray:
-    """(3, f, H, W) in [0, 1] -> (f, H, W, 3) uint8."""
-    return rearrange(video, "c f h w -> f h w c").clamp(0, 1).mul(255).round().byte().cpu().numpy()
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 @torch.no_grad()
@@ -51,8 +39,8 @@ def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
         video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
         recons = model.cvivit.decode(model.cvivit.encode(video))
         for original, recon in zip(originals, recons):
-            recon = _uint8(recon)
-            psnrs.append(_psnr(original, recon))
+            recon = to_uint8_frames(recon)
+            psnrs.append(psnr(original, recon))
             a, b = world.describe(original), world.describe(recon)
             same.append((a.colour, a.shape, a.motions) == (b.colour, b.shape, b.motions))
     return dict(psnr_db=float(np.mean(psnrs)), describe_agreement=float(np.mean(same)), clips=clips)
@@ -67,7 +55,7 @@ def text_control_metrics(model: Phenaki, samples: int = 100, batch: int = 10, **
         videos = model.sample(texts=[s.caption() for s in scenes], num_frames=model.window_frames,
                               seed=HELD_OUT + first, **{**DEFAULTS, **settings})
         for scene, video in zip(scenes, videos):
-            frames = _uint8(video)
+            frames = to_uint8_frames(video)
             seen = world.describe(frames)
             colour.append(seen.colour == scene.colour)
             shape.append(seen.shape == scene.shape)
@@ -112,21 +100,6 @@ def evaluate(model: Phenaki, clips: int = 200, samples: int = 100, stories: int 
                 stories=story_metrics(model, stories), speed=speed_metrics(model))
 
 
-TARGETS = [("tokenizer", "psnr_db", 32.0), ("tokenizer", "describe_agreement", 0.99),
-           ("text_control", "colour", 0.95), ("text_control", "shape", 0.90), ("text_control", "motion", 0.90),
-           ("stories", "object_kept", 0.95), ("stories", "motion_followed", 0.85)]
-
-
-def report(results: dict) -> str:
-    rows = ["| measure | value | target | met |", "| --- | --- | --- | --- |"]
-    for group, key, target in TARGETS:
-        value = results[group][key]
-        rows.append(f"| {group} {key} | {value:.3f} | >= {target} | {'yes' if value >= target else 'no'} |")
-    seconds = results["speed"]["seconds_per_17_frame_clip"]
-    rows.append(f"| speed, 17-frame clip | {seconds:.2f} s | <= 3 s | {'yes' if seconds <= 3 else 'no'} |")
-    return "\n".join(rows)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m phenaki.shapes.eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,8 +123,6 @@ def main(argv=None) -> None:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
     if args.card:
-        from .card import write_card
-
         notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else None
         print(f"wrote {write_card(args.model, model, results, notes)}")
 

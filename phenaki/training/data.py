@@ -12,16 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
+from ..media import resize_video, to_video_tensor
 from ..shapes import world
-
-
-def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(f, H, W, 3) uint8 -> (3, f, H, W) float in [0, 1]."""
-    return rearrange(torch.from_numpy(np.ascontiguousarray(frames)), "f h w c -> c f h w").float() / 255
 
 
 class WorldClips(Dataset):
@@ -45,7 +40,7 @@ class WorldClips(Dataset):
     def __getitem__(self, i: int) -> dict:
         example = self.make(i)
         if self.frame_size != (world.FRAME_SIZE, world.FRAME_SIZE):  # smaller models see a resized world
-            example["video"] = _resize(example["video"], self.frame_size)
+            example["video"] = resize_video(example["video"], self.frame_size)
         return example
 
     def make(self, i: int) -> dict:
@@ -110,7 +105,7 @@ class VideoFolder(Dataset):
             frames = np.concatenate([frames, frames[-1:].repeat(self.num_frames - len(frames), 0)])
         start = (len(frames) - self.num_frames) // 2
         video = to_video_tensor(frames[start: start + self.num_frames])
-        return _resize(video, self.frame_size)
+        return resize_video(video, self.frame_size)
 
     def __getitem__(self, i: int) -> dict:
         for offset in range(len(self.items)):  # skip unreadable files, each warned about once
@@ -122,21 +117,6 @@ class VideoFolder(Dataset):
                 return dict(video=video, caption=self.items[j][1], prime=-1)
             self.bad.add(j)
         raise ValueError(f"no readable video in {self.folder}")
-
-
-def _resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Centre-crop to the target aspect ratio, then resize (area filter) each frame."""
-    _, _, h, w = video.shape
-    target = size[0] / size[1]
-    if h / w > target:
-        crop = round(w * target)
-        video = video[:, :, (h - crop) // 2: (h - crop) // 2 + crop]
-    elif h / w < target:
-        crop = round(h / target)
-        video = video[:, :, :, (w - crop) // 2: (w - crop) // 2 + crop]
-    frames = rearrange(video, "c f h w -> f c h w")
-    frames = F.interpolate(frames, size=size, mode="area")
-    return rearrange(frames, "f c h w -> c f h w").clamp(0, 1)
 
 
 class WorldClips2(Dataset):

@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 
-import imageio.v3 as iio
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
@@ -35,9 +34,19 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from ..machine import device_name
+from ..media import to_uint8_frames, write_gif
 from ..models.cvivit import CViViT
 from ..pipeline import Phenaki
-from ..serialization import load_weights, save_tensors, save_weights, write_config
+from ..serialization import (
+    TRAINING_RECORD_NAME,
+    WEIGHTS_NAME,
+    load_weights,
+    read_config,
+    read_training_record,
+    save_tensors,
+    save_weights,
+    write_config,
+)
 from .data import VideoFolder, WorldClips, WorldClips2, as_float_video, collate
 from .presets import preset
 
@@ -152,6 +161,7 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
             save_checkpoint(out / "checkpoint", accelerator.unwrap_model(model), ema, optimizer, step,
                             accelerator.num_processes, time.monotonic() - started)
         if accelerator.is_main_process and args.sample_every and (step % args.sample_every == 0 or last):
+            (out / "samples").mkdir(parents=True, exist_ok=True)
             sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
         accelerator.wait_for_everyone()
     bar.close()
@@ -165,7 +175,7 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
                   mixed_precision=accelerator.mixed_precision, device=device_name(accelerator.device),
                   torch_threads=torch.get_num_threads(), torch=torch.__version__,
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
-    (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / TRAINING_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
 
 
 class _Budget:
@@ -211,13 +221,6 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
-def _write_gif(path: Path, video: torch.Tensor, fps: int) -> None:
-    """video (c, f, h, w) in [0, 1] -> an endlessly looping GIF."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = rearrange(video, "c f h w -> f h w c").clamp(0, 1).mul(255).byte().cpu().numpy()
-    iio.imwrite(path, frames, duration=1000 / fps, loop=0)
-
-
 def _accelerator(args) -> Accelerator:
     precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
     return Accelerator(gradient_accumulation_steps=args.grad_accum, mixed_precision=precision, cpu=args.cpu,
@@ -232,14 +235,16 @@ def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fp
     probe = as_float_video(collate([dataset[i] for i in range(min(4, len(dataset)))])["video"])
 
     def loss_fn(model, batch):
+        # `CViViT.loss` through `forward`: with several processes `model` is a DistributedDataParallel wrapper,
+        # which has no `loss`, and only a call through its forward makes backward average the gradients
         loss, parts = model(as_float_video(batch["video"]), return_loss_breakdown=True)
         return loss, dict(loss=loss.item(), recon=parts.reconstruction.item(), usage=parts.codebook_usage)
 
     def sample_fn(ema_model, path):
         with torch.no_grad():
-            recon = ema_model(probe.to(accelerator.device)).clamp(0, 1)
+            recon = ema_model.reconstruct(probe.to(accelerator.device)).clamp(0, 1)  # EMA: never wrapped
         both = torch.cat((probe.to(recon.device), recon), dim=-1)  # original | reconstruction
-        _write_gif(path, rearrange(both, "b c f h w -> c f h (b w)"), fps)
+        write_gif(path, to_uint8_frames(rearrange(both, "b c f h w -> c f h (b w)")), fps)
 
     params = [p for p in cvivit.parameters() if p.requires_grad]
     return _loop(args, accelerator, cvivit, params, loss_fn, sample_fn, dataset)
@@ -254,7 +259,7 @@ def train_tokenizer(args) -> Path:
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         final.mkdir(parents=True, exist_ok=True)
-        save_weights(ema.model, final / "model.safetensors")
+        save_weights(ema.model, final / WEIGHTS_NAME)
         write_config(dict(cvivit=ema.model.config, frame_size=frame_size, fps=fps, tokenizer_only=True), final)
         write_training_record(final, args, accelerator, elapsed)
     accelerator.wait_for_everyone()
@@ -262,10 +267,9 @@ def train_tokenizer(args) -> Path:
 
 
 def load_tokenizer(folder: str | Path) -> CViViT:
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    cvivit = CViViT(**config["cvivit"])
-    load_weights(cvivit, folder / "model.safetensors")
+    """The frozen C-ViViT of a tokenizer run's `final/` folder (or of a whole model's folder)."""
+    cvivit = CViViT.from_config(read_config(folder, tokenizer_only=True)["cvivit"])
+    load_weights(cvivit, Path(folder) / WEIGHTS_NAME)
     return cvivit.eval().requires_grad_(False)
 
 
@@ -281,7 +285,7 @@ def train_transformer(args) -> Path:
         model = Phenaki.from_pretrained(args.model).train()
     else:
         config = preset(args.preset)
-        config.update(cvivit=read_config_tokenizer(args.tokenizer)["cvivit"])
+        config.update(cvivit=read_config(args.tokenizer, tokenizer_only=True)["cvivit"])
         model = Phenaki.from_config(config)
         model.cvivit.load_state_dict(load_tokenizer(args.tokenizer).state_dict())
     if args.local_mixers:
@@ -297,7 +301,7 @@ def train_transformer(args) -> Path:
 
     def sample_fn(ema_model, path):
         video = ema_model.sample(texts=prompts, num_frames=model.window_frames, seed=0)
-        _write_gif(path, rearrange(video, "b c f h w -> c f h (b w)"), model.fps)
+        write_gif(path, to_uint8_frames(rearrange(video, "b c f h w -> c f h (b w)")), model.fps)
 
     params = [p for p in model.parameters() if p.requires_grad]
     ema, elapsed = _loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)
@@ -305,9 +309,8 @@ def train_transformer(args) -> Path:
     if accelerator.is_main_process:
         ema.model.save_pretrained(final)
         source = "model" if args.model else "tokenizer"  # the record of what this run started from
-        record = Path(getattr(args, source)) / "training.json"
         write_training_record(final, args, accelerator, elapsed,
-                              **{source: json.loads(record.read_text()) if record.exists() else None})
+                              **{source: read_training_record(getattr(args, source))})
     accelerator.wait_for_everyone()
     return final
 
@@ -327,18 +330,9 @@ def train_decoder(args) -> Path:
     if accelerator.is_main_process:
         model.cvivit.load_state_dict(ema.model.state_dict())
         model.save_pretrained(final)
-        model_record = Path(args.model) / "training.json"
-        write_training_record(final, args, accelerator, elapsed,
-                              model=json.loads(model_record.read_text()) if model_record.exists() else None)
+        write_training_record(final, args, accelerator, elapsed, model=read_training_record(args.model))
     accelerator.wait_for_everyone()
     return final
-
-
-def read_config_tokenizer(folder) -> dict:
-    config = json.loads((Path(folder) / "config.json").read_text())
-    if "cvivit" not in config:
-        raise ValueError(f"{folder}/config.json is not a tokenizer config (no 'cvivit' section)")
-    return config
 
 
 STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=train_decoder)

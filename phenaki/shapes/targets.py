@@ -1,0 +1,37 @@
+"""What the shapes-world model is measured with and held to: the sampling settings of every measure, the targets,
+and the table that sets results beside them. Its own module so that the eval (which measures) and the model card
+(which reports) both import it, and neither imports the other's importer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ..sampling import SamplingSettings
+
+DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
+TARGETS = [("tokenizer", "psnr_db", 32.0), ("tokenizer", "describe_agreement", 0.99),
+           ("text_control", "colour", 0.95), ("text_control", "shape", 0.90), ("text_control", "motion", 0.90),
+           ("stories", "object_kept", 0.95), ("stories", "motion_followed", 0.85)]
+SPEED_TARGET_S = 3  # seconds for a 17-frame clip
+
+
+def report(results: dict) -> str:
+    """A Markdown table of `results` (as `phenaki.shapes.eval.evaluate` returns them) against the targets."""
+    rows = ["| measure | value | target | met |", "| --- | --- | --- | --- |"]
+    for group, key, target in TARGETS:
+        value = results[group][key]
+        rows.append(f"| {group} {key} | {value:.3f} | >= {target} | {'yes' if value >= target else 'no'} |")
+    seconds = results["speed"]["seconds_per_17_frame_clip"]
+    met = "yes" if seconds <= SPEED_TARGET_S else "no"
+    rows.append(f"| speed, 17-frame clip | {seconds:.2f} s | <= {SPEED_TARGET_S} s | {met} |")
+    return "\n".join(rows)
+
+
+def missed_targets(results: dict) -> list[str]:
+    """Each target that `results` misses, with the value measured."""
+    missed = [f"{group} {key} {results[group][key]:.3f} (target >= {target})"
+              for group, key, target in TARGETS if results[group][key] < target]
+    seconds = results["speed"]["seconds_per_17_frame_clip"]
+    if seconds > SPEED_TARGET_S:
+        missed.append(f"speed {seconds:.2f} s per 17-frame clip (target <= {SPEED_TARGET_S} s)")
+    return missed

@@ -30,7 +30,7 @@ from .serialization import (
     write_config,
 )
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 1  # the format of config.json; a config without "version" is the first
 
 
 @dataclass
@@ -297,6 +297,7 @@ class Phenaki(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict, **hub_kwargs) -> "Phenaki":
+        check_config_version(config)
         try:
             cvivit = CViViT(**config["cvivit"])
             maskgit = MaskGit(**config["maskgit"])
@@ -335,6 +336,16 @@ class Phenaki(nn.Module):
         from .hub import push_to_hub
 
         return push_to_hub(self.save_pretrained, repo_id, **kwargs)
+
+
+def check_config_version(config: dict) -> None:
+    """ValueError unless this code reads the config's format (a missing version is 1)."""
+    version = config.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"the config's version must be a positive integer, got {version!r}")
+    if version > CONFIG_VERSION:
+        raise ValueError(f"this model's config is format version {version}, newer than version {CONFIG_VERSION} "
+                         f"that this phenaki reads: upgrade phenaki (pip install -U phenaki) to load it")
 
 
 def _check_prompt(text, where: str) -> None:

@@ -11,6 +11,7 @@ from conftest import randomised, tiny_phenaki
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from phenaki import Phenaki
+from phenaki.demo import stories
 from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
 
 PROMPT = "a red circle moves left"
@@ -296,6 +297,8 @@ def test_settings_limits_and_help_are_the_fields_metadata():
         assert low <= default <= high
         SamplingSettings(**{name: low}).validate(has_critic=True)
         SamplingSettings(**{name: high}).validate(has_critic=True)
+    assert stories.LIMITS == ui and stories.DEFAULTS == dict(seed=-1, **{k: getattr(SamplingSettings, k) for k in ui})
+    assert [f.name for f in dataclasses.fields(stories.Settings)] == SamplingSettings.names() + ["seed"]
     SamplingSettings(steps=200, temperature=50.0, guidance_scale=-2.0, top_k=3).validate(has_critic=False)
     with pytest.raises(ValueError, match=r"steps must be an integer >= 1, got 0\. steps: parallel MaskGIT steps"):
         SamplingSettings(steps=0).validate(has_critic=False)

@@ -47,7 +47,8 @@ class SamplingSettings:
     """Every sampling setting, its default and its limits: the one place they are written. `validate` (the
     library), the demo's sliders and checks (`phenaki.demo.stories.LIMITS`) and the command line read them from the
     fields' metadata (`limits`, `help_texts`). The library accepts every value that means something (200 steps,
-    temperature 50, any guidance scale); the demo's sliders (`ui`) offer the ranges worth trying on a CPU."""
+    temperature 50, any guidance scale: callers and tests use them); the demo's sliders and API keep the narrower
+    ranges they had (`ui`), which bound a request's cost on a shared server."""
 
     steps: int = _setting(12, low=1, integer=True, ui=(1, 64), help="parallel MaskGIT steps per window")
     temperature: float = _setting(1.0, low=0.0, ui=(0.0, 10.0), help="Gumbel noise on which tokens are kept at a "

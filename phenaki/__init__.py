@@ -3,5 +3,7 @@
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .pipeline import Phenaki, VideoChunk, make_video
+from .sampling import SamplingSettings, StepState
 
-__all__ = ["CViViT", "MaskGit", "TokenCritic", "SelfCritic", "Phenaki", "VideoChunk", "make_video"]
+__all__ = ["CViViT", "MaskGit", "TokenCritic", "SelfCritic", "Phenaki", "VideoChunk", "make_video",
+           "SamplingSettings", "StepState"]

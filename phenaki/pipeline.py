@@ -8,9 +8,9 @@ kept but those few frames, so a story of any length costs the memory of one wind
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from .serialization import (
     write_config,
 )
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 1  # the format of config.json; a config without "version" is the first
 
 
 @dataclass
@@ -126,10 +126,15 @@ class Phenaki(nn.Module):
 
     # ---- sampling -------------------------------------------------------------------------------------------
 
-    def _settings(self, steps, temperature, guidance_scale, critic_strength, top_k, token_temperature, refine_passes
-                  ) -> SamplingSettings:
-        settings = SamplingSettings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
-                                    refine_passes)
+    def sampling_settings(self, settings: SamplingSettings | None = None, **overrides) -> SamplingSettings:
+        """`settings` (by default the library's, `SamplingSettings()`) with keyword `overrides`, checked for this
+        model: what `sample` and `stream` sample with. ValueError for an unknown or out-of-range setting."""
+        if settings is None:
+            settings = SamplingSettings()
+        elif not isinstance(settings, SamplingSettings):
+            raise ValueError(f"settings must be a phenaki.sampling.SamplingSettings, got {type(settings).__name__}; "
+                             f"or leave it out and give the settings as keywords (steps=8, ...)")
+        settings = settings.with_overrides(**overrides)
         settings.validate(self.has_critic)
         return settings
 
@@ -163,8 +168,10 @@ class Phenaki(nn.Module):
         grid = rearrange(ids, "b (t h w) -> b t h w", h=self.grid[0], w=self.grid[1])
         return self.cvivit.decode(grid).clamp(0, 1)
 
-    def _windows(self, prompts_and_frames, settings, generator, prime: Tensor | None = None, batch: int = 1):
+    def _windows(self, prompts_and_frames, settings, generator, prime: Tensor | None = None, batch: int = 1,
+                 on_step=None):
         """Yields (segment, new frames (b, c, n, H, W)) window by window, each primed with the last frames."""
+        window = 0
         for segment, (texts, num_frames) in enumerate(prompts_and_frames):
             context, context_mask = self.encode_text(texts)  # once per prompt, not per step or window
             remaining = num_frames
@@ -173,8 +180,10 @@ class Phenaki(nn.Module):
                 room = self.window_frames - num_prime if num_prime else self.window_frames
                 new = min(remaining, room)
                 video = self.generate_window(context, context_mask, prime[:, :, prime.shape[2] - num_prime:]
-                                             if num_prime else None, new, settings, generator, batch)
+                                             if num_prime else None, new, settings, generator, batch,
+                                             on_step=_located(on_step, window, segment))
                 yield segment, video
+                window += 1
                 remaining -= new
                 kept = video if prime is None else torch.cat((prime, video), dim=2)
                 prime = kept[:, :, -self.prime_frames:]
@@ -184,15 +193,15 @@ class Phenaki(nn.Module):
         return self.cvivit.usable_frames(min(available, self.prime_frames))
 
     @torch.no_grad()
-    def sample(self, *, texts: str | Sequence[str] | None = None, num_frames: int = 17,
-               prime_frames: Tensor | None = None, steps: int = 12, temperature: float = 1.0,
-               guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
-               token_temperature: float = 0.25, refine_passes: int = 1, seed: int | None = None,
-               batch_size: int = 1) -> Tensor:
+    def sample(self, texts: str | Sequence[str] | None = None, num_frames: int = 17, *,
+               prime_frames: Tensor | None = None, batch_size: int = 1, settings: SamplingSettings | None = None,
+               seed: int | None = None, on_step: Callable[[StepState], None] | None = None, **overrides) -> Tensor:
         """Returns (batch, 3, num_frames, H, W) in [0, 1]. With `prime_frames` (b, 3, f, H, W), the video
-        continues them and only the new frames are returned."""
-        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
-                                  refine_passes)
+        continues them and only the new frames are returned; without texts (an unconditional model),
+        `batch_size` videos. Sampled with `settings` (default `SamplingSettings()`) and keyword overrides of its
+        fields (`steps=8`, `guidance_scale=5.0`, ...). `on_step(state)` is called after every decoding step
+        with its `StepState`; the frames are the same with or without it."""
+        settings = self.sampling_settings(settings, **overrides)
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
         if texts is None:
@@ -207,7 +216,7 @@ class Phenaki(nn.Module):
             self._check_prime(prime_frames, len(texts))
             prime_frames = prime_frames.to(self.device, torch.float32)
         chunks = [video for _, video in self._windows([(texts, num_frames)], settings, self._generator(seed),
-                                                      prime=prime_frames, batch=len(texts))]
+                                                      prime=prime_frames, batch=len(texts), on_step=on_step)]
         return torch.cat(chunks, dim=2)
 
     def _check_prime(self, prime: Tensor, batch: int) -> None:
@@ -218,34 +227,19 @@ class Phenaki(nn.Module):
         self.cvivit.latent_frames(prime.shape[2])
 
     @torch.no_grad()
-    def stream(self, timeline, *, steps: int = 12, temperature: float = 1.0, guidance_scale: float = 3.0,
-               critic_strength: float = 0.0, top_k: int | None = None, token_temperature: float = 0.25,
-               refine_passes: int = 1, seed: int | None = None) -> Iterator[VideoChunk]:
+    def stream(self, timeline, *, settings: SamplingSettings | None = None, seed: int | None = None,
+               on_step: Callable[[StepState], None] | None = None, **overrides) -> Iterator[VideoChunk]:
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
-        they are decoded. Every input is checked before the first window starts."""
+        they are decoded. Every input is checked before the first window starts. `settings`, overrides and
+        `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in."""
         frames = self.timeline_frames(timeline)
-        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
-                                  refine_passes)
+        settings = self.sampling_settings(settings, **overrides)
         start = 0
         work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
-        for segment, video in self._windows(work, settings, self._generator(seed)):
+        for segment, video in self._windows(work, settings, self._generator(seed), on_step=on_step):
             pixels = to_uint8_frames(video[0])
             yield VideoChunk(pixels, segment, start)
             start += len(pixels)
-
-    def inspect_window(self, text: str, num_frames: int, *, steps: int = 12, temperature: float = 1.0,
-                       guidance_scale: float = 3.0, critic_strength: float = 0.0, top_k: int | None = None,
-                       token_temperature: float = 0.25, refine_passes: int = 1,
-                       seed: int | None = None) -> tuple[Tensor, list[StepState]]:
-        """The first window of `sample(texts=text, ...)`, with the state after every decoding step."""
-        _check_prompt(text, "text")
-        settings = self._settings(steps, temperature, guidance_scale, critic_strength, top_k, token_temperature,
-                                  refine_passes)
-        context, context_mask = self.encode_text([text])
-        states: list[StepState] = []
-        video = self.generate_window(context, context_mask, None, min(num_frames, self.window_frames), settings,
-                                     self._generator(seed), on_step=states.append)
-        return video, states
 
     # ---- training -------------------------------------------------------------------------------------------
 
@@ -295,6 +289,7 @@ class Phenaki(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict, **hub_kwargs) -> "Phenaki":
+        check_config_version(config)
         try:
             cvivit = CViViT.from_config(config["cvivit"])
             maskgit = MaskGit(**config["maskgit"])
@@ -366,6 +361,23 @@ def _grid_fix(name: str, grid, window_grid: list[int], patch: int) -> str:
         rebuild = f"max_seq_len={math.prod(window_grid)} and {rebuild}"
     return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (the frames that grid was built for at "
             f"patch_size {patch}), or build {name} with {rebuild}")
+
+
+def check_config_version(config: dict) -> None:
+    """ValueError unless this code reads the config's format (a missing version is 1)."""
+    version = config.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"the config's version must be a positive integer, got {version!r}")
+    if version > CONFIG_VERSION:
+        raise ValueError(f"this model's config is format version {version}, newer than version {CONFIG_VERSION} "
+                         f"that this phenaki reads: upgrade phenaki (pip install -U phenaki) to load it")
+
+
+def _located(on_step, window: int, segment: int):
+    """`on_step` for one window: its states say which window and timeline entry they belong to."""
+    if on_step is None:
+        return None
+    return lambda state: on_step(replace(state, window=window, segment=segment))
 
 
 def _check_prompt(text, where: str) -> None:

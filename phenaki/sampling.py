@@ -15,15 +15,15 @@ Work done per step: one forward of MaskGit over the window, conditioned and unco
 guidance is on (`MaskGit.guided_logits_at`: the unconditioned rows skip the text cross-attention, both halves share
 the layers before the first cross-attention, and the guided mix is taken before the output layer), logits only at
 the positions still masked, tokens drawn by inverse CDF, and nothing after the last step. On a GPU the
-transformers run under bf16 autocast. Under `phenaki.models.attention.reference_paths()` all of that is done the plain way
-(both halves in full, the text masked out in the second, logits mixed after the output layer, `torch.multinomial`,
-fp32): the reference the fast path is tested against.
+transformers run under bf16 autocast. Under `phenaki.models.attention.reference_paths()` all of that is done the
+plain way (both halves in full, the text masked out in the second, logits mixed after the output layer,
+`torch.multinomial`, fp32): the reference the fast path is tested against.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import torch
@@ -34,56 +34,109 @@ from .models.attention import fast_paths_enabled
 from .models.maskgit import MaskGit
 
 
-@dataclass
+def _setting(default, *, help: str, low=None, high=None, integer: bool = False, optional: bool = False,
+             ui: tuple | None = None):
+    """A field of `SamplingSettings` with its rules as metadata: `low` / `high` the range the library accepts
+    (None: open), `integer`, `optional` (None allowed), `ui` the demo's slider range (None: not in the demo)."""
+    return field(default=default, metadata=dict(help=help, low=low, high=high, integer=integer, optional=optional,
+                                                ui=ui))
+
+
+@dataclass(frozen=True)
 class SamplingSettings:
-    steps: int = 12
-    temperature: float = 1.0
-    guidance_scale: float = 3.0
-    critic_strength: float = 0.0
-    top_k: int | None = None
+    """Every sampling setting, its default and its limits: the one place they are written. `validate` (the
+    library), the demo's sliders and checks (`phenaki.demo.stories.LIMITS`) and the command line read them from the
+    fields' metadata (`limits`, `help_texts`). The library accepts every value that means something (200 steps,
+    temperature 50, any guidance scale: callers and tests use them); the demo's sliders and API keep the narrower
+    ranges they had (`ui`), which bound a request's cost on a shared server."""
+
+    steps: int = _setting(12, low=1, integer=True, ui=(1, 64), help="parallel MaskGIT steps per window")
+    temperature: float = _setting(1.0, low=0.0, ui=(0.0, 10.0), help="Gumbel noise on which tokens are kept at a "
+                                  "step, annealed to 0 by the last step (0: the most confident)")
+    guidance_scale: float = _setting(3.0, ui=(0.0, 30.0), help="classifier-free guidance (1: none; higher follows "
+                                     "the prompt more closely)")
+    critic_strength: float = _setting(0.0, low=0.0, high=1.0, ui=(0.0, 1.0), help="weight of the Token Critic in "
+                                      "choosing which tokens to redo (0: MaskGit's confidence only; needs a critic)")
+    top_k: int | None = _setting(None, low=1, integer=True, optional=True, help="draw each token among the k "
+                                 "likeliest only (None: all)")
     # Tokens are drawn from the softmax at this temperature (0: the most likely). Below 1 the neighbouring tokens
     # of an object agree more often: the default model's squares came out with circle corners at 1 (shape 0.71
     # right at 1, 0.83 at 0.25 on 100 held-out clips), while the choice noise keeps layouts varied.
-    token_temperature: float = 0.25
+    token_temperature: float = _setting(0.25, low=0.0, help="softmax temperature the tokens are drawn at (0: the "
+                                        "most likely token)")
     # Refinement passes (0: none), each 4 unguided forwards. On the default model's held-out eval, with 0 / 1 / 2
     # passes: shape drawn as prompted 83 / 100 / 99%, object kept through scene changes 80 / 100 / 100%. Guidance
     # is left out because it pulls each token toward the prompt rather than toward its neighbours.
-    refine_passes: int = 1
+    refine_passes: int = _setting(1, low=0, integer=True, ui=(0, 4), help="passes that redraw the even latent "
+                                  "frames beside the odd ones, then the odd ones (0: off; 4 unguided steps each)")
+
+    @staticmethod
+    def names() -> list[str]:
+        return [f.name for f in fields(SamplingSettings)]
+
+    @staticmethod
+    def limits(ui: bool = False) -> dict[str, tuple]:
+        """{name: (low, high)}: what `validate` accepts (None: open); with `ui`, the demo's slider ranges, for the
+        settings the demo shows."""
+        if ui:
+            return {f.name: f.metadata["ui"] for f in fields(SamplingSettings) if f.metadata["ui"]}
+        return {f.name: (f.metadata["low"], f.metadata["high"]) for f in fields(SamplingSettings)}
+
+    @staticmethod
+    def help_texts() -> dict[str, str]:
+        return {f.name: f.metadata["help"] for f in fields(SamplingSettings)}
+
+    def with_overrides(self, **overrides) -> SamplingSettings:
+        """A copy with `overrides` (e.g. steps=8); ValueError naming the valid settings for any other keyword."""
+        unknown = sorted(set(overrides) - set(self.names()))
+        if unknown:
+            raise ValueError(f"unknown sampling setting{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}: "
+                             f"the settings are {', '.join(self.names())} (see SamplingSettings)")
+        return replace(self, **overrides)
 
     def validate(self, has_critic: bool) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if isinstance(self.refine_passes, bool) or not isinstance(self.refine_passes, int) or self.refine_passes < 0:
-            raise ValueError(f"refine_passes must be an integer >= 0, got {self.refine_passes!r}")
-        for name in ("temperature", "guidance_scale", "critic_strength", "token_temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.token_temperature < 0:
-            raise ValueError(f"token_temperature must be >= 0, got {self.token_temperature}")
-        if not 0.0 <= self.critic_strength <= 1.0:
-            raise ValueError(f"critic_strength must be in [0, 1], got {self.critic_strength}")
+        """ValueError naming the first setting out of its range, and what it does."""
+        for f in fields(SamplingSettings):
+            _check(f.name, getattr(self, f.name), **f.metadata)
         if self.critic_strength > 0 and not has_critic:
-            raise ValueError("critic_strength > 0 needs a model with a Token Critic; this one has none")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise ValueError(f"top_k must be None or an integer >= 1, got {self.top_k!r}")
+            raise ValueError("critic_strength > 0 needs a model with a Token Critic; this one has none: "
+                             "set critic_strength=0")
+
+
+def _check(name: str, value, *, help: str, low, high, integer: bool, optional: bool, **_) -> None:
+    """ValueError unless `value` is of the field's kind (an integer, or a finite number) within [low, high]."""
+    if optional and value is None:
+        return
+    bounds = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}" if low is not None else ""
+    if integer:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        rule = f"{'None or ' * optional}an integer {bounds}".rstrip()
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        rule = "a finite number"
+    if ok and not ((low is None or value >= low) and (high is None or value <= high)):
+        ok, rule = False, rule if integer else bounds
+    if not ok:
+        raise ValueError(f"{name} must be {rule}, got {value!r}. {name}: {help}")
 
 
 @dataclass
 class StepState:
-    """What one decoding step did, for inspection: the ids after the step ([MASK] where still masked), which
+    """What one decoding step did, for `on_step`: the ids after the step ([MASK] where still masked), which
     positions were filled at this step and kept, which were fixed before and masked again (by the critic, or by
     refinement at the start of its steps), the score that ranked them before the Gumbel noise (the generator's
     log-probability, blended with the critic's log-probability of 'real'; +inf for tokens that may no longer
-    change), and the phase: "parallel", or "refinement k, even frames" / "odd frames"."""
+    change), and the phase: "parallel", or "refinement k, even frames" / "odd frames". Through `Phenaki.sample` or
+    `stream`: also which window of the video (0-based) and which timeline entry (`segment`) the step belongs to;
+    `step` counts the window's steps, refinement included."""
     step: int
     ids: Tensor
     filled: Tensor
     confidence: Tensor
     sent_back: Tensor
     phase: str = "parallel"
+    window: int = 0
+    segment: int = 0
 
 
 def masked_count(step: int, steps: int, total: int) -> int:
@@ -146,54 +199,65 @@ class _Filler:
 
     def __call__(self, ids: Tensor, region: Tensor, settings: SamplingSettings, phase: str,
                  sent_back: bool = False) -> Tensor:
-        maskgit, batch, total, device = self.maskgit, ids.shape[0], region.numel(), ids.device
+        batch, total = ids.shape[0], region.numel()
         # confidence of every token of the region: -inf while masked; fixed tokens keep the score they were chosen with
-        confidence = torch.full((batch, total), -math.inf, device=device)
+        confidence = torch.full((batch, total), -math.inf, device=ids.device)
         for step in range(settings.steps):
-            still_masked = ids[:, region] == maskgit.mask_id
+            still_masked = ids[:, region] == self.maskgit.mask_id
             num_masked = int(still_masked[0].sum())
             if num_masked == 0:
                 break
-            where = still_masked.nonzero()[:, 1].view(batch, num_masked)  # indices into the region
-            positions = region[where]
-
-            logits = step_logits(maskgit, ids, positions, self.context, self.context_mask, settings.guidance_scale)
-            if settings.top_k is not None and settings.top_k < logits.shape[-1]:
-                kth = logits.topk(settings.top_k, dim=-1).values[..., -1:]
-                logits = logits.masked_fill(logits < kth, -math.inf)
-            log_probs = logits.log_softmax(dim=-1)
-            if settings.token_temperature == 0:
-                sampled = log_probs.argmax(dim=-1)
-            else:
-                sampled = draw_categorical((log_probs / settings.token_temperature).softmax(dim=-1), self.generator)
-
-            ids = ids.scatter(1, positions, sampled)
-            confidence = confidence.scatter(1, where, log_probs.gather(-1, sampled[..., None])[..., 0])
-
+            ids, confidence = self._draw(ids, region, still_masked, num_masked, confidence, settings)
             keep_masked = min(masked_count(step, settings.steps, total), num_masked - 1)
+            # All filled: no choice to make, so nothing more is drawn. Sampling stops here (no critic pass after the
+            # last step); an `on_step` still sees the step, and leaves the generator where sampling without one
+            # does (tests/test_sampling.py: the frames are bit-identical).
             if keep_masked == 0 and self.on_step is None:
-                break  # all filled: no choice to make, no critic pass after the last step
-            if settings.critic_strength > 0:
-                # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
-                scores = self.critic(ids, self.context, self.context_mask)[:, region].float()
-                choice = (1 - settings.critic_strength) * confidence + settings.critic_strength * F.logsigmoid(-scores)
-            else:
-                choice = confidence.masked_fill(~still_masked, math.inf)  # plain MaskGIT: fixed tokens stay
-            score = choice
-            noise_scale = settings.temperature * (1 - (step + 1) / settings.steps)
-            if noise_scale > 0 and keep_masked > 0:  # no draw when nothing is chosen: inspecting changes no seed
-                choice = choice + noise_scale * _gumbel(choice.shape, self.generator, device)
-
-            remask = torch.zeros_like(still_masked)
+                break
+            score = self._score(ids, region, still_masked, confidence, settings)
+            remask = self._choose(score, keep_masked, step, settings)
             if keep_masked > 0:
-                remask.scatter_(1, choice.topk(keep_masked, dim=-1, largest=False).indices, True)
-                ids[:, region] = ids[:, region].masked_fill(remask, maskgit.mask_id)
+                ids[:, region] = ids[:, region].masked_fill(remask, self.maskgit.mask_id)
             if self.on_step is not None:
-                back = remask & ~still_masked
-                if sent_back and step == 0:
-                    back = torch.ones_like(back)
+                back = torch.ones_like(remask) if sent_back and step == 0 else remask & ~still_masked
                 self._report(ids, region, ~remask & still_masked, back, score, phase)
         return ids
+
+    def _draw(self, ids: Tensor, region: Tensor, still_masked: Tensor, num_masked: int, confidence: Tensor,
+              settings: SamplingSettings) -> tuple[Tensor, Tensor]:
+        """Draws every masked token of the region: (ids, confidence), a token's confidence its log-probability."""
+        where = still_masked.nonzero()[:, 1].view(ids.shape[0], num_masked)  # indices into the region
+        positions = region[where]
+        logits = step_logits(self.maskgit, ids, positions, self.context, self.context_mask, settings.guidance_scale)
+        if settings.top_k is not None and settings.top_k < logits.shape[-1]:
+            kth = logits.topk(settings.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        log_probs = logits.log_softmax(dim=-1)
+        if settings.token_temperature == 0:
+            sampled = log_probs.argmax(dim=-1)
+        else:
+            sampled = draw_categorical((log_probs / settings.token_temperature).softmax(dim=-1), self.generator)
+        return (ids.scatter(1, positions, sampled),
+                confidence.scatter(1, where, log_probs.gather(-1, sampled[..., None])[..., 0]))
+
+    def _score(self, ids: Tensor, region: Tensor, still_masked: Tensor, confidence: Tensor,
+               settings: SamplingSettings) -> Tensor:
+        """What ranks the region's tokens before the choice noise (the lowest are masked again)."""
+        if settings.critic_strength > 0:
+            # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
+            scores = self.critic(ids, self.context, self.context_mask)[:, region].float()
+            return (1 - settings.critic_strength) * confidence + settings.critic_strength * F.logsigmoid(-scores)
+        return confidence.masked_fill(~still_masked, math.inf)  # plain MaskGIT: fixed tokens stay
+
+    def _choose(self, score: Tensor, keep_masked: int, step: int, settings: SamplingSettings) -> Tensor:
+        """(b, region) bool: the `keep_masked` lowest of `score` plus Gumbel noise annealed from `temperature`.
+        Nothing is drawn when nothing is chosen."""
+        remask = torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+        if keep_masked == 0:
+            return remask
+        noise_scale = settings.temperature * (1 - (step + 1) / settings.steps)
+        choice = score + noise_scale * _gumbel(score.shape, self.generator, score.device) if noise_scale > 0 else score
+        return remask.scatter_(1, choice.topk(keep_masked, dim=-1, largest=False).indices, True)
 
     def _report(self, ids: Tensor, region: Tensor, filled: Tensor, sent_back: Tensor, score: Tensor,
                 phase: str) -> None:

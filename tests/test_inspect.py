@@ -93,8 +93,10 @@ def test_each_step_says_what_was_masked_filled_and_sent_back(model, critic_stren
             assert np.isposinf(step.score[~prev.masked]).all() and np.isfinite(step.score[prev.masked]).all()
         # so a step's tokens are those at the end of the parallel steps where not masked: its frames decode those
         # ([MASK] as token 0)
-        last = torch.from_numpy(np.where(parallel[1].masked, 0, model.inspect_window(
-            PROMPT, 17, steps=4, seed=3, refine_passes=0)[1][-1].ids[0].reshape(trace.ids.shape)).reshape(1, -1))
+        states = []
+        model.sample(texts=PROMPT, num_frames=17, steps=4, seed=3, refine_passes=0, on_step=states.append)
+        final = states[-1].ids[0].reshape(trace.ids.shape).numpy()
+        last = torch.from_numpy(np.where(parallel[1].masked, 0, final).reshape(1, -1))
         assert np.abs(as_uint8(model.decode_ids(last)).astype(int) - parallel[1].frames).max() <= 1
     table = [s.row() for s in trace.steps]
     assert [r[0] for r in table] == list(range(1, 13)) and table[-1][1] == 0

@@ -1,6 +1,7 @@
 """The Phenaki pipeline: sampling, continuation, stories in constant memory, saving and loading, bad input."""
 
 import gc
+import inspect
 import json
 import os
 import pickle
@@ -11,7 +12,8 @@ import pytest
 import torch
 from conftest import tiny_phenaki
 
-from phenaki import CViViT, MaskGit, Phenaki, make_video
+from phenaki import CViViT, MaskGit, Phenaki, SelfCritic, make_video
+from phenaki.pipeline import CONFIG_VERSION
 from phenaki.training.presets import preset
 
 PROMPT = "a red circle moves left"
@@ -269,6 +271,72 @@ def test_truncated_weights(tiny_model_dir, tmp_path):
     (folder / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     with pytest.raises(ValueError, match="model.safetensors"):
         Phenaki.from_pretrained(folder)
+
+
+def copy_model(source, folder, **config_changes):
+    """`source`'s saved model in `folder`, its config.json changed (a None value removes the key)."""
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes())
+    config = {**json.loads((source / "config.json").read_text()), **config_changes}
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    return folder
+
+
+def test_a_newer_config_version_asks_for_a_newer_phenaki(tiny_model, tiny_model_dir, tmp_path):
+    assert json.loads((tiny_model_dir / "config.json").read_text())["version"] == CONFIG_VERSION == 1
+    with pytest.raises(ValueError) as error:
+        Phenaki.from_pretrained(copy_model(tiny_model_dir, tmp_path / "new", version=99))
+    assert str(error.value) == ("this model's config is format version 99, newer than version 1 that this phenaki "
+                                "reads: upgrade phenaki (pip install -U phenaki) to load it")
+    unversioned = Phenaki.from_pretrained(copy_model(tiny_model_dir, tmp_path / "old", version=None))  # read as 1
+    kwargs = dict(texts=PROMPT, num_frames=9, steps=2, seed=0)
+    assert unversioned.config == tiny_model.config and torch.equal(unversioned.sample(**kwargs),
+                                                                   tiny_model.sample(**kwargs))
+    for bad in ("2", 0, True):
+        with pytest.raises(ValueError, match="the config's version must be a positive integer"):
+            Phenaki.from_config({**preset("tiny"), "version": bad})
+
+
+def test_configs_are_the_constructor_arguments(tiny_model):
+    """`register_to_config`: each module's config is the arguments it was built with, defaults filled in, in the
+    signature's order, and rebuilds it; what the constructor normalises is recorded normalised."""
+    for module in (tiny_model.cvivit, tiny_model.maskgit, tiny_model.critic):
+        names = list(inspect.signature(type(module).__init__).parameters)[1:]
+        assert list(module.config) == names
+        assert type(module)(**module.config).config == module.config
+    assert list(tiny_model.text_encoder.config) == ["kind", "dim", "depth", "heads", "dim_head", "ff_mult",
+                                                    "max_length"]
+    maskgit = MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, position_grid=(4, 2, 2),
+                      local_mixer=1)
+    assert maskgit.config == dict(num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, dim_context=8,
+                                  unconditional=False, ff_mult=4, position_grid=[4, 2, 2], local_mixer=True)
+    assert MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, unconditional=True).config["dim_context"] is None
+    assert SelfCritic(maskgit).config == dict(self_critic=True)
+    with pytest.raises(TypeError, match="width"):
+        MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, width=3)
+    # a later change is recorded: the saved config rebuilds the changed model
+    plain = MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, position_grid=[4, 2, 2])
+    assert plain.add_local_mixers().config["local_mixer"] and MaskGit(**plain.config).config == plain.config
+    cvivit = CViViT(dim=16, codebook_size=64, patch_size=8, heads=1, dim_head=8, quantizer="fsq",
+                    fsq_levels=[4, 4, 4], pixel_mlp_dim=4)
+    assert cvivit.config["pixel_refiner_dim"] is None
+    assert cvivit.add_pixel_refiner(8).config["pixel_refiner_dim"] == 8
+    assert CViViT(**cvivit.config).config == cvivit.config
+
+
+def test_the_bundled_config_saves_as_it_was_read(tmp_path):
+    """...but for the retired discriminator keys, which loading drops."""
+    import json
+    from pathlib import Path
+
+    from phenaki.models.cvivit import RETIRED_KEYS
+
+    folder = Path(__file__).resolve().parents[1] / "weights"
+    Phenaki.from_pretrained(folder).save_pretrained(tmp_path)
+    bundled = json.loads((folder / "config.json").read_text())
+    assert set(RETIRED_KEYS) <= set(bundled["cvivit"])
+    bundled["cvivit"] = {k: v for k, v in bundled["cvivit"].items() if k not in RETIRED_KEYS}
+    assert json.loads((tmp_path / "config.json").read_text()) == bundled
 
 
 def test_grid_positions_are_frame_plus_row_plus_column(tmp_path):

@@ -4,12 +4,14 @@ import dataclasses
 import inspect
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import randomised, tiny_phenaki
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from phenaki import Phenaki
+from phenaki.demo import stories
 from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
 
 PROMPT = "a red circle moves left"
@@ -70,7 +72,9 @@ def test_text_is_encoded_once_per_prompt(tiny_model):
 
 
 def states_of(model, **kwargs):
-    return model.inspect_window(PROMPT, 9, **kwargs)[1]
+    states = []
+    model.sample(texts=PROMPT, num_frames=9, on_step=states.append, **kwargs)
+    return states
 
 
 def test_at_zero_temperature_the_least_confident_are_masked_again(tiny_model):
@@ -261,11 +265,67 @@ def test_attention_goes_through_sdpa(monkeypatch, tiny_model):
     assert len(calls) >= 2 * 2 + 2  # MaskGit: self + cross in each of 2 layers; the decoder: 2 layers
 
 
-@pytest.mark.parametrize("method", ["sample", "stream", "inspect_window"])
-def test_pipeline_defaults_are_the_sampler_s(method):
-    """The sampling defaults live in `SamplingSettings` (the demo and the eval take theirs from it); the pipeline's
-    keyword defaults repeat them for readable signatures, and must not drift."""
-    defaults = {field.name: field.default for field in dataclasses.fields(SamplingSettings)}
+@pytest.mark.parametrize("method", ["sample", "stream"])
+def test_the_pipeline_takes_its_settings_from_the_sampler(tiny_model, method):
+    """The sampling defaults and limits live in `SamplingSettings` alone: `sample` and `stream` take a settings
+    object and keyword overrides of its fields, and repeat none of them in their signatures."""
+    names = SamplingSettings.names()
     parameters = inspect.signature(getattr(Phenaki, method)).parameters
-    shared = {name: p.default for name, p in parameters.items() if name in defaults}
-    assert len(shared) >= 6 and shared == {name: defaults[name] for name in shared}
+    assert not set(names) & set(parameters) and {"settings", "seed", "on_step", "overrides"} <= set(parameters)
+    run = (lambda **kw: tiny_model.sample(texts=PROMPT, num_frames=9, seed=0, **kw)) if method == "sample" else \
+        (lambda **kw: np.concatenate([c.frames for c in tiny_model.stream([(PROMPT, 1.0)], seed=0, **kw)]))
+    default = run()
+    assert np.array_equal(default, run(settings=SamplingSettings()))
+    assert np.array_equal(default, run(**dataclasses.asdict(SamplingSettings())))
+    assert np.array_equal(run(steps=3, guidance_scale=5.0), run(settings=SamplingSettings(steps=3), guidance_scale=5.0))
+    with pytest.raises(ValueError, match="unknown sampling setting 'cond_scale': the settings are steps, "
+                                         "temperature, guidance_scale, critic_strength, top_k"):
+        run(cond_scale=3.0)
+    with pytest.raises(ValueError, match="settings must be a phenaki.sampling.SamplingSettings, got dict"):
+        run(settings=dict(steps=3))
+
+
+def test_settings_limits_and_help_are_the_fields_metadata():
+    limits, ui, help_texts = SamplingSettings.limits(), SamplingSettings.limits(ui=True), SamplingSettings.help_texts()
+    assert list(limits) == list(help_texts) == SamplingSettings.names() and all(help_texts.values())
+    assert limits["steps"] == (1, None) and limits["guidance_scale"] == (None, None)  # the library: open above
+    assert limits["critic_strength"] == ui["critic_strength"] == (0.0, 1.0)
+    assert ui == dict(steps=(1, 64), temperature=(0.0, 10.0), guidance_scale=(0.0, 30.0), critic_strength=(0.0, 1.0),
+                      refine_passes=(0, 4))  # what the demo offers (phenaki.demo.stories.LIMITS)
+    for name, (low, high) in ui.items():  # a slider never offers what the library refuses
+        default = getattr(SamplingSettings, name)
+        assert low <= default <= high
+        SamplingSettings(**{name: low}).validate(has_critic=True)
+        SamplingSettings(**{name: high}).validate(has_critic=True)
+    assert stories.LIMITS == ui and stories.DEFAULTS == dict(seed=-1, **{k: getattr(SamplingSettings, k) for k in ui})
+    assert [f.name for f in dataclasses.fields(stories.Settings)] == SamplingSettings.names() + ["seed"]
+    SamplingSettings(steps=200, temperature=50.0, guidance_scale=-2.0, top_k=3).validate(has_critic=False)
+    with pytest.raises(ValueError, match=r"steps must be an integer >= 1, got 0\. steps: parallel MaskGIT steps"):
+        SamplingSettings(steps=0).validate(has_critic=False)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(steps=4, critic_strength=0.5, refine_passes=1),
+    dict(steps=6, critic_strength=1.0, refine_passes=2, temperature=3.0, top_k=20),
+    dict(steps=64, critic_strength=0.5, refine_passes=1),  # the schedule ends before the last step
+    dict(steps=3, critic_strength=0.0, refine_passes=0, token_temperature=0.0),
+])
+def test_an_on_step_callback_changes_no_frame(tiny_model, settings):
+    """`on_step` sees extra work after a window's last step (a critic pass), but draws nothing: the generator is
+    where sampling without it leaves it, so every later window and frame is the same."""
+    states = []
+    kwargs = dict(texts=[PROMPT, "a blue square"], num_frames=25, seed=5, **settings)  # 2 windows, batch of 2
+    watched = tiny_model.sample(on_step=states.append, **kwargs)
+    assert torch.equal(watched, tiny_model.sample(**kwargs)) and states
+    assert {s.window for s in states} == {0, 1} and {s.segment for s in states} == {0}
+    timeline = [(PROMPT, 3.0), ("the red circle moves up", 2.0)]
+    seen = []
+    watched = list(tiny_model.stream(timeline, seed=7, on_step=seen.append, **settings))
+    plain = list(tiny_model.stream(timeline, seed=7, **settings))
+    assert len(watched) == len(plain) >= 3
+    for a, b in zip(watched, plain):
+        assert np.array_equal(a.frames, b.frames) and (a.segment, a.start) == (b.segment, b.start)
+    # each window's steps carry its index and its timeline entry, in order
+    windows = [(s.window, s.segment) for s in seen]
+    assert sorted(set(windows)) == [(i, c.segment) for i, c in enumerate(plain)] and windows == sorted(windows)
+    assert all(s.step == 0 for s, before in zip(seen[1:], seen) if s.window != before.window)

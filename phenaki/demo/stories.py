@@ -18,7 +18,7 @@ import numbers
 import os
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -46,9 +46,8 @@ RANDOM_SEED = -1  # what the API takes for "pick one"
 GIF_SIZE = 256
 GIF_MAX_FRAMES = 240  # longer stories are subsampled (keeping real-time speed) so the GIF stays small
 
-# (low, high) accepted from the UI and API; the UI sliders use the same ranges
-LIMITS = dict(steps=(1, 64), temperature=(0.0, 10.0), critic_strength=(0.0, 1.0), guidance_scale=(0.0, 30.0),
-              refine_passes=(0, 4))
+# (low, high) accepted from the UI and API, and the UI sliders' ranges: the `ui` ranges of SamplingSettings' fields
+LIMITS = SamplingSettings.limits(ui=True)
 DEFAULTS = dict(seed=RANDOM_SEED, **{name: getattr(SamplingSettings, name) for name in LIMITS})  # the library's
 REFINE_NOTE = ("After the parallel steps, the even latent frames are redrawn beside the odd ones, then the odd "
                "ones (0: off; a pass costs 4 steps without guidance)")
@@ -169,13 +168,9 @@ def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes:
 
 
 @dataclass(frozen=True)
-class Settings:
-    steps: int = DEFAULTS["steps"]
-    temperature: float = DEFAULTS["temperature"]
-    critic_strength: float = DEFAULTS["critic_strength"]
-    guidance_scale: float = DEFAULTS["guidance_scale"]
+class Settings(SamplingSettings):
+    """The sampling settings and the seed of a story (what the UI and API send)."""
     seed: int | None = None  # None: pick one at random when the story starts
-    refine_passes: int = DEFAULTS["refine_passes"]
 
     def resolve_seed(self) -> "Settings":
         """The same settings with a concrete seed (so it can be shown and reused)."""
@@ -184,8 +179,8 @@ class Settings:
         return replace(self, seed=secrets.randbelow(2**31))
 
     def sampling_kwargs(self) -> dict:
-        return dict(steps=self.steps, temperature=self.temperature, critic_strength=self.critic_strength,
-                    guidance_scale=self.guidance_scale, refine_passes=self.refine_passes, seed=self.seed)
+        """Keywords for `Phenaki.sample` / `stream`: every setting and the seed."""
+        return asdict(self)
 
 
 def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes=None, *,
@@ -215,13 +210,9 @@ def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, re
 
 def check_story(model, timeline, settings: Settings) -> list[int]:
     """Frames per scene; everything the model itself checks, as InputError, before anything starts."""
-    from ..sampling import SamplingSettings
-
     try:
         frames = model.timeline_frames(timeline)
-        SamplingSettings(steps=settings.steps, temperature=settings.temperature,
-                         guidance_scale=settings.guidance_scale, critic_strength=settings.critic_strength,
-                         refine_passes=settings.refine_passes).validate(model.has_critic)
+        settings.validate(model.has_critic)
     except ValueError as error:
         raise InputError(str(error)) from None
     return frames

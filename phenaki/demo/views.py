@@ -1,8 +1,9 @@
 """Looking inside the model: the demo's Inspect tab without Gradio (`app.py` is only its view), so tests call it.
 
-- Decoding, step by step: `trace_decoding` makes one window exactly as `Phenaki.sample` does (same seed, same
-  generator draws) and keeps every MaskGIT step: tokens still masked, filled, sent back by the critic, the score
-  that ranked them, and the frames decoded from the tokens so far. `render_step` draws one step.
+- Decoding, step by step: `trace_decoding` makes one window with `Phenaki.sample` and its `on_step` callback
+  (same seed, same generator draws, same frames as without it) and keeps every MaskGIT step: tokens still masked,
+  filled, sent back by the critic, the score that ranked them, and the frames decoded from the tokens so far.
+  `render_step` draws one step.
 - The tokenizer: `read_video` (an upload, cut to one window and resized, or refused) or `world_clip`, then
   `tokenize`: the C-ViViT reconstruction, PSNR per frame, the token ids and how much of the codebook they use.
 - Text control: `compare_seeds`, one prompt under several seeds, and one seed under two guidance scales.
@@ -106,8 +107,11 @@ class Trace:
 
 @torch.no_grad()
 def trace_decoding(model, text: str, num_frames: int | None = None, **settings) -> Trace:
-    """The first window of `model.sample(texts=text, num_frames=num_frames, **settings)`, step by step."""
-    video, states = model.inspect_window(text, num_frames or model.window_frames, **settings)
+    """The first window of `model.sample(texts=text, num_frames=num_frames, **settings)`, step by step: that very
+    call, with an `on_step` that keeps every step's state (which changes no frame)."""
+    states = []
+    video = model.sample(texts=text, num_frames=min(num_frames or model.window_frames, model.window_frames),
+                         on_step=states.append, **settings)
     mask_id, (h, w) = model.maskgit.mask_id, model.grid
     ids = torch.cat([s.ids for s in states])  # (steps, t*h*w): a first window has no primed prefix
     # [MASK] is no codebook entry: decode it as token 0, and draw those patches as masked

@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .attention import Transformer, sincos_1d, sincos_2d
+from .config import register_to_config
 from .quantizer import Quantizer, codebook_usage
 
 # Keys of configs saved before the untrained adversarial / perceptual path was removed: inert when
@@ -32,17 +33,13 @@ class LossBreakdown(NamedTuple):
 
 
 class CViViT(nn.Module):
+    @register_to_config
     def __init__(self, *, dim: int, codebook_size: int, patch_size: int, temporal_patch_size: int = 2,
                  spatial_depth: int = 4, temporal_depth: int = 4, dim_head: int = 64, heads: int = 8,
                  channels: int = 3, ff_mult: int = 4, quantizer: str = "vq", codebook_dim: int = 32,
                  fsq_levels: list[int] | None = None, pixel_mlp_dim: int | None = None,
                  pixel_refiner_dim: int | None = None):
         super().__init__()
-        self.config = dict(
-            dim=dim, codebook_size=codebook_size, patch_size=patch_size, temporal_patch_size=temporal_patch_size,
-            spatial_depth=spatial_depth, temporal_depth=temporal_depth, dim_head=dim_head, heads=heads,
-            channels=channels, ff_mult=ff_mult, quantizer=quantizer, codebook_dim=codebook_dim,
-            fsq_levels=fsq_levels, pixel_mlp_dim=pixel_mlp_dim, pixel_refiner_dim=None)
         self.dim, self.codebook_size, self.channels = dim, codebook_size, channels
         self.patch_size, self.temporal_patch_size = patch_size, temporal_patch_size
 

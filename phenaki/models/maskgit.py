@@ -13,6 +13,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .attention import Transformer
+from .config import register_to_config
 
 
 class LearnedPositions(nn.Embedding):
@@ -43,6 +44,7 @@ class TokenTransformer(nn.Module):
     (latent frames, rows, columns) of the window: positions as `GridPositions`; None: `LearnedPositions`.
     `local_mixer` (needs the grid): each layer starts with a `LocalMixer` over the grid's 3x3x3 neighbourhoods."""
 
+    @register_to_config
     def __init__(self, *, num_tokens: int, max_seq_len: int, dim: int, depth: int, heads: int = 8,
                  dim_head: int = 64, dim_context: int | None = None, unconditional: bool = False, ff_mult: int = 4,
                  position_grid: Sequence[int] | None = None, local_mixer: bool = False):
@@ -54,10 +56,8 @@ class TokenTransformer(nn.Module):
                                  f"tokens, got {position_grid}")
         if local_mixer and position_grid is None:
             raise ValueError("local_mixer needs position_grid: the mixers work on the (frames, rows, columns) grid")
-        self.config = dict(num_tokens=num_tokens, max_seq_len=max_seq_len, dim=dim, depth=depth, heads=heads,
-                           dim_head=dim_head, dim_context=None if unconditional else (dim_context or dim),
-                           unconditional=unconditional, ff_mult=ff_mult, position_grid=position_grid,
-                           local_mixer=bool(local_mixer))
+        self.config.update(dim_context=None if unconditional else (dim_context or dim), position_grid=position_grid,
+                           local_mixer=bool(local_mixer))  # as given, normalised
         self.num_tokens, self.max_seq_len, self.mask_id = num_tokens, max_seq_len, num_tokens
         self.dim_context = self.config["dim_context"]
         self.token_emb = nn.Embedding(num_tokens + 1, dim)
@@ -158,11 +158,11 @@ class TokenCritic(TokenTransformer):
 class SelfCritic(nn.Module):
     """A critic that is a head on MaskGit's own embeddings: no second transformer, one forward per step."""
 
+    @register_to_config(ignore=("maskgit",), self_critic=True)  # the head's size is MaskGit's: nothing to record
     def __init__(self, maskgit: MaskGit):
         super().__init__()
         self.maskgit = maskgit
         self.to_score = nn.Linear(maskgit.token_emb.embedding_dim, 1)
-        self.config = dict(self_critic=True)
 
     @property
     def dim_context(self):

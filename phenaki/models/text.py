@@ -11,18 +11,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .config import register_to_config
+
 
 class ByteTextEncoder(nn.Module):
     saved_with_model = True
 
+    @register_to_config(kind="byte")
     def __init__(self, dim: int = 256, depth: int = 2, heads: int = 4, dim_head: int = 64, ff_mult: int = 2,
                  max_length: int = 128):
         super().__init__()
         # imported here, so that `import phenaki` and the video models alone work without transformers
         from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
-        self.config = dict(kind="byte", dim=dim, depth=depth, heads=heads, dim_head=dim_head, ff_mult=ff_mult,
-                           max_length=max_length)
         self.dim, self.max_length = dim, max_length
         self.tokenizer = ByT5Tokenizer()
         t5 = T5Config(vocab_size=len(self.tokenizer), d_model=dim, d_kv=dim_head, d_ff=dim * ff_mult,
@@ -37,11 +38,11 @@ class ByteTextEncoder(nn.Module):
 class PretrainedT5Encoder(nn.Module):
     saved_with_model = False
 
+    @register_to_config(kind="t5")  # not the hub options (token, cache folder): they are the caller's
     def __init__(self, name: str, revision: str | None = None, max_length: int = 128, **hub_kwargs):
         super().__init__()
         from ..hub import load_t5_encoder  # network only when such a model is built
 
-        self.config = dict(kind="t5", name=name, revision=revision, max_length=max_length)
         self.tokenizer, self.encoder = load_t5_encoder(name, revision=revision, **hub_kwargs)
         self.encoder.requires_grad_(False).eval()
         self.dim, self.max_length = self.encoder.config.d_model, max_length

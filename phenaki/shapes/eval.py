@@ -53,7 +53,7 @@ def text_control_metrics(model: Phenaki, samples: int = 100, batch: int = 10, **
         scenes = [world.random_scene(np.random.default_rng((HELD_OUT, i)))
                   for i in range(first, min(first + batch, samples))]
         videos = model.sample(texts=[s.caption() for s in scenes], num_frames=model.window_frames,
-                              seed=HELD_OUT + first, **{**DEFAULTS, **settings})
+                              seed=HELD_OUT + first, **settings)
         for scene, video in zip(scenes, videos):
             frames = to_uint8_frames(video)
             seen = world.describe(frames)
@@ -70,7 +70,7 @@ def story_metrics(model: Phenaki, stories: int = 20, seconds: float = 2.0, **set
     per_segment = round(seconds * model.fps)
     for i in range(stories):
         _, captions, scenes = world.random_story(HELD_OUT + i, num_segments=3, frames_per_segment=per_segment)
-        chunks = model.stream([(c, seconds) for c in captions], seed=HELD_OUT + i, **{**DEFAULTS, **settings})
+        chunks = model.stream([(c, seconds) for c in captions], seed=HELD_OUT + i, **settings)
         frames = np.concatenate([c.frames for c in chunks])
         segments = np.split(frames, np.cumsum([per_segment] * 2))
         seen = [world.describe(s) for s in segments]
@@ -85,7 +85,7 @@ def speed_metrics(model: Phenaki, runs: int = 3) -> dict:
     times = []
     for i in range(runs + 1):
         start = time.perf_counter()
-        model.sample(texts="a red circle moves left", num_frames=17, seed=i, **DEFAULTS)
+        model.sample(texts="a red circle moves left", num_frames=17, seed=i)
         times.append(time.perf_counter() - start)
     return dict(seconds_per_17_frame_clip=statistics.median(times[1:]), runs=runs,
                 threads=torch.get_num_threads(), machine=device_name(model.device))

@@ -57,6 +57,22 @@ def tiny_model_dir(critic: bool = True) -> Path:
     return _cache[key]
 
 
+class FailsAfterFirstWindow:
+    """The real model, whose story breaks after its first window (as a GPU running out of memory would)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def stream(self, timeline, **kwargs):
+        for i, chunk in enumerate(self._model.stream(timeline, **kwargs)):
+            if i == 1:
+                raise RuntimeError("CUDA out of memory (simulated)")
+            yield chunk
+
+
 class OutboundTrap:
     """A local 'proxy' that answers every request with 403 and remembers its first line (CONNECT host, GET url)."""
 

@@ -1,6 +1,6 @@
 """The demo: its back-end called directly (phenaki.demo.stories, startup, phenaki.media), and `python app.py` on a
-free port driven with gradio_client. All on the tiny random model (32x32 frames). The page built in-process
-(phenaki.demo.ui, phenaki.demo.app) is tests/test_demo_ui.py."""
+free port driven with gradio_client. All on the tiny random model (32x32 frames), but one test that serves the
+bundled weights/ model. The page built in-process (phenaki.demo.ui, phenaki.demo.app) is tests/test_demo_ui.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-from app_server import ROOT, FailsAfterFirstWindow, app_env, client, tiny_model_dir
+from app_server import ROOT, AppServer, FailsAfterFirstWindow, app_env, client, tiny_model_dir
 from PIL import Image
 
 from phenaki import Phenaki, media
@@ -448,3 +448,20 @@ def test_app_makes_no_outside_calls(server):
     assert "Running on local URL" in server.log() and "public link" not in server.log().lower().replace(
         "to create a public link, set `share=true` in `launch()`.", "")
 
+
+@pytest.mark.bundled_model
+def test_the_bundled_model_is_served_by_default():
+    """The one server test on the bundled weights/ model (the others serve the tiny random model: they test the
+    plumbing). `python app.py` without PHENAKI_MODEL, as `bash scripts/demo.sh` starts it, makes a one-second
+    story through the API."""
+    server = AppServer(None, timeout=180)
+    try:
+        assert "model weights/ (bundled) on cpu" in server.log()
+        *_, status, video, mp4, gif, seed = client(server).predict(
+            table([["a red circle moves right", 1]]), 2, 1.0, 0.0, 3.0, 0, api_name="/generate")
+        assert "Done" in status and "8/8 frames" in status and seed == 0
+        frames = read_frames(mp4)
+        assert frames.shape == (8, 512, 512, 3)  # the bundled model's 64x64 frames, upscaled 8x
+        assert server.trap.hits == [] and "Traceback" not in server.log(), server.log()
+    finally:
+        server.stop()

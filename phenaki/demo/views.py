@@ -1,4 +1,4 @@
-"""Looking inside the model: the demo's Inspect tab without Gradio (`app.py` is only its view), so tests call it.
+"""Looking inside the model: the demo's Inspect tab without Gradio (`ui_inspect.py` is its view), so tests call it.
 
 - Decoding, step by step: `trace_decoding` makes one window exactly as `Phenaki.sample` does (same seed, same
   generator draws) and keeps every MaskGIT step: tokens still masked, filled, sent back by the critic, the score

@@ -1,6 +1,7 @@
 """Helpers for the demo tests: a tiny random model saved to a folder, and `python app.py` started on a free local
-port with that model, with an outbound-connection trap as its HTTP(S) proxy so that any call to an outside
-server is recorded. One server is shared by the whole test session (started on first use)."""
+port with that model (or, for the one test of the bundled model, without PHENAKI_MODEL), with an
+outbound-connection trap as its HTTP(S) proxy so that any call to an outside server is recorded. One server on the
+tiny model is shared by the whole test session (started on first use)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,22 @@ def tiny_model_dir(critic: bool = True) -> Path:
     return _cache[key]
 
 
+class FailsAfterFirstWindow:
+    """The real model, whose story breaks after its first window (as a GPU running out of memory would)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def stream(self, timeline, **kwargs):
+        for i, chunk in enumerate(self._model.stream(timeline, **kwargs)):
+            if i == 1:
+                raise RuntimeError("CUDA out of memory (simulated)")
+            yield chunk
+
+
 class OutboundTrap:
     """A local 'proxy' that answers every request with 403 and remembers its first line (CONNECT host, GET url)."""
 
@@ -92,15 +109,17 @@ class OutboundTrap:
 
 
 class AppServer:
-    """`python app.py` on a free port; `url`, `log()`, `runs()` (the per-request folders it made), `stop()`."""
+    """`python app.py` on a free port; `url`, `log()`, `runs()` (the per-request folders it made), `stop()`.
+    `model_dir` None: no PHENAKI_MODEL, so the app serves the bundled weights/ (as `bash scripts/demo.sh` does)."""
 
-    def __init__(self, model_dir: str | os.PathLike, timeout: float = 120, **env: str):
+    def __init__(self, model_dir: str | os.PathLike | None, timeout: float = 120, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.tmp = Path(tempfile.mkdtemp(prefix="phenaki-app-"))
         self.trap = OutboundTrap()
         proxy = self.trap.url
-        self.env = app_env(PHENAKI_MODEL=str(model_dir), GRADIO_SERVER_PORT=str(self.port), TMPDIR=str(self.tmp),
+        model = {} if model_dir is None else {"PHENAKI_MODEL": str(model_dir)}
+        self.env = app_env(**model, GRADIO_SERVER_PORT=str(self.port), TMPDIR=str(self.tmp),
                             HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy,
                             https_proxy=proxy, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
                             **env)

@@ -19,6 +19,11 @@ torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bundled_model: serves the bundled weights/ model (every other demo test "
+                                       "serves a tiny random one)")
+
+
 def tiny_phenaki(seed: int = 0, critic: bool = True, **overrides) -> Phenaki:
     """A randomly initialised tiny model (32x32 frames, 17-frame windows): real code, test-sized."""
     torch.manual_seed(seed)

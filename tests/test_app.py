@@ -1,12 +1,11 @@
-"""The demo: its generation logic called directly (phenaki/demo.py), the view module imported in-process, and
-`python app.py` on a free port driven with gradio_client. All on the tiny random model (32x32 frames)."""
+"""The demo: its back-end called directly (phenaki.demo.stories, startup, phenaki.media), and `python app.py` on a
+free port driven with gradio_client. All on the tiny random model (32x32 frames), but one test that serves the
+bundled weights/ model. The page built in-process (phenaki.demo.ui, phenaki.demo.app) is tests/test_demo_ui.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-from app_server import ROOT, app_env, client, tiny_model_dir
+from app_server import ROOT, AppServer, FailsAfterFirstWindow, app_env, client, tiny_model_dir
 from PIL import Image
 
 from phenaki import Phenaki, media
@@ -265,22 +264,6 @@ def test_stop_file_ends_the_story_between_windows_and_keeps_the_frames(model, tm
     assert len(updates) == 1 and updates[0].stopped and updates[0].video is None and updates[0].frames_done == 0
 
 
-class FailsAfterFirstWindow:
-    """The real model, whose story breaks after its first window (as a GPU running out of memory would)."""
-
-    def __init__(self, model):
-        self._model = model
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def stream(self, timeline, **kwargs):
-        for i, chunk in enumerate(self._model.stream(timeline, **kwargs)):
-            if i == 1:
-                raise RuntimeError("CUDA out of memory (simulated)")
-            yield chunk
-
-
 def test_failure_mid_story_keeps_the_frames_made(model, tmp_path):
     updates = list(logic.generate_story(FailsAfterFirstWindow(model), logic.parse_timeline(TWO_SCENES),
                                         settings(), tmp_path))
@@ -308,7 +291,7 @@ def test_gpu_duration_estimate_grows_with_the_story(model):
     assert logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=64)) == 120  # clamped
 
 
-# ---- start-up, examples, the view module ----------------------------------------------------------------------
+# ---- start-up, examples ------------------------------------------------------------------------------------
 
 
 def test_model_source_and_missing_model_message(tmp_path):
@@ -361,110 +344,6 @@ def test_examples_are_valid_shapes_world_timelines():
         assert example.timeline[0][0].startswith("a ")
         for prompt, _ in example.timeline[1:]:  # later scenes continue the same object
             assert prompt.startswith("the ") and parse_caption(prompt)[:2] == (colour, shape)
-
-
-@pytest.fixture(scope="module")
-def app_module(tmp_path_factory):
-    """app.py imported in-process on a model without a Token Critic, 2 generations at once, a queue of 5."""
-    saved = dict(os.environ)
-    os.environ.update(PHENAKI_MODEL=str(tiny_model_dir(critic=False)), PHENAKI_DEVICE="cpu",
-                      PHENAKI_CONCURRENCY="2", PHENAKI_QUEUE_SIZE="5")
-    try:
-        namespace = runpy.run_path(str(ROOT / "app.py"), run_name="phenaki_app")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    yield namespace
-    shutil.rmtree(namespace["RUNS"], ignore_errors=True)
-
-
-def test_view_greys_out_critic_without_a_critic_and_shows_the_model(app_module):
-    critic = app_module["critic"]
-    assert critic.interactive is False and "no Token Critic" in critic.info
-    info = app_module["demo"].config
-    text = json.dumps(info, ensure_ascii=False)
-    assert "32×32 px" in text and "8 fps" in text and "cpu" in text
-    names = {d.get("api_name") for d in info["dependencies"]}
-    assert {"generate", "stop"} <= names
-    generate = next(d for d in info["dependencies"] if d.get("api_name") == "generate")
-    assert [app_module["demo"].blocks[i].label for i in generate["inputs"]] == [
-        "Timeline", "Steps", "Temperature", "Critic strength", "Guidance scale", "Seed (-1: random)",
-        "Refinement passes"]
-    assert app_module["examples_block"].cache_examples is False  # nothing is generated at start-up
-    demo = app_module["demo"]
-    generate_fn = next(f for f in demo.fns.values() if f.api_name == "generate")
-    assert generate_fn.queue and generate_fn.concurrency_limit == 2 and demo._queue.max_size == 5
-    launch = app_module["LAUNCH"]
-    assert launch["share"] is False and "GoogleFont" not in repr(launch["theme"]._font)
-
-
-def test_view_generate_function_directly(app_module):
-    import gradio as gr
-
-    generate = app_module["generate"]
-    with pytest.raises(gr.Error, match="no Token Critic"):
-        next(generate({"headers": ["prompt", "seconds"], "data": [["a red circle", 1]]}, 2, 1, 0.5, 3, 0, 2, None))
-    with pytest.raises(gr.Error, match="row 1 has no prompt"):
-        next(generate({"headers": ["prompt", "seconds"], "data": [["", 1]]}, 2, 1, 0, 3, 0, 2, None))
-    outputs = list(generate({"headers": ["prompt", "seconds"], "data": [["a red circle moves right", "1"]]},
-                            "2", "1", "0", "3", "7", "1", None))
-    assert len(outputs) >= 3 and all(len(o) == 7 for o in outputs)
-    assert outputs[0][2].count("Starting") == 1 and outputs[1][1].endswith(".png")
-    live, sheet, status, video, mp4, gif, seed = outputs[-1]
-    assert "Done" in status and seed == 7 and video == mp4 and count_frames(mp4) == 8 and gif.endswith(".gif")
-
-
-def test_view_failure_mid_story_shows_the_error_and_keeps_the_frames(app_module):
-    generate = app_module["generate"]
-    model = generate.__globals__["MODEL"]
-    generate.__globals__["MODEL"] = FailsAfterFirstWindow(model)
-    try:  # outside a request gr.Warning becomes a Python warning; in the browser, a message next to the frames
-        with pytest.warns(UserWarning, match="failed in scene 1: RuntimeError: CUDA out of memory"):
-            outputs = list(generate({"headers": ["prompt", "seconds"], "data": TWO_SCENES}, 2, 1, 0, 3, 1, 2, None))
-    finally:
-        generate.__globals__["MODEL"] = model
-    live, sheet, status, video, mp4, gif, seed = outputs[-1]
-    assert "Failed in scene 1/2" in status and "CUDA out of memory (simulated)" in status
-    assert "16/32 frames" in status and count_frames(mp4) == 16 and sheet.endswith(".png") and seed == 1
-
-
-SPACES_STUB = """
-calls = []
-
-
-def GPU(task=None, *, duration=None, size=None):
-    def wrap(fn):
-        def wrapped(*args, **kwargs):
-            calls.append(duration(*args, **kwargs) if callable(duration) else duration)
-            yield from fn(*args, **kwargs)
-        wrapped.zerogpu = None
-        return wrapped
-    return wrap(task) if callable(task) else wrap
-"""
-
-
-def test_zero_gpu_wraps_the_generation_with_a_duration_from_the_request(tmp_path):
-    """With the `spaces` package present, the GPU part is wrapped by spaces.GPU(duration=<a function of the
-    call>); here a stand-in for the package (the real one is only active on a ZeroGPU Space) records the calls."""
-    (tmp_path / "spaces").mkdir()
-    (tmp_path / "spaces" / "__init__.py").write_text(SPACES_STUB)
-    saved_env, saved_path = dict(os.environ), list(sys.path)
-    os.environ.update(PHENAKI_MODEL=str(tiny_model_dir()), PHENAKI_DEVICE="cpu")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        namespace = runpy.run_path(str(ROOT / "app.py"), run_name="phenaki_app_zero_gpu")
-        spaces = sys.modules["spaces"]
-        assert hasattr(namespace["_story"], "zerogpu")
-        outputs = list(namespace["generate"]({"headers": ["prompt", "seconds"], "data": [["a red circle", 1]]},
-                                             1, 1, 0, 3, 0, 2, None))
-        assert "Done" in outputs[-1][2]
-        assert len(spaces.calls) == 1 and isinstance(spaces.calls[0], int) and 30 <= spaces.calls[0] <= 120
-    finally:
-        sys.modules.pop("spaces", None)
-        sys.path[:] = saved_path
-        os.environ.clear()
-        os.environ.update(saved_env)
-    shutil.rmtree(namespace["RUNS"], ignore_errors=True)
 
 
 # ---- the running app, through gradio_client -------------------------------------------------------------------
@@ -568,3 +447,21 @@ def test_app_makes_no_outside_calls(server):
     assert server.trap.hits == []
     assert "Running on local URL" in server.log() and "public link" not in server.log().lower().replace(
         "to create a public link, set `share=true` in `launch()`.", "")
+
+
+@pytest.mark.bundled_model
+def test_the_bundled_model_is_served_by_default():
+    """The one server test on the bundled weights/ model (the others serve the tiny random model: they test the
+    plumbing). `python app.py` without PHENAKI_MODEL, as `bash scripts/demo.sh` starts it, makes a one-second
+    story through the API."""
+    server = AppServer(None, timeout=180)
+    try:
+        assert "model weights/ (bundled) on cpu" in server.log()
+        *_, status, video, mp4, gif, seed = client(server).predict(
+            table([["a red circle moves right", 1]]), 2, 1.0, 0.0, 3.0, 0, api_name="/generate")
+        assert "Done" in status and "8/8 frames" in status and seed == 0
+        frames = read_frames(mp4)
+        assert frames.shape == (8, 512, 512, 3)  # the bundled model's 64x64 frames, upscaled 8x
+        assert server.trap.hits == [] and "Traceback" not in server.log(), server.log()
+    finally:
+        server.stop()

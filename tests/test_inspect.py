@@ -1,4 +1,4 @@
-"""The Inspect tab: `phenaki/inspect.py` called directly on the tiny random model (32x32 frames, 17-frame windows of
+"""The Inspect tab: `phenaki.demo.views` called directly on the tiny random model (32x32 frames, 17-frame windows of
 9x4x4 tokens), and its named endpoints on the running app (tests/app_server.py) driven with gradio_client."""
 
 from __future__ import annotations

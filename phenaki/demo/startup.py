@@ -1,32 +1,54 @@
 """What the demo does before it serves: which model (PHENAKI_MODEL / PHENAKI_REVISION, else the bundled
 `weights/`), on which device (PHENAKI_DEVICE, else the GPU when there is one), with how many CPU threads
 (PHENAKI_THREADS), its one-line description, and the example timelines. Failures become one `StartupError` whose
-message says what to do."""
+message says what to do.
+
+The bundled folders (`weights/`, `examples/`) live in the repository next to `phenaki/`; an installed package has
+neither, so `bundled` also looks in the working directory (a checkout, or a Space's folder)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from .stories import InputError, parse_timeline
 
 ENV_MODEL, ENV_REVISION, ENV_DEVICE = "PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE"
 ENV_THREADS = "PHENAKI_THREADS"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DEFAULT_MODEL_DIR = "weights"
+DEFAULT_MODEL_DIR, EXAMPLES_DIR = "weights", "examples"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding phenaki/: the repository, in a checkout
 
 
 class StartupError(RuntimeError):
     """The demo cannot start (no model); the message says what to do."""
 
 
-def model_source(environ: Mapping[str, str] = os.environ, default: str | os.PathLike = DEFAULT_MODEL_DIR
+def bundled(name: str, package_root: str | os.PathLike = PACKAGE_ROOT, cwd: str | os.PathLike | None = None
+            ) -> Path | None:
+    """The repository's `name` folder: next to the `phenaki` package (a checkout, or an editable install), else in
+    the working directory (a package installed elsewhere, run from a checkout); None when neither has it."""
+    for folder in (Path(package_root) / name, Path(cwd or Path.cwd()) / name):
+        if folder.is_dir():
+            return folder.resolve()
+    return None
+
+
+def model_source(environ: Mapping[str, str] = os.environ, default: str | os.PathLike | None = DEFAULT_MODEL_DIR
                  ) -> tuple[str, str | None]:
-    """(PHENAKI_MODEL or the default folder, PHENAKI_REVISION or None)."""
-    name = (environ.get(ENV_MODEL) or "").strip() or str(default)
+    """(PHENAKI_MODEL or the default folder, PHENAKI_REVISION or None). With neither (`default` None: no bundled
+    model was found), StartupError saying where it looked and what to set."""
+    name = (environ.get(ENV_MODEL) or "").strip() or (str(default) if default is not None else "")
+    if not name:
+        raise StartupError(
+            f"No Phenaki model found: {ENV_MODEL} is not set, and there is no {DEFAULT_MODEL_DIR}/ folder next to "
+            f"the phenaki package ({PACKAGE_ROOT}; an installed package does not include the repository's bundled "
+            f"model) or in the working directory ({Path.cwd()}). Set {ENV_MODEL} to a Phenaki model folder or a "
+            f"Hugging Face Hub repo id ({ENV_REVISION} pins a revision), or start the demo in a folder that has "
+            f"{DEFAULT_MODEL_DIR}/.")
     revision = (environ.get(ENV_REVISION) or "").strip() or None
     return name, revision
 

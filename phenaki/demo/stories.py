@@ -1,4 +1,4 @@
-"""What the browser demo (`app.py`) does, without Gradio: so that it can be tested, and reused by other front ends.
+"""What the demo's Generate tab does, without Gradio: so that it can be tested, and reused by other front ends.
 
 - `parse_timeline` / `parse_settings` turn what the UI or an API caller sent (a table, strings, numbers) into a
   checked timeline and sampling settings, or raise `InputError` with a message for the user.

@@ -1,14 +1,29 @@
-"""The demo's Inspect tab: how a video is made. Each view is also a named API endpoint (see `app.py`).
+"""The demo's Inspect tab: how a video is made. Each view is also a named API endpoint:
 
-The work is done by `phenaki/inspect.py`; this module is its layout and wiring, built inside the app's Blocks.
+- `/inspect_steps` (prompt, frames, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) ->
+  (step images, per-step table, MP4 of the window, summary);
+- `/inspect_tokenizer` (video file or None, shapes-world clip seed) -> (original | reconstruction MP4, PSNR per
+  frame, token grid image, summary);
+- `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength, guidance_scale, baseline_guidance,
+  refine_passes) -> (MP4 of the seeds, MP4 of the two guidance scales, frames sheet, read-back table, summary).
+
+refine_passes comes last and may be left out (default 1). The work is done by `phenaki.demo.views`, through
+`DemoContext.view` (on ZeroGPU, in a GPU worker process); this module is its layout and wiring, built inside
+`phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
 
+import shutil
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
-from phenaki.demo import stories as logic
-from phenaki.demo import views as inspecting
+from . import stories as logic
+from . import views as inspecting
+
+if TYPE_CHECKING:
+    from .ui import DemoContext
 
 
 def _table(rows, columns):
@@ -18,11 +33,24 @@ def _table(rows, columns):
 
 
 class InspectViews:
-    """The event handlers. `run_view(view, request, *args)` is the app's: it runs a `phenaki.demo.views` view in a
-    per-request folder (on the GPU where there is one) and turns bad input into a message."""
+    """The event handlers, over one `DemoContext`."""
 
-    def __init__(self, run_view):
-        self.run_view = run_view
+    def __init__(self, ctx: DemoContext):
+        self.ctx = ctx
+
+    def run_view(self, view, request, *args):
+        """Runs a `phenaki.demo.views` view in a fresh per-request folder (on the GPU where there is one); bad
+        input is a message and leaves nothing behind."""
+        run_dir = self.ctx.sessions.new_run(request)
+        try:
+            return self.ctx.view(view, str(run_dir), *args)
+        except logic.InputError as error:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
+        except Exception as error:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise gr.Error(f"The inspection failed: {type(error).__name__}: {error}", title="Inspection failed") \
+                from error
 
     def inspect_steps(self, prompt, frames, steps, temperature, critic_strength, guidance_scale, seed,
                       refine_passes, request: gr.Request):
@@ -74,9 +102,10 @@ def first_step(gallery):
             *show_step(gallery, 1))
 
 
-def inspect_tab(model, run_view, concurrency: int) -> None:
-    """Builds the tab's views inside the current `gr.Tab`; they queue with the generations (one model)."""
-    views = InspectViews(run_view)
+def inspect_tab(ctx: DemoContext) -> InspectViews:
+    """Builds the tab's views inside the current `gr.Tab` and wires them; they queue with the generations (one
+    model). Returns the handlers."""
+    views, model = InspectViews(ctx), ctx.model
     gr.Markdown("See what the model does: MaskGIT filling a window token by token, the C-ViViT tokenizer on a "
                 "video of yours, and how the seed and the guidance scale change a clip.")
 
@@ -164,7 +193,7 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
                                          elem_id="cmp-table")
     # raw values (preprocess=False): phenaki.demo.views checks them, API callers may send strings; one model, so
     # these queue with the generations
-    shared = dict(concurrency_limit=concurrency, concurrency_id="generate", preprocess=False)
+    shared = dict(concurrency_limit=ctx.concurrency, concurrency_id="generate", preprocess=False)
     decoded = steps_btn.click(views.inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed,
                                                     steps_refine],
                               [steps_gallery, steps_table, steps_video, steps_summary], api_name="inspect_steps",
@@ -178,4 +207,4 @@ def inspect_tab(model, run_view, concurrency: int) -> None:
     cmp_btn.click(views.compare_seeds, [cmp_prompt, cmp_seeds, *cmp_settings, cmp_baseline, cmp_refine],
                   [cmp_seeds_video, cmp_guidance_video, cmp_sheet, cmp_table, cmp_summary],
                   api_name="compare_seeds", **shared)
-
+    return views

@@ -1,4 +1,4 @@
-"""Looking inside the model: the demo's Inspect tab without Gradio (`app.py` is only its view), so tests call it.
+"""Looking inside the model: the demo's Inspect tab without Gradio (`ui_inspect.py` is its view), so tests call it.
 
 - Decoding, step by step: `trace_decoding` makes one window with `Phenaki.sample` and its `on_step` callback
   (same seed, same generator draws, same frames as without it) and keeps every MaskGIT step: tokens still masked,

@@ -1,7 +1,7 @@
 """Measures a model on held-out shapes-world seeds: the figures of the default model's card.
 
-    python -m phenaki.shapes.eval weights            # prints a table, writes weights/eval.json
-    python -m phenaki.shapes.eval weights --card     # and writes the model card, weights/README.md (phenaki/card.py)
+    phenaki eval weights            # prints a table, writes weights/eval.json
+    phenaki eval weights --card     # and writes the model card, weights/README.md (phenaki/shapes/card.py)
 
 - tokenizer: PSNR of reconstructions, and whether `describe` reads the same colour, shape and motion back;
 - text control: colour, shape and motion of clips sampled from random captions;
@@ -101,7 +101,7 @@ def evaluate(model: Phenaki, clips: int = 200, samples: int = 100, stories: int 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m phenaki.shapes.eval", description=__doc__,
+    parser = argparse.ArgumentParser(prog="phenaki eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a model folder or Hub repo id")
     parser.add_argument("--clips", type=int, default=200)

@@ -1,8 +1,9 @@
 """Trainers, on Hugging Face accelerate: the same command runs on a CPU, a GPU, or many with `accelerate launch`.
 
-    python -m phenaki.training.trainer tokenizer   --preset shapes --steps 6000 --out runs/tokenizer
-    python -m phenaki.training.trainer transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
-    python -m phenaki.training.trainer decoder     --model runs/phenaki/final --steps 2000 --out runs/decoder   # optional
+    phenaki train tokenizer   --preset shapes --steps 6000 --out runs/tokenizer
+    phenaki train transformer --tokenizer runs/tokenizer/final --steps 8000 --out runs/phenaki
+    phenaki train decoder     --model runs/phenaki/final --steps 2000 --out runs/decoder   # optional
+    accelerate launch -m phenaki train transformer ...                    # several GPUs or machines
 
 Stage 1 trains C-ViViT; stage 2 trains MaskGit (+ critic, + the byte text encoder) on the frozen tokenizer, or,
 with `--model` instead of `--tokenizer`, trains a finished model's transformers further (`--local-mixers`: first
@@ -339,7 +340,7 @@ STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m phenaki.training.trainer", description=__doc__,
+    parser = argparse.ArgumentParser(prog="phenaki train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=list(STAGES))
     parser.add_argument("--preset", default="shapes", help="model size (phenaki/presets.py)")

@@ -244,8 +244,8 @@ def report(data: dict) -> str:
               "`PHENAKI_THREADS` to choose). Interleaved, 15 presses each: first frames 2.0-2.8 s with 1 thread, "
               "2.2-4.2 s with 2. The table above gives, as seen from the page, when the story started on the "
               "server and when the first window's status arrived.", "",
-              "On a GPU: not measured here (no GPU on this machine). `python bench/gpu.py` measures the sampler at "
-              "the paper's size (1.8 B parameters, 1536 tokens, 48 steps with guidance, 5 context frames) in "
-              "seconds per new frame, for fp32, bf16 autocast (the library's default on CUDA), bf16 weights and "
-              "`torch.compile`; see bench/README.md.", ""]
+              "On a GPU: `python bench/gpu.py` measures the sampler at the paper's size (1.8 B parameters, 1536 "
+              "tokens, 48 steps with guidance, 5 context frames) in seconds per new frame, for fp32, bf16 autocast "
+              "(the library's default on CUDA), bf16 weights and `torch.compile`; see bench/README.md. Measured on "
+              "an NVIDIA H200: [RESULTS-gpu.md](RESULTS-gpu.md).", ""]
     return "\n".join(lines)

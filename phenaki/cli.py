@@ -13,6 +13,7 @@ Exit status: 0 done; 1 an input or the model is unusable (one line on stderr say
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import secrets
@@ -114,41 +115,7 @@ def _add_generate(commands) -> None:
     gen.add_argument(
         "--seed", type=int, metavar="N", help="makes the same video again (default: a random one, printed)"
     )
-    gen.add_argument(
-        "--steps",
-        type=int,
-        metavar="N",
-        default=_DEFAULTS.steps,
-        help="parallel decoding steps per window (default %(default)s)",
-    )
-    gen.add_argument(
-        "--temperature",
-        type=float,
-        metavar="T",
-        default=_DEFAULTS.temperature,
-        help="choice noise at the first step, annealed to 0 (default %(default)s)",
-    )
-    gen.add_argument(
-        "--guidance-scale",
-        type=float,
-        metavar="G",
-        default=_DEFAULTS.guidance_scale,
-        help="classifier-free guidance; 1: none (default %(default)s)",
-    )
-    gen.add_argument(
-        "--critic-strength",
-        type=float,
-        metavar="C",
-        default=_DEFAULTS.critic_strength,
-        help="0-1: how much the Token Critic decides what to redraw (default %(default)s)",
-    )
-    gen.add_argument(
-        "--refine-passes",
-        type=int,
-        metavar="K",
-        default=_DEFAULTS.refine_passes,
-        help="refinement passes after the parallel steps; 0: off (default %(default)s)",
-    )
+    _add_sampling_options(gen)
     gen.add_argument(
         "--scale",
         type=int,
@@ -157,6 +124,16 @@ def _add_generate(commands) -> None:
         f"{DISPLAY_SIZE} pixels, as the demo shows them; 1: the model's own pixels)",
     )
     gen.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)")
+
+
+def _add_sampling_options(gen) -> None:
+    """--steps, --temperature, ... : one option per `SamplingSettings` field, with its default and help from there."""
+    for field in dataclasses.fields(SamplingSettings):
+        kind = int if field.metadata["integer"] else float
+        metavar = field.name.split("_")[0][0].upper() if kind is float else "N"
+        gen.add_argument(f"--{field.name.replace('_', '-')}", type=kind, metavar=metavar,
+                         default=getattr(_DEFAULTS, field.name),
+                         help=f"{field.metadata['help']} (default %(default)s)")
 
 
 # ---- generate ----------------------------------------------------------------------------------------------
@@ -275,13 +252,7 @@ def _load(name: str, args, device, timeline, settings: SamplingSettings):
 
 def _settings(args) -> SamplingSettings:
     """The sampling settings, checked before the model loads (whether it has a critic is checked after)."""
-    settings = SamplingSettings(
-        steps=args.steps,
-        temperature=args.temperature,
-        guidance_scale=args.guidance_scale,
-        critic_strength=args.critic_strength,
-        refine_passes=args.refine_passes,
-    )
+    settings = SamplingSettings(**{name: getattr(args, name) for name in SamplingSettings.names()})
     try:
         settings.validate(has_critic=True)
     except ValueError as error:
@@ -295,15 +266,7 @@ def _frames(model, timeline, total: int, settings: SamplingSettings, seed: int):
     from tqdm import tqdm
 
     chunks = []
-    stream = model.stream(
-        timeline,
-        steps=settings.steps,
-        temperature=settings.temperature,
-        guidance_scale=settings.guidance_scale,
-        critic_strength=settings.critic_strength,
-        refine_passes=settings.refine_passes,
-        seed=seed,
-    )
+    stream = model.stream(timeline, settings=settings, seed=seed)
     with tqdm(total=total, unit="frame", desc="generating", file=sys.stderr) as bar:
         for chunk in stream:
             chunks.append(chunk.frames)

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
-from . import stories as logic
-from .sessions import Sessions, default_runs_dir
+from .context import DemoContext
+from .sessions import default_runs_dir
 from .startup import Example, describe_model
 from .ui_generate import generate_tab
 from .ui_inspect import inspect_tab
-
-INSPECT_GPU_SECONDS = 60  # an Inspect view is one window (or a few seeds of one): well under a minute on a GPU
 
 CSS = """
 .pixelated img, .pixelated video { image-rendering: pixelated; }
@@ -38,47 +34,6 @@ CSS = """
 .story-status.error b { color: var(--error-text-color, #dc2626); }
 .story-status.done b { color: var(--color-green-600, #16a34a); }
 """
-
-
-def gpu_functions(model, gpu: Callable | None = None) -> tuple[Callable, Callable]:
-    """(story, view): the two parts of the demo that run the model.
-
-    `story(timeline, settings, run_dir, stop_file, live)` yields `stories.StoryUpdate`s; `view(view_fn, run_dir,
-    *args)` runs a `phenaki.demo.views` view. Both take and give picklable values (paths, numbers), because with
-    `gpu=spaces.GPU` (ZeroGPU) they run in a GPU worker process: a story asks for a duration estimated from its
-    request, a view for a minute. Without `gpu` they run here."""
-
-    def story(timeline, settings, run_dir, stop_file, live):
-        yield from logic.generate_story(model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live)
-
-    def seconds(timeline, settings, *args, **kwargs) -> int:
-        return logic.estimate_seconds(model, timeline, settings)
-
-    def view(view_fn, run_dir, *args):
-        return view_fn(model, run_dir, *args)
-
-    if gpu is not None:
-        story = gpu(duration=seconds)(story)
-        view = gpu(duration=INSPECT_GPU_SECONDS)(view)
-    return story, view
-
-
-@dataclass
-class DemoContext:
-    """What the tabs' event handlers share; `story` and `view` are made from `model` and `gpu`."""
-
-    model: Any
-    runs_dir: Path
-    concurrency: int = 1
-    live_preview: bool = True
-    gpu: Callable | None = None
-    sessions: Sessions = field(init=False)
-    story: Callable = field(init=False, repr=False)
-    view: Callable = field(init=False, repr=False)
-
-    def __post_init__(self):
-        self.sessions = Sessions(self.runs_dir)
-        self.story, self.view = gpu_functions(self.model, self.gpu)
 
 
 def can_stream_video() -> bool:

@@ -19,8 +19,8 @@ from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_inspect import refine_slider
 
 if TYPE_CHECKING:
+    from .context import DemoContext
     from .startup import Example
-    from .ui import DemoContext
 
 VIDEO_HEIGHT = 360
 

@@ -23,7 +23,7 @@ from . import stories as logic
 from . import views as inspecting
 
 if TYPE_CHECKING:
-    from .ui import DemoContext
+    from .context import DemoContext
 
 
 def _table(rows, columns):

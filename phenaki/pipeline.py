@@ -24,14 +24,15 @@ from .models.text import ByteTextEncoder, build_text_encoder
 from .objectives import critic_loss, drop_condition, maskgit_loss, random_mask
 from .sampling import SamplingSettings, StepState, sample_tokens
 from .serialization import (
+    CONFIG_VERSION,
     WEIGHTS_NAME,
+    check_config_version,
     load_weights,
     read_config,
     save_weights,
     write_config,
 )
-
-CONFIG_VERSION = 1  # the format of config.json; a config without "version" is the first
+from .window_fixes import grid_fix, window_fix
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Phenaki(nn.Module):
         if self.window_latent_frames < 2:
             raise ValueError(f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
                              f"{self.frame_tokens} tokens at frame size {height}x{width} (patch_size "
-                             f"{cvivit.patch_size}): " + _window_fix(maskgit, cvivit.patch_size, (height, width)))
+                             f"{cvivit.patch_size}): " + window_fix(maskgit, cvivit.patch_size, (height, width)))
         self.window_frames = cvivit.num_frames(self.window_latent_frames)
         window_grid = [self.window_latent_frames, *self.grid]
         for name, model in (("maskgit", maskgit), ("critic", critic)):
@@ -76,7 +77,7 @@ class Phenaki(nn.Module):
             if grid is not None and list(grid) != window_grid:
                 raise ValueError(f"{name} position_grid {list(grid)} differs from the window's token grid "
                                  f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}: "
-                                 + _grid_fix(name, grid, window_grid, cvivit.patch_size))
+                                 + grid_fix(name, grid, window_grid, cvivit.patch_size))
         cvivit.latent_frames(prime_frames)  # must fit the temporal patching
         if prime_frames >= self.window_frames:
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
@@ -328,49 +329,6 @@ class Phenaki(nn.Module):
         from .hub import push_to_hub
 
         return push_to_hub(self.save_pretrained, repo_id, **kwargs)
-
-
-def _frame_size_arg(height: int, width: int) -> str:
-    return f"frame_size={height}" if height == width else f"frame_size=({height}, {width})"
-
-
-def _window_fix(maskgit: MaskGit, patch: int, frame_size: tuple[int, int]) -> str:
-    """What makes a window of 2+ latent frames fit MaskGit: the frame size its position_grid was built for, or the
-    largest of frame_size / 2, / 4, ... in whole patches that fits; or a longer max_seq_len."""
-    tokens = (frame_size[0] // patch) * (frame_size[1] // patch)  # a latent frame's
-    grid = maskgit.config.get("position_grid")
-    longer = f"raise max_seq_len to at least {2 * tokens}" + (" (and position_grid with it)" if grid else "")
-    if grid is not None:  # (latent frames, rows, columns)
-        return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (a window of {grid[0]} latent frames), "
-                f"or {longer}") if grid[0] >= 2 else longer
-    height, width = frame_size
-    while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= patch:
-        height, width = height // 2, width // 2
-        latent = maskgit.max_seq_len // ((height // patch) * (width // patch))
-        if height % patch == 0 and width % patch == 0 and latent >= 2:
-            return (f"pass {_frame_size_arg(height, width)} (a window of {latent} latent frames) or smaller, "
-                    f"or {longer}")
-    return longer
-
-
-def _grid_fix(name: str, grid, window_grid: list[int], patch: int) -> str:
-    """What makes a model's position_grid and the window's token grid agree: the frame size the grid was built for,
-    or a model built for this window (its max_seq_len is its grid's product)."""
-    rebuild = f"position_grid={window_grid}"
-    if math.prod(window_grid) != math.prod(grid):
-        rebuild = f"max_seq_len={math.prod(window_grid)} and {rebuild}"
-    return (f"pass {_frame_size_arg(grid[1] * patch, grid[2] * patch)} (the frames that grid was built for at "
-            f"patch_size {patch}), or build {name} with {rebuild}")
-
-
-def check_config_version(config: dict) -> None:
-    """ValueError unless this code reads the config's format (a missing version is 1)."""
-    version = config.get("version", 1)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"the config's version must be a positive integer, got {version!r}")
-    if version > CONFIG_VERSION:
-        raise ValueError(f"this model's config is format version {version}, newer than version {CONFIG_VERSION} "
-                         f"that this phenaki reads: upgrade phenaki (pip install -U phenaki) to load it")
 
 
 def _located(on_step, window: int, segment: int):

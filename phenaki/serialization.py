@@ -1,5 +1,6 @@
 """A model on disk: weights in one safetensors file, checked key by key and shape by shape against the model (no
-pickle); its `config.json`; the `training.json` record a trainer leaves beside it."""
+pickle); its `config.json` (and `check_config_version`: whether this code reads its format); the `training.json`
+record a trainer leaves beside it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 CONFIG_NAME, WEIGHTS_NAME, TRAINING_RECORD_NAME = "config.json", "model.safetensors", "training.json"
+CONFIG_VERSION = 1  # the format of config.json; a config without "version" is the first
 
 
 def _unique_state(model: nn.Module, skip_prefixes: tuple[str, ...]) -> tuple[dict, dict]:
@@ -85,6 +87,16 @@ def read_config(folder: str | Path, *, tokenizer_only: bool = False) -> dict:
     if not tokenizer_only and not (isinstance(config, dict) and "cvivit" in config and "maskgit" in config):
         raise ValueError(f"{path} is not a Phenaki config (needs 'cvivit' and 'maskgit' sections)")
     return config
+
+
+def check_config_version(config: dict) -> None:
+    """ValueError unless this code reads the config's format (a missing version is 1)."""
+    version = config.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"the config's version must be a positive integer, got {version!r}")
+    if version > CONFIG_VERSION:
+        raise ValueError(f"this model's config is format version {version}, newer than version {CONFIG_VERSION} "
+                         f"that this phenaki reads: upgrade phenaki (pip install -U phenaki) to load it")
 
 
 def read_training_record(folder: str | Path) -> dict | None:

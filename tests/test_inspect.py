@@ -1,5 +1,6 @@
-"""The Inspect tab: `phenaki.demo.views` called directly on the tiny random model (32x32 frames, 17-frame windows of
-9x4x4 tokens), and its named endpoints on the running app (tests/app_server.py) driven with gradio_client."""
+"""The Inspect tab: `phenaki.demo.views` and `views_tokenizer` called directly on the tiny random model (32x32
+frames, 17-frame windows of 9x4x4 tokens), and its named endpoints on the running app (tests/app_server.py) driven
+with gradio_client."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from phenaki import Phenaki, media
 from phenaki.demo import views as insp
+from phenaki.demo import views_tokenizer as insp_tok
 from phenaki.demo.stories import InputError
 from phenaki.sampling import masked_count
 from phenaki.shapes import world
@@ -138,12 +140,12 @@ def test_step_image_draws_masked_filled_and_the_heat_map(model):
 
 
 def test_tokenizer_on_a_shapes_world_clip(model):
-    frames, caption = insp.world_clip(model, 4)
+    frames, caption = insp_tok.world_clip(model, 4)
     source, expected_caption, _ = world.random_clip(4, 17)
     assert caption == expected_caption and frames.shape == (17, 32, 32, 3)
     resized = media.resize_video(torch.from_numpy(source).permute(3, 0, 1, 2).float() / 255, (32, 32))
     assert np.abs(frames.astype(int) - as_uint8(resized[None])).max() <= 1
-    tok = insp.tokenize(model, frames)
+    tok = insp_tok.tokenize(model, frames)
     video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 255
     ids = model.cvivit.encode(video)
     assert np.array_equal(tok.ids, ids[0].numpy()) and tok.ids.shape == (9, 4, 4)
@@ -151,14 +153,14 @@ def test_tokenizer_on_a_shapes_world_clip(model):
     mse = ((frames / 255.0 - tok.recon / 255.0) ** 2).mean(axis=(1, 2, 3))
     assert np.allclose(tok.psnr, 10 * np.log10(1 / mse))
     assert tok.used == len(np.unique(tok.ids)) and tok.codebook == 64 and 1 <= tok.perplexity <= tok.used
-    image = insp.render_tokens(tok, 8, 2)
+    image = insp_tok.render_tokens(tok, 8, 2)
     assert image.shape[0] > 4 * 128 and image.shape[1] > 9 * 128
 
 
 def test_uploads_are_cut_to_a_window_and_resized(model, tmp_path):
     long = moving_bar(40, 64, 96)
     media.write_mp4(tmp_path / "long.mp4", long, fps=8)
-    frames, notes = insp.read_video(tmp_path / "long.mp4", model)
+    frames, notes = insp_tok.read_video(tmp_path / "long.mp4", model)
     assert frames.shape == (17, 32, 32, 3)
     assert any("the first 17 frames are used" in n for n in notes) and any("96×64 to 32×32" in n for n in notes)
     decoded = read_frames(tmp_path / "long.mp4")[:17]
@@ -166,10 +168,10 @@ def test_uploads_are_cut_to_a_window_and_resized(model, tmp_path):
                                            (32, 32))[None])
     assert np.abs(frames.astype(int) - expected).max() <= 1  # centre crop to square, then area resize
     media.write_gif(tmp_path / "short.gif", moving_bar(10, 32, 32), fps=8)
-    frames, notes = insp.read_video(tmp_path / "short.gif", model)
+    frames, notes = insp_tok.read_video(tmp_path / "short.gif", model)
     assert frames.shape == (9, 32, 32, 3) and notes == ["10 frames cut to 9: the tokenizer takes 1 + 2·k frames"]
     Image.fromarray(moving_bar(1, 20, 20)[0, :, :, 0]).save(tmp_path / "grey.png")  # one grey image: one frame
-    frames, _ = insp.read_video(tmp_path / "grey.png", model)
+    frames, _ = insp_tok.read_video(tmp_path / "grey.png", model)
     assert frames.shape == (1, 32, 32, 3) and (frames[..., 0] == frames[..., 2]).all()
 
 
@@ -179,12 +181,12 @@ def test_bad_uploads_are_refused_with_a_reason(model, tmp_path):
     (tmp_path / "notes.txt").write_text("not a video")
     for name in ("noise.mp4", "empty.gif", "notes.txt"):
         with pytest.raises(InputError, match=f"could not read {re.escape(name)} as a video or an image"):
-            insp.read_video(tmp_path / name, model)
+            insp_tok.read_video(tmp_path / name, model)
     media.write_mp4(tmp_path / "big.mp4", moving_bar(5, 64, 96), fps=8)
     with pytest.raises(InputError, match=r"big\.mp4 is [\d.]+ MB; at most [\d.]+ MB is taken"):
-        insp.read_video(tmp_path / "big.mp4", model, max_bytes=1000)
+        insp_tok.read_video(tmp_path / "big.mp4", model, max_bytes=1000)
     with pytest.raises(InputError, match="frames of 96×64 px are too large"):
-        insp.read_video(tmp_path / "big.mp4", model, max_side=64)
+        insp_tok.read_video(tmp_path / "big.mp4", model, max_side=64)
 
 
 # ---- text control -------------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def test_views_take_api_strings_and_write_files(model, tmp_path):
     assert "**a red circle moves right** · seed 7" in steps.summary and "5×4×4 = 80 tokens" in steps.summary
     assert "2 steps, then 1 refinement pass (4 steps)" in steps.summary
     assert insp.steps_view(model, tmp_path / "b", PROMPT, 1, 1, 1, 0, 3, -1).seed >= 0  # -1: a random seed
-    tok = insp.tokenizer_view(model, tmp_path / "c", None, "4")
+    tok = insp_tok.tokenizer_view(model, tmp_path / "c", None, "4")
     assert read_frames(tok.video).shape[0] == 17 and [r[0] for r in tok.psnr] == list(range(17))
     assert [r[2] for r in tok.psnr] == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8]
     assert "shapes-world clip 4" in tok.summary and re.search(r"\*\*\d+ of 64 codebook entries", tok.summary)
@@ -253,7 +255,8 @@ def test_views_explain_bad_inputs_and_write_nothing(view, args, message, tmp_pat
     no_critic = tiny_phenaki(critic=False)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=re.escape(message)):
-        getattr(insp, f"{view}_view")(no_critic, out, *args)
+        {"steps": insp.steps_view, "tokenizer": insp_tok.tokenizer_view, "compare": insp.compare_view}[view](
+            no_critic, out, *args)
     assert not out.exists()
 
 
@@ -309,7 +312,7 @@ def test_api_tokenizer_on_an_upload_and_on_a_clip(server, model, tmp_path):
     assert "`clip.mp4`" in summary and "the first 17 frames are used" in summary and "of 64 codebook" in summary
     assert Image.open(grid).size[0] > 9 * 128
     served = Phenaki.from_pretrained(tiny_model_dir(), device="cpu")
-    expected = insp.tokenize(served, insp.world_clip(served, 3)[0])
+    expected = insp_tok.tokenize(served, insp_tok.world_clip(served, 3)[0])
     video, plot, grid, summary = c.predict(None, 3, api_name="/inspect_tokenizer")
     assert "shapes-world clip 3" in summary and f"**{expected.used} of 64 codebook entries" in summary
     assert np.allclose([r[1] for r in plot["data"]], expected.psnr, atol=0.01)

@@ -13,7 +13,7 @@ import torch
 from conftest import tiny_phenaki
 
 from phenaki import CViViT, MaskGit, Phenaki, SelfCritic, make_video
-from phenaki.pipeline import CONFIG_VERSION
+from phenaki.serialization import CONFIG_VERSION
 from phenaki.training.presets import preset
 
 PROMPT = "a red circle moves left"

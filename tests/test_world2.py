@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from phenaki.shapes import world2 as w
+from phenaki.shapes import world2_captions as wc
+from phenaki.shapes import world2_data as wdata
 from phenaki.shapes import world2_describe as wd
 from phenaki.shapes.world2 import COLOURS, HELD_OUT, MOTIONS, SHAPES, Scene, Thing
 
@@ -144,13 +146,13 @@ def test_two_objects_keep_clear_head_on():
 
 def test_random_clips_and_stories_keep_clear():
     for seed in range(60):
-        frames, _, scenes = w.random_story(seed, num_segments=4, frames_per_segment=12, num_objects=2)
+        frames, _, scenes = wdata.random_story(seed, num_segments=4, frames_per_segment=12, num_objects=2)
         assert state_gaps(states_of(frames, scenes[0])).min() >= 3
 
 
 def test_held_out_never_in_training_and_always_in_eval():
     rng = np.random.default_rng(0)
-    train = [w.random_scene(rng) for _ in range(2000)]
+    train = [wdata.random_scene(rng) for _ in range(2000)]
     pairs = [(t.colour, t.shape) for s in train for t in s]
     assert not set(pairs) & set(HELD_OUT) and len(set(pairs)) == 24
     assert 0.45 < np.mean([len(s) == 1 for s in train]) < 0.55
@@ -158,17 +160,17 @@ def test_held_out_never_in_training_and_always_in_eval():
     assert 0.45 < np.mean([t.size is not None for t in sizeable]) < 0.55
     assert {t.motion for s in train for t in s} == set(MOTIONS)
     for seed in range(300):
-        for caption in [w.random_clip(seed)[1], *w.random_story(seed, 2, 8)[1],
-                        w.make_example(seed, paraphrase_prob=0.0)["caption"]]:
-            assert not {(p.colour, p.shape) for p in w.parse_caption(caption)} & set(HELD_OUT), caption
+        for caption in [wdata.random_clip(seed)[1], *wdata.random_story(seed, 2, 8)[1],
+                        wdata.make_example(seed, paraphrase_prob=0.0)["caption"]]:
+            assert not {(p.colour, p.shape) for p in wc.parse_caption(caption)} & set(HELD_OUT), caption
     for held_out, n in [(True, 1), (True, 2), (True, None)]:
         for seed in range(100):
-            scene = w.random_clip(seed, 5, held_out=held_out)[2] if n is None else \
-                w.random_scene(np.random.default_rng(seed), held_out=held_out, num_objects=n)
+            scene = wdata.random_clip(seed, 5, held_out=held_out)[2] if n is None else \
+                wdata.random_scene(np.random.default_rng(seed), held_out=held_out, num_objects=n)
             assert {(t.colour, t.shape) for t in scene} & set(HELD_OUT)
-    anything = [w.random_scene(rng, held_out=None) for _ in range(500)]
+    anything = [wdata.random_scene(rng, held_out=None) for _ in range(500)]
     assert len({(t.colour, t.shape) for s in anything for t in s}) == 28
-    stories = [w.random_story(s, 2, 8, held_out=True)[2] for s in range(30)]
+    stories = [wdata.random_story(s, 2, 8, held_out=True)[2] for s in range(30)]
     assert all({(t.colour, t.shape) for t in s[0]} & set(HELD_OUT) for s in stories)
 
 
@@ -182,16 +184,16 @@ def test_captions_and_parse_round_trip():
         if size and m in ("grows", "shrinks"):
             continue
         thing = Thing(c, s, size, m)
-        assert w.parse_scene(thing.phrase()) == Scene(thing)
-        assert w.parse_caption(thing.phrase(False)) == [w.Phrase(c, s, None, m, "the")]
+        assert wc.parse_scene(thing.phrase()) == Scene(thing)
+        assert wc.parse_caption(thing.phrase(False)) == [wc.Phrase(c, s, None, m, "the")]
     for seed in range(100):  # every generated canonical caption parses back to its scene
-        _, caption, scene = w.random_clip(seed)
-        assert w.parse_scene(caption) == scene
-        _, captions, scenes = w.random_story(seed, 3, 10)
-        assert [w.parse_scene(c) for c in captions] == scenes
+        _, caption, scene = wdata.random_clip(seed)
+        assert wc.parse_scene(caption) == scene
+        _, captions, scenes = wdata.random_story(seed, 3, 10)
+        assert [wc.parse_scene(c) for c in captions] == scenes
     # Today's captions stay valid; case, spaces and a final '.' are tolerated.
-    assert w.parse_caption("  A  Red   CIRCLE moves\tLEFT. ") == [("red", "circle", None, "left", "a")]
-    assert w.parse_scene("the red circle moves up") == one("red", "circle", "up")
+    assert wc.parse_caption("  A  Red   CIRCLE moves\tLEFT. ") == [("red", "circle", None, "left", "a")]
+    assert wc.parse_scene("the red circle moves up") == one("red", "circle", "up")
 
 
 @pytest.mark.parametrize("bad", [
@@ -203,36 +205,36 @@ def test_captions_and_parse_round_trip():
     "a red circle moves left quickly"])
 def test_parse_caption_rejects(bad):
     with pytest.raises(ValueError) as err:
-        w.parse_caption(bad)
+        wc.parse_caption(bad)
     assert repr(bad) in str(err.value)
 
 
 def test_paraphrases_and_vocabulary():
-    vocab = set(w.vocabulary())
+    vocab = set(wc.vocabulary())
     assert {"a", "the", "and", "big", "small", "grows", "shrinks", "diamond", "moves", "stays"} <= vocab
     for seed in range(200):
-        frames, caption, scene = w.random_clip(seed)
-        frames_p, caption_p, scene_p = w.random_clip(seed, paraphrase_prob=1.0)
+        frames, caption, scene = wdata.random_clip(seed)
+        frames_p, caption_p, scene_p = wdata.random_clip(seed, paraphrase_prob=1.0)
         assert np.array_equal(frames, frames_p) and scene_p == scene and caption_p != caption
         with pytest.raises(ValueError):  # paraphrases never masquerade as canonical captions
-            w.parse_caption(caption_p)
+            wc.parse_caption(caption_p)
         assert all(t.colour in caption_p and t.shape in caption_p for t in scene)
-        for text in (caption_p, caption, w.make_example(seed)["caption"]):
+        for text in (caption_p, caption, wdata.make_example(seed)["caption"]):
             assert set(text.replace(",", " ").split()) <= vocab, text
     grows = Scene(Thing("red", "circle", None, "grows"))
-    texts = {w.paraphrase(grows, np.random.default_rng(i)) for i in range(30)}
+    texts = {wc.paraphrase(grows, np.random.default_rng(i)) for i in range(30)}
     assert len(texts) >= 4
 
 
 def test_determinism_and_seed_dependence():
-    f1, c1, s1 = w.random_clip(3)
-    f2, c2, s2 = w.random_clip(3)
+    f1, c1, s1 = wdata.random_clip(3)
+    f2, c2, s2 = wdata.random_clip(3)
     assert np.array_equal(f1, f2) and (c1, s1) == (c2, s2)
-    assert len({w.random_clip(s)[0].tobytes() for s in range(30)}) == 30
-    s1, s2 = w.random_story(4), w.random_story(4)
+    assert len({wdata.random_clip(s)[0].tobytes() for s in range(30)}) == 30
+    s1, s2 = wdata.random_story(4), wdata.random_story(4)
     assert np.array_equal(s1[0], s2[0]) and s1[1:] == s2[1:]
-    assert not np.array_equal(s1[0], w.random_story(5)[0])
-    e1, e2 = w.make_example(7), w.make_example(7)
+    assert not np.array_equal(s1[0], wdata.random_story(5)[0])
+    e1, e2 = wdata.make_example(7), wdata.make_example(7)
     assert np.array_equal(e1["frames"], e2["frames"]) and e1["caption"] == e2["caption"]
     scene = one("red", "circle", "up")
     assert np.array_equal(w.render_clip(scene, seed=1), w.render_clip(scene, seed=1))
@@ -242,22 +244,22 @@ def test_determinism_and_seed_dependence():
 
 def test_random_story_changes_motions_with_room():
     for seed in range(40):
-        frames, captions, scenes = w.random_story(seed, num_segments=4, frames_per_segment=12)
+        frames, captions, scenes = wdata.random_story(seed, num_segments=4, frames_per_segment=12)
         assert frames.shape == (48, 64, 64, 3) and len(captions) == len(scenes) == 4
         assert captions[0].startswith("a ") and all(c.startswith("the ") for c in captions[1:])
         assert len({tuple((t.colour, t.shape) for t in s) for s in scenes}) == 1
         seen = w.state_motions(states_of(frames, scenes[0]), [12] * 4)
-        for i, (before, after) in enumerate(itertools.pairwise(scenes)):
+        for before, after in itertools.pairwise(scenes):
             assert all(x.motion != y.motion for x, y in zip(before, after))
         assert [list(m) for m in zip(*seen)] == [[t.motion for t in s] for s in scenes]
-    counts = [len(w.random_story(s, 1, 4)[2][0]) for s in range(100)]
+    counts = [len(wdata.random_story(s, 1, 4)[2][0]) for s in range(100)]
     assert 30 < counts.count(2) < 70
-    assert {len(w.random_story(s, 1, 4, num_objects=2)[2][0]) for s in range(5)} == {2}
+    assert {len(wdata.random_story(s, 1, 4, num_objects=2)[2][0]) for s in range(5)} == {2}
 
 
 def test_random_clips_start_with_room():
     for seed in range(200):  # nothing blocks the first 8 steps of the first motion
-        frames, _, scene = w.random_clip(seed)
+        frames, _, scene = wdata.random_clip(seed)
         states = states_of(frames[:9], scene)
         for i, t in enumerate(scene):
             steps = np.diff(states[:, i], axis=0).tolist()
@@ -281,7 +283,7 @@ def _read(frames, lengths):
 
 def _wild(rng):
     """A story from uniformly random starts and motions: blocked moves, partial growth, collisions."""
-    scene = w.random_scene(rng, held_out=None)
+    scene = wdata.random_scene(rng, held_out=None)
     while True:
         starts = [(*rng.integers(0, 47, 2), 10 if t.motion == "grows" else 18 if t.motion == "shrinks"
                    else w.SIZES[t.size] if t.size else rng.choice([10, 18])) for t in scene]
@@ -298,11 +300,11 @@ def test_describe_exact_on_ground_truth_and_robust_to_blur_and_noise():
     cases = []
     for seed in range(150):
         held_out = [False, True, None][seed % 3]
-        frames, _, scene = w.random_clip(seed, int(rng.choice([9, 17])), held_out=held_out)
+        frames, _, scene = wdata.random_clip(seed, int(rng.choice([9, 17])), held_out=held_out)
         cases.append((frames, [scene], None))
     for seed in range(100):
         n_frames = int(rng.integers(8, 17))
-        frames, _, scenes = w.random_story(seed, 3, n_frames, held_out=[False, True][seed % 2])
+        frames, _, scenes = wdata.random_story(seed, 3, n_frames, held_out=[False, True][seed % 2])
         cases.append((frames, scenes, [n_frames] * 3))
     agree, harsh, seen_motions, held, counts = 0, 0, set(), 0, set()
     for frames, scenes, lengths in cases:
@@ -368,7 +370,7 @@ def test_score_and_kept():
     assert not s.count and s.objects[0].colour and not s.objects[0].motion
     nothing = wd.score(Thing("green", "circle", None, "up"), [])
     assert nothing.objects == [wd.ObjectScore(False, False, None, False)] and not nothing.count
-    frames, captions, scenes = w.random_story(3, 3, 10, num_objects=2)
+    frames, captions, scenes = wdata.random_story(3, 3, 10, num_objects=2)
     seen = wd.describe(frames, [10] * 3)
     assert all(wd.score(c, seen, i).right for i, c in enumerate(captions))
     assert wd.kept(seen, 1) and wd.kept(seen, 2)
@@ -379,30 +381,30 @@ def test_score_and_kept():
 
 
 def test_make_example():
-    examples = [w.make_example(seed) for seed in range(300)]
+    examples = [wdata.make_example(seed) for seed in range(300)]
     for e in examples:
         assert set(e) == {"frames", "caption", "prime"} and e["frames"].shape == (17, 64, 64, 3)
         assert e["frames"].dtype == np.uint8 and e["prime"] in (3, -1)
         if e["prime"] == 3:
-            assert e["caption"].startswith("the ") and w.parse_caption(e["caption"])
+            assert e["caption"].startswith("the ") and wc.parse_caption(e["caption"])
     changed = [e for e in examples if e["prime"] == 3]
     assert 0.2 < len(changed) / len(examples) < 0.4
     assert 0.1 < np.mean([e["caption"].startswith("the ") for e in examples if e["prime"] == -1]) < 0.4
     for e in changed[:20]:  # the caption is what happens after the primed frames
-        phrases = w.parse_caption(e["caption"])
+        phrases = wc.parse_caption(e["caption"])
         seen = wd.describe(e["frames"][4:])
         assert sorted((d.colour, d.shape, d.motions[0]) for d in seen) == \
             sorted((p.colour, p.shape, p.motion) for p in phrases)
-    assert w.make_example(1, num_frames=9, prime_frames=2, change_prob=1.0)["frames"].shape[0] == 9
+    assert wdata.make_example(1, num_frames=9, prime_frames=2, change_prob=1.0)["frames"].shape[0] == 9
     with pytest.raises(ValueError, match="prime_frames"):
-        w.make_example(0, num_frames=5, prime_frames=5)
+        wdata.make_example(0, num_frames=5, prime_frames=5)
 
 
 def test_speed_sanity():
-    w.make_example(0)
+    wdata.make_example(0)
     start = time.perf_counter()
     for seed in range(500):
-        w.make_example(seed)
+        wdata.make_example(seed)
     assert (time.perf_counter() - start) / 500 < 0.005  # measured ~0.25 ms; generous for loaded machines
 
 
@@ -435,8 +437,8 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="apart"):
         w.simulate([(Scene(red, Thing("blue", "square", "small", "up")), 3)], [(5, 5), (24, 5)])
     with pytest.raises(ValueError, match="held_out"):
-        w.random_scene(np.random.default_rng(0), held_out="yes")
+        wdata.random_scene(np.random.default_rng(0), held_out="yes")
     with pytest.raises(ValueError, match="num_objects"):
-        w.random_scene(np.random.default_rng(0), num_objects=3)
+        wdata.random_scene(np.random.default_rng(0), num_objects=3)
     with pytest.raises(ValueError, match="states"):
         w.render(np.zeros((2, 1, 3), int), [red])

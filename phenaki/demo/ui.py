@@ -2,7 +2,7 @@
 
 Nothing here reads the environment or loads a model: `phenaki.demo.app.main` does that (for `python app.py` and
 `phenaki demo`), and tests build the page around a small random model. The page is a header naming the model and
-two tabs, each built by its own function over the back-end (`phenaki.demo.stories`, `phenaki.demo.views`):
+two tabs, each built by its own function over the back-end (`phenaki.demo.stories`, `views`, `views_tokenizer`):
 
 - Generate (`ui_generate.generate_tab`): API endpoints `/generate` (streaming) and `/stop`;
 - Inspect (`ui_inspect.inspect_tab`): `/inspect_steps`, `/inspect_tokenizer`, `/compare_seeds`.

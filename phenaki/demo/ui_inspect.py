@@ -7,9 +7,9 @@
 - `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength, guidance_scale, baseline_guidance,
   refine_passes) -> (MP4 of the seeds, MP4 of the two guidance scales, frames sheet, read-back table, summary).
 
-refine_passes comes last and may be left out (default 1). The work is done by `phenaki.demo.views`, through
-`DemoContext.view` (on ZeroGPU, in a GPU worker process); this module is its layout and wiring, built inside
-`phenaki.demo.ui.build_demo`.
+refine_passes comes last and may be left out (default 1). The work is done by `phenaki.demo.views` and
+`phenaki.demo.views_tokenizer`, through `DemoContext.view` (on ZeroGPU, in a GPU worker process); this module is
+its layout and wiring, built inside `phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import gradio as gr
 
 from . import stories as logic
 from . import views as inspecting
+from . import views_tokenizer
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -68,7 +69,7 @@ class InspectViews:
 
         Returns (original | reconstruction MP4, PSNR per frame, the token grid image, a summary)."""
         path = video.get("path") if isinstance(video, dict) else video  # raw values: a FileData dict or a path
-        v = self.run_view(inspecting.tokenizer_view, request, path, clip_seed)
+        v = self.run_view(views_tokenizer.tokenizer_view, request, path, clip_seed)
         return v.video, _table(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
 
     def compare_seeds(self, prompt, seeds, steps, temperature, critic_strength, guidance_scale,
@@ -149,7 +150,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
                 tok_file = gr.File(label=f"Your video (MP4, WebM, GIF; at most "
-                                   f"{inspecting.MAX_UPLOAD_BYTES // 2**20} MB; the first "
+                                   f"{views_tokenizer.MAX_UPLOAD_BYTES // 2**20} MB; the first "
                                    f"{model.window_frames} frames are used)", file_types=["video", ".gif"],
                                    type="filepath", height=120, elem_id="tok-file")
                 tok_seed = gr.Number(label="…or, without a file, the shapes-world clip", value=0, precision=0,
@@ -191,7 +192,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                                      elem_id="cmp-sheet", elem_classes="pixelated")
                 cmp_table = gr.Dataframe(label="What the shapes-world analyser sees", interactive=False,
                                          elem_id="cmp-table")
-    # raw values (preprocess=False): phenaki.demo.views checks them, API callers may send strings; one model, so
+    # raw values (preprocess=False): the views check them, API callers may send strings; one model, so
     # these queue with the generations
     shared = dict(concurrency_limit=ctx.concurrency, concurrency_id="generate", preprocess=False)
     decoded = steps_btn.click(views.inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed,

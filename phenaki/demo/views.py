@@ -4,16 +4,16 @@
   (same seed, same generator draws, same frames as without it) and keeps every MaskGIT step: tokens still masked,
   filled, sent back by the critic, the score that ranked them, and the frames decoded from the tokens so far.
   `render_step` draws one step.
-- The tokenizer: `read_video` (an upload, cut to one window and resized, or refused) or `world_clip`, then
-  `tokenize`: the C-ViViT reconstruction, PSNR per frame, the token ids and how much of the codebook they use.
 - Text control: `compare_seeds`, one prompt under several seeds, and one seed under two guidance scales.
-- `steps_view`, `tokenizer_view`, `compare_view`: each of the three from raw UI/API values (`InputError` for the
-  user) to files; they return paths and plain values (ZeroGPU runs them in another process).
+- `steps_view`, `compare_view`: each from raw UI/API values (`InputError` for the user) to files; they return paths
+  and plain values (ZeroGPU runs them in another process).
+
+The tokenizer's view (uploads, shapes-world clips, reconstructions and token ids) is `views_tokenizer.py`; it draws
+with this module's `colormap`, `video_grid` and `TILE`, and writes into an `output_folder` like the views here.
 """
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +21,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from ..media import (
-    board,
-    display_scale,
-    psnr,
-    resize_video,
-    to_uint8_frames,
-    to_video_tensor,
-    upscale,
-    write_mp4,
-    write_png,
-)
+from ..media import board, display_scale, to_uint8_frames, upscale, write_mp4, write_png
 from ..models.cvivit import first_frames
-from ..models.quantizer import codebook_usage
 from ..shapes import world
 from .stories import (
     LIMITS,
@@ -45,8 +34,6 @@ from .stories import (
     parse_settings,
 )
 
-MAX_UPLOAD_BYTES = 50 * 2**20
-MAX_UPLOAD_SIDE = 4096  # larger frames are refused, not decoded
 MAX_SEEDS = 8
 TILE = 128  # about this many pixels a frame in the step and token images
 GREY, GREEN, RED = np.array((128, 128, 128)), np.array((40, 230, 90)), np.array((235, 50, 50))
@@ -150,115 +137,6 @@ def render_step(trace: Trace, index: int, tile: int = TILE) -> np.ndarray:
                  trace.steps[index].caption(len(trace.steps)))
 
 
-# ---- the tokenizer ------------------------------------------------------------------------------------------
-
-
-def _fit(frame: np.ndarray, size) -> np.ndarray:
-    """One decoded frame of any layout and depth -> (H, W, 3) uint8 at the model's size (centre crop, area)."""
-    frame = frame[..., None] if frame.ndim == 2 else frame
-    if frame.ndim != 3 or frame.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"unexpected frame shape {frame.shape}")
-    frame = frame[..., :3] if frame.shape[-1] >= 3 else frame[..., :1].repeat(3, -1)  # no alpha; grey -> RGB
-    top = np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 1.0
-    pixels = torch.from_numpy(frame.astype(np.float32) / top).permute(2, 0, 1)[:, None]  # (3, 1, h, w)
-    return to_uint8_frames(resize_video(pixels, tuple(size)))[0]
-
-
-def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int = MAX_UPLOAD_SIDE
-               ) -> tuple[np.ndarray, list[str]]:
-    """An uploaded video (or image) as at most one window of frames at the model's size, and notes on what was
-    changed. Frames are read and resized one by one, so a long or large file never sits in memory."""
-    import imageio.v3 as iio
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such file: {path.name}")
-    size, limit, tp = path.stat().st_size, model.window_frames, model.cvivit.temporal_patch_size
-    if size > max_bytes:
-        raise InputError(f"{path.name} is {size / 2**20:.1f} MB; at most {max_bytes / 2**20:g} MB is taken "
-                         f"(only the first {limit} frames are used: cut the video to a few seconds)")
-    frames, notes, source = [], [], None
-    try:
-        for frame in iio.imiter(path):
-            source = np.shape(frame)[:2]
-            if max(source) > max_side:
-                raise InputError(f"{path.name}: frames of {source[1]}×{source[0]} px are too large "
-                                 f"(at most {max_side} px a side)")
-            if len(frames) == limit:
-                notes.append(f"longer than one window: the first {limit} frames are used")
-                break
-            frames.append(_fit(np.asarray(frame), model.frame_size))
-    except InputError:
-        raise
-    except Exception as error:  # noqa: BLE001 - every decoder failure means the same to the user
-        first = (str(error).strip().splitlines() or [""])[0][:160]  # ffmpeg appends pages of its log
-        raise InputError(f"could not read {path.name} as a video or an image ({type(error).__name__}: {first}); "
-                         f"upload an MP4, WebM or GIF") from None
-    if not frames:
-        raise InputError(f"{path.name} has no frames")
-    usable = model.cvivit.usable_frames(len(frames))
-    if usable < len(frames):
-        notes.append(f"{len(frames)} frames cut to {usable}: the tokenizer takes 1 + {tp}·k frames")
-    if tuple(source) != tuple(model.frame_size):
-        notes.append(f"resized from {source[1]}×{source[0]} to {model.frame_size[1]}×{model.frame_size[0]} px "
-                     f"(centre crop)")
-    return np.stack(frames[:usable]), notes
-
-
-def world_clip(model, seed: int) -> tuple[np.ndarray, str]:
-    """A shapes-world clip of one window at the model's frame size, and its caption."""
-    frames, caption, _ = world.random_clip(seed, model.window_frames)
-    if frames.shape[1:3] != tuple(model.frame_size):
-        frames = np.stack([_fit(f, model.frame_size) for f in frames])
-    return frames, caption
-
-
-@dataclass
-class Tokenized:
-    original: np.ndarray  # (f, H, W, 3) uint8
-    recon: np.ndarray  # (f, H, W, 3) uint8
-    ids: np.ndarray  # (t, h, w)
-    psnr: np.ndarray  # (f,) dB
-    used: int  # distinct codebook entries in `ids`
-    perplexity: float
-    codebook: int
-
-
-@torch.no_grad()
-def tokenize(model, frames: np.ndarray) -> Tokenized:
-    video = to_video_tensor(frames)[None].to(model.device)
-    ids = model.cvivit.encode(video)
-    recon = to_uint8_frames(model.cvivit.decode(ids)[0])
-    _, perplexity = codebook_usage(ids, model.cvivit.codebook_size)
-    return Tokenized(frames, recon, ids[0].cpu().numpy(), psnr(frames, recon, per_frame=True),
-                     int(ids.unique().numel()), perplexity, model.cvivit.codebook_size)
-
-
-def render_tokens(tok: Tokenized, patch: int, temporal_patch_size: int, tile: int = TILE) -> np.ndarray:
-    """For each latent frame (its first frame): the original, its token ids colour-coded (one id, one colour),
-    the reconstruction and the error (x4)."""
-    from PIL import Image, ImageDraw
-
-    index = first_frames(len(tok.ids), temporal_patch_size)
-    scale = display_scale(tok.original.shape[1:3], tile)
-    cell = patch * scale
-    hues = {i: colorsys.hsv_to_rgb(i * 0.618034 % 1, 0.55, 0.95) for i in np.unique(tok.ids).tolist()}
-    grids = []
-    for ids in tok.ids:
-        image = Image.fromarray(upscale((np.array([[hues[i] for i in r] for r in ids.tolist()]) * 255
-                                         ).astype(np.uint8), cell))
-        if cell >= 8 * len(str(tok.codebook - 1)):  # the ids themselves, where they fit
-            for (r, c), i in np.ndenumerate(ids):
-                ImageDraw.Draw(image).text((c * cell + 2, r * cell + cell // 2 - 6), str(i), fill=(0, 0, 0))
-        grids.append(np.asarray(image))
-    error = colormap(np.abs(tok.original.astype(np.float32) - tok.recon).mean(-1)[index] / 255 * 4)
-    tiles = [upscale(tok.original[index], scale), grids, upscale(tok.recon[index], scale), upscale(error, scale)]
-    rows = [[(f, f"frame {i}" if r == 0 else "") for f, i in zip(row, index)] for r, row in enumerate(tiles)]
-    return board(rows, ["original", "token ids", "recon-\nstruction", "error x4"],
-                 f"{'x'.join(map(str, tok.ids.shape))} tokens: {tok.used} of {tok.codebook} codebook entries, "
-                 f"perplexity {tok.perplexity:.1f}")
-
-
 # ---- text control -------------------------------------------------------------------------------------------
 
 
@@ -323,8 +201,8 @@ def parse_seeds(value) -> list[int]:
     return seeds
 
 
-def _folder(path) -> Path:
-    """The view's output folder, made once its inputs are known to be good."""
+def output_folder(path) -> Path:
+    """A view's output folder, made once its inputs are known to be good (call it after checking them)."""
     Path(path).mkdir(parents=True, exist_ok=True)
     return Path(path)
 
@@ -349,7 +227,7 @@ def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_stre
                        has_critic=model.has_critic).resolve_seed()
     if not 1 <= (frames := parse_number("frames", num_frames, integer=True)) <= model.window_frames:
         raise InputError(f"frames must be between 1 and {model.window_frames} (one window), got {frames}")
-    trace, out = trace_decoding(model, text, frames, **s.sampling_kwargs()), _folder(out_dir)
+    trace, out = trace_decoding(model, text, frames, **s.sampling_kwargs()), output_folder(out_dir)
     gallery = [(str(write_png(out / f"step_{i + 1:03d}.png", render_step(trace, i))), step.caption(len(trace.steps)))
                for i, step in enumerate(trace.steps)]
     video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True),
@@ -362,34 +240,6 @@ def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_stre
                f"made are exactly the first window that Generate (and `Phenaki.sample`) makes with this seed and "
                f"these settings.\n\n{LEGEND}")
     return StepsView(gallery, [step.row() for step in trace.steps], str(video), summary, s.seed)
-
-
-@dataclass
-class TokenizerView:
-    video: str  # MP4: original | reconstruction
-    psnr: list[list]  # [frame, PSNR dB, latent frame]
-    tokens: str  # PNG of the token grid
-    summary: str
-
-
-def tokenizer_view(model, out_dir, video_path, clip_seed) -> TokenizerView:
-    if video_path:
-        (frames, notes), source = read_video(video_path, model), f"`{Path(video_path).name}`"
-    else:
-        if not 0 <= (seed := parse_number("clip seed", clip_seed, integer=True)) <= MAX_SEED:
-            raise InputError(f"clip seed must be between 0 and {MAX_SEED}, got {seed}")
-        (frames, caption), notes = world_clip(model, seed), []
-        source = f"shapes-world clip {seed}: *{caption}*"
-    tok, out, tp = tokenize(model, frames), _folder(out_dir), model.cvivit.temporal_patch_size
-    side = video_grid([tok.original, tok.recon], ["original", "C-ViViT reconstruction"])
-    video = write_mp4(out / "tokenizer.mp4", side, model.fps)
-    tokens = write_png(out / "tokens.png", render_tokens(tok, model.cvivit.patch_size, tp))
-    rows = [[f, round(float(p), 2), model.cvivit.latent_frames_covering(f + 1) - 1] for f, p in enumerate(tok.psnr)]
-    rest = f", later frames {tok.psnr[1:].mean():.2f} dB" if len(frames) > 1 else ""
-    summary = (f"{source} · {len(frames)} frames → {'×'.join(map(str, tok.ids.shape))} tokens · **{tok.used} of "
-               f"{tok.codebook} codebook entries, perplexity {tok.perplexity:.1f}** · PSNR {tok.psnr.mean():.2f} dB "
-               f"(first frame, patched alone: {tok.psnr[0]:.2f} dB{rest})" + "".join(f"\n- {n}" for n in notes))
-    return TokenizerView(str(video), rows, str(tokens), summary)
 
 
 @dataclass
@@ -412,7 +262,7 @@ def compare_view(model, out_dir, text, seeds, steps, temperature, critic_strengt
     by_seed, by_guidance = compare_seeds(model, text, seeds, guidance_scale=s.guidance_scale, baseline_guidance=base,
                                          steps=s.steps, temperature=s.temperature, critic_strength=s.critic_strength,
                                          refine_passes=s.refine_passes)
-    out, samples = _folder(out_dir), by_seed + by_guidance[:1]
+    out, samples = output_folder(out_dir), by_seed + by_guidance[:1]
     videos = [write_mp4(out / f"{name}.mp4", video_grid([x.frames for x in group], [
         f"seed {x.seed}" + (f", guidance {x.guidance_scale:g}" if name == "guidance" else "") for x in group]),
         model.fps) for name, group in (("seeds", by_seed), ("guidance", by_guidance))]

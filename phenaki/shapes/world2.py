@@ -17,17 +17,19 @@ against the first's new box):
   from an odd size moves it up-left by 1; shrinking is the exact reverse. Starts are 10 or 18 px, so a
   grows from 10 to 18 ends exactly centred on its start.
 
-Training data never contains the colour-shape pairs in HELD_OUT (`held_out=False`, the default of every
-random generator); `held_out=True` draws scenes with at least one of them, for the evaluation.
-`phenaki/world2_describe.py` reads clips back (`describe`) and scores them against captions (`score`).
+This module is the world itself: its constants, Things and Scenes with their canonical captions, the
+simulation, drawing, and seeded clips and stories of given scenes. Beside it:
+`world2_captions.py` parses captions and varies them (paraphrases, vocabulary); `world2_data.py` draws
+random scenes, clips, stories and training examples. Training data never contains the colour-shape
+pairs in HELD_OUT (`held_out=False`, the default of every random generator); `held_out=True` draws
+scenes with at least one of them, for the evaluation. `world2_describe.py` reads clips back
+(`describe`) and scores them against captions (`score`).
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -55,9 +57,7 @@ ROOM_STEPS = 8  # random starts leave room for this many unobstructed steps of t
 MOVE_SEEN = 2  # a box centre that travels this far over a segment is seen to move
 GROWTH_SEEN = 4  # a box that grows (shrinks) by this many px over a segment is seen to grow (shrink)
 BIG_FROM = 14  # boxes this wide or wider are 'big', narrower ones 'small'
-_SIZING = ("grows", "shrinks")
-_PAIRS = tuple((c, s) for c in COLOURS for s in SHAPES)
-_TRAINING_PAIRS = tuple(p for p in _PAIRS if p not in HELD_OUT)
+SIZING = ("grows", "shrinks")  # the motions that change size (they take no size word)
 
 
 def _mask(shape: str, s: int) -> np.ndarray:
@@ -83,7 +83,6 @@ def size_name(px: float) -> str:
     sides split halfway, at BIG_FROM - 0.5."""
     return "big" if px >= BIG_FROM - 0.5 else "small"
 
-
 # ----------------------------------------------------------------------------- scenes and captions
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class Thing:
             raise ValueError(f"unknown size {self.size!r}; expected None or one of {list(SIZES)}")
         if self.motion not in MOTIONS:
             raise ValueError(f"unknown motion {self.motion!r}; expected one of {list(MOTIONS)}")
-        if self.size is not None and self.motion in _SIZING:
+        if self.size is not None and self.motion in SIZING:
             raise ValueError(f"{self.motion!r} takes no size word (grows starts small, shrinks starts "
                              f"big), got size {self.size!r}")
 
@@ -138,97 +137,13 @@ class Scene(tuple):
         return " and ".join(t.phrase(first) for t in self)
 
 
-class Phrase(NamedTuple):
-    """One object phrase of a caption, as `parse_caption` reads it."""
-    colour: str
-    shape: str
-    size: str | None
-    motion: str
-    article: str
-
-
-_PHRASE = (rf"(a|the) (?:({'|'.join(SIZES)}) )?({'|'.join(COLOURS)}) ({'|'.join(SHAPES)}) "
-           rf"(?:moves ({'|'.join(DIRECTIONS)})|stays (still)|(grows|shrinks))")
-_CAPTION_RE = re.compile(rf"^{_PHRASE}(?: and {_PHRASE})?\.?$")
-
-
-def parse_caption(text: str) -> list[Phrase]:
-    """The object phrases of a canonical caption (case, extra spaces and a final '.' are tolerated)."""
-    m = _CAPTION_RE.match(" ".join(str(text).lower().split()))
-    if m is None:
-        raise ValueError(f"caption does not fit the shapes-world grammar: {text!r}")
-    g = m.groups()
-    phrases = [Phrase(g[i + 2], g[i + 3], g[i + 1], g[i + 4] or g[i + 5] or g[i + 6], g[i])
-               for i in (0, 7) if g[i]]
-    problem = None
-    if len({p.article for p in phrases}) > 1:
-        problem = "both objects take the same article, 'a' or 'the'"
-    elif any(p.size and (p.article == "the" or p.motion in _SIZING) for p in phrases):
-        problem = "a size word goes only after 'a' and only with 'moves ...' or 'stays still'"
-    elif len({p.colour for p in phrases}) < len(phrases):
-        problem = "two objects never share a colour"
-    if problem:
-        raise ValueError(f"caption does not fit the shapes-world grammar: {text!r} ({problem})")
-    return phrases
-
-
-def parse_scene(text: str) -> Scene:
-    """The Scene a canonical caption describes."""
-    return Scene([Thing(p.colour, p.shape, p.size, p.motion) for p in parse_caption(text)])
-
-
-# Training-time variety only; the canonical captions stay the default everywhere.
-PARAPHRASES = {
-    "move": ("a {noun} going {motion}", "{noun} moving {motion}", "a {noun} heading {motion}",
-             "a {noun} travels {motion}", "a {noun} sliding {motion}"),
-    "still": ("a {noun} not moving", "{noun} standing still", "a motionless {noun}",
-              "a {noun} that stays put", "a still {noun}"),
-    "grows": ("a {noun} growing", "a {noun} getting bigger", "a {noun} that grows",
-              "a small {noun} becoming big", "{noun} expanding"),
-    "shrinks": ("a {noun} shrinking", "a {noun} getting smaller", "a {noun} that shrinks",
-                "a big {noun} becoming small", "{noun} contracting"),
-}
-JOINERS = ("{} and {}", "{}, and {}", "{} while {}")
-
-
-class _Uniforms:
-    """Uniform draws in [0, 1) fetched from a Generator in blocks: numpy's per-call overhead, not the
-    arithmetic, is what a clip's random choices would otherwise cost."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng, self.pool = rng, []
-
-    def __call__(self) -> float:
-        if not self.pool:
-            self.pool = self.rng.random(32).tolist()
-        return self.pool.pop()
-
-    def below(self, n: int) -> int:
-        return min(int(self() * n), n - 1)
-
-    def pick(self, options):
-        return options[self.below(len(options))]
-
-
-def _paraphrase(scene: Scene, u: _Uniforms) -> str:
-    parts = []
-    for t in scene:
-        noun = " ".join(w for w in (t.size, t.colour, t.shape) if w)
-        kind = "move" if t.motion in VELOCITY else t.motion
-        parts.append(u.pick(PARAPHRASES[kind]).format(noun=noun, motion=t.motion))
-    return parts[0] if len(parts) == 1 else u.pick(JOINERS).format(*parts)
-
-
-def paraphrase(scene: Scene, rng: np.random.Generator) -> str:
-    """A non-canonical caption with the same meaning as `scene.caption()`."""
-    return _paraphrase(_as_scene(scene), _Uniforms(rng))
-
-
-def vocabulary() -> list[str]:
-    """Every word (run of letters) that a training caption can contain, sorted."""
-    texts = [*COLOURS, *SHAPES, *SIZES, *MOTIONS, "a the and moves stays", *JOINERS,
-             *itertools.chain(*PARAPHRASES.values())]
-    return sorted(set(re.findall(r"[a-z]+", re.sub(r"\{\w*\}", " ", " ".join(texts)))))
+def as_scene(item) -> Scene:
+    """`item` as a Scene: a Scene as it is, one Thing as a one-object Scene; anything else is a TypeError."""
+    if isinstance(item, Thing):
+        return Scene(item)
+    if not isinstance(item, Scene):
+        raise TypeError(f"expected a Scene (or one Thing), got {item!r}")
+    return item
 
 
 # ----------------------------------------------------------------------------- simulation and drawing
@@ -256,7 +171,7 @@ def _step(state: tuple, motion: str) -> tuple:
     return state
 
 
-def _advance(state: tuple, motions) -> tuple:
+def advance(state: tuple, motions) -> tuple:
     """One frame: each object in turn takes its step unless that leaves the frame or comes within
     CLEARANCE px of another box (the ones before it already moved)."""
     new = list(state)
@@ -270,23 +185,16 @@ def _advance(state: tuple, motions) -> tuple:
     return tuple(new)
 
 
-def _run(start: tuple, segments) -> list:
-    """Per-frame states: frame 0 is `start`, every later frame one `_advance` with its segment's motions."""
+def story_states(start: tuple, segments) -> list:
+    """Per-frame states of a story [(Scene, n_frames), ...] (`segments` as `_as_segments` returns them):
+    frame 0 is `start`, every later frame one `advance` with its segment's motions."""
     out, state = [start], start
     for i, (scene, n) in enumerate(segments):
         motions = [t.motion for t in scene]
         for _ in range(n - (i == 0)):
-            state = _advance(state, motions)
+            state = advance(state, motions)
             out.append(state)
     return out
-
-
-def _as_scene(item) -> Scene:
-    if isinstance(item, Thing):
-        return Scene(item)
-    if not isinstance(item, Scene):
-        raise TypeError(f"expected a Scene (or one Thing), got {item!r}")
-    return item
 
 
 def _as_segments(segments) -> list[tuple[Scene, int]]:
@@ -301,7 +209,7 @@ def _as_segments(segments) -> list[tuple[Scene, int]]:
             if len(motions) != len(first):
                 raise ValueError(f"{len(motions)} motions {motions} for {len(first)} objects")
             item = Scene([Thing(t.colour, t.shape, None, m) for t, m in zip(first, motions)])
-        scene = _as_scene(item)
+        scene = as_scene(item)
         if out:
             names = [(t.colour, t.shape) for t in out[0][0]]
             if [(t.colour, t.shape) for t in scene] != names:
@@ -315,7 +223,7 @@ def _as_segments(segments) -> list[tuple[Scene, int]]:
     return out
 
 
-def _start_states(scene: Scene, starts, u: _Uniforms | None = None) -> tuple:
+def _start_states(scene: Scene, starts, u: Uniforms | None = None) -> tuple:
     """Validated (x, y, size_px) per object from (x, y) or (x, y, size_px) starts. The size follows the
     caption (size word; grows starts small, shrinks big); if it says none, `u` draws one, else it must
     be given."""
@@ -344,7 +252,7 @@ def simulate(segments, starts) -> np.ndarray:
     """(T, n_objects, 3) int64 (x, y, size_px) per frame of the story [(Scene, n_frames), ...] (later
     items may be Scenes without size words or just motions for the same objects)."""
     segs = _as_segments(segments)
-    return np.array(_run(_start_states(segs[0][0], starts), segs), dtype=np.int64)
+    return np.array(story_states(_start_states(segs[0][0], starts), segs), dtype=np.int64)
 
 
 def render(states, things) -> np.ndarray:
@@ -380,7 +288,7 @@ def segment_bounds(total: int, segment_lengths=None) -> list[tuple[int, int]]:
     return list(zip([0] + ends[:-1], ends))
 
 
-def _seen(a: tuple, b: tuple) -> str:
+def seen_motion(a: tuple, b: tuple) -> str:
     """The motion a viewer sees between states a and b: a size change of GROWTH_SEEN px, else a move of
     the box centre by MOVE_SEEN px (the larger axis), else still."""
     ds = b[2] - a[2]
@@ -399,54 +307,32 @@ def state_motions(states, segment_lengths=None) -> list[list[str]]:
     (a blocked move reads `still`); `describe` reads the same from the frames."""
     states = np.asarray(states).tolist()
     spans = segment_bounds(len(states), segment_lengths)
-    return [[_seen(states[a][i], states[b - 1][i]) for a, b in spans] for i in range(len(states[0]))]
+    return [[seen_motion(states[a][i], states[b - 1][i]) for a, b in spans] for i in range(len(states[0]))]
 
 
 # ----------------------------------------------------------------------------- clips and stories
 
-def render_story(segments, seed: int = 0, starts=None) -> tuple[np.ndarray, list[str]]:
-    """Frames and captions (first `a ...`, later `the ...`) of a story [(Scene, n_frames), ...]; starts
-    (x, y) or (x, y, size_px) per object, random (with room, as in training) from `seed` if None."""
-    segs = _as_segments(segments)
-    u = _Uniforms(np.random.default_rng(seed))
-    first = segs[0][0]
-    start = _random_states(u, first) if starts is None else _start_states(first, starts, u)
-    frames = render(np.array(_run(start, segs)), first)
-    return frames, [scene.caption(first=i == 0) for i, (scene, _) in enumerate(segs)]
+class Uniforms:
+    """Uniform draws in [0, 1) fetched from a Generator in blocks: numpy's per-call overhead, not the
+    arithmetic, is what a clip's random choices would otherwise cost. Every seeded draw of shapes world 2
+    (starts, scenes, paraphrases) goes through one, so a seed fixes a whole clip."""
 
+    def __init__(self, rng: np.random.Generator):
+        self.rng, self.pool = rng, []
 
-def render_clip(scene, num_frames: int = 17, seed: int = 0, starts=None) -> np.ndarray:
-    """(num_frames, 64, 64, 3) uint8 frames of one scene (see render_story)."""
-    return render_story([(scene, num_frames)], seed, starts)[0]
+    def __call__(self) -> float:
+        """The next draw in [0, 1)."""
+        if not self.pool:
+            self.pool = self.rng.random(32).tolist()
+        return self.pool.pop()
 
+    def below(self, n: int) -> int:
+        """A uniform integer in [0, n)."""
+        return min(int(self() * n), n - 1)
 
-def _random_scene(u: _Uniforms, held_out=False, num_objects=None) -> Scene:
-    if held_out not in (False, True, None):
-        raise ValueError(f"held_out must be False (no held-out pairs), True (at least one) or None "
-                         f"(any), got {held_out!r}")
-    n = 1 + u.below(2) if num_objects is None else num_objects
-    if n not in (1, 2):
-        raise ValueError(f"num_objects must be 1, 2 or None (either), got {num_objects!r}")
-    pools = [_PAIRS] * n if held_out is None else [_TRAINING_PAIRS] * n if not held_out \
-        else [HELD_OUT] + [_PAIRS] * (n - 1)
-    pairs = []
-    for pool in pools:
-        pairs.append(u.pick([p for p in pool if all(p[0] != q[0] for q in pairs)]))
-    if held_out and n == 2 and u() < 0.5:
-        pairs.reverse()
-    things = []
-    for colour, shape in pairs:
-        motion = u.pick(MOTIONS)
-        size = u.pick(tuple(SIZES)) if u() < 0.5 and motion not in _SIZING else None
-        things.append(Thing(colour, shape, size, motion))
-    return Scene(things)
-
-
-def random_scene(rng: np.random.Generator, held_out: bool | None = False, num_objects=None) -> Scene:
-    """A random scene of 1 or 2 objects (equally often) with distinct colours, uniform motions and a
-    size word half the time it is allowed. held_out: False excludes HELD_OUT pairs (training), True
-    makes at least one object a held-out pair, None allows any pair."""
-    return _random_scene(_Uniforms(rng), held_out, num_objects)
+    def pick(self, options):
+        """A uniform choice among `options` (a sequence)."""
+        return options[self.below(len(options))]
 
 
 def _sweep(state: tuple, motion: str, steps: int) -> tuple:
@@ -459,7 +345,7 @@ def _sweep(state: tuple, motion: str, steps: int) -> tuple:
     return box
 
 
-def _random_states(u: _Uniforms, scene: Scene, steps: int = ROOM_STEPS) -> tuple:
+def random_starts(u: Uniforms, scene: Scene, steps: int = ROOM_STEPS) -> tuple:
     """Random starts whose sweeps over `steps` steps of the first motion stay inside the frame and more
     than CLEARANCE px apart: nothing blocks the first `steps` steps. Sizes follow the caption, else
     are drawn."""
@@ -480,77 +366,17 @@ def _random_states(u: _Uniforms, scene: Scene, steps: int = ROOM_STEPS) -> tuple
             return tuple(placed)
 
 
-def _shows(motion: str, a: tuple, b: tuple, steps: int) -> bool:
-    """Whether states a -> b (`steps` frames apart) show `motion` clearly: a move of at least
-    min(8, its free travel) px, or a size change that completes (ending at BIG or SMALL)."""
-    if _seen(a, b) != motion:
-        return False
-    if motion in VELOCITY:
-        dx, dy = VELOCITY[motion]
-        return ((b[0] - a[0]) * dx + (b[1] - a[1]) * dy) // SPEED >= min(8, SPEED * steps)
-    return motion == "still" or b[2] == (BIG if motion == "grows" else SMALL)
+def render_story(segments, seed: int = 0, starts=None) -> tuple[np.ndarray, list[str]]:
+    """Frames and captions (first `a ...`, later `the ...`) of a story [(Scene, n_frames), ...]; starts
+    (x, y) or (x, y, size_px) per object, random (with room, as in training) from `seed` if None."""
+    segs = _as_segments(segments)
+    u = Uniforms(np.random.default_rng(seed))
+    first = segs[0][0]
+    start = random_starts(u, first) if starts is None else _start_states(first, starts, u)
+    frames = render(np.array(story_states(start, segs)), first)
+    return frames, [scene.caption(first=i == 0) for i, (scene, _) in enumerate(segs)]
 
 
-def _next_scene(u: _Uniforms, scene: Scene, state: tuple, n: int) -> tuple[Scene, list]:
-    """A later scene of n frames from `state`: each object gets a new motion, at random among the
-    combinations that all show (see _shows); all `still` if none does. Returns it and its states."""
-    options = [[m for m in MOTIONS if m != t.motion] for t in scene]
-    guesses = [tuple(u.pick(o) for o in options) for _ in range(8)]
-    for motions in itertools.chain(guesses, itertools.product(*options)):
-        states = [state]
-        for _ in range(n):
-            states.append(_advance(states[-1], motions))
-        if all(_shows(m, states[1][i], states[-1][i], n - 1) for i, m in enumerate(motions)):
-            break
-    else:
-        motions, states = ("still",) * len(scene), [state] * (n + 1)
-    return Scene([Thing(t.colour, t.shape, None, m) for t, m in zip(scene, motions)]), states[1:]
-
-
-def random_clip(seed: int, num_frames: int = 17, paraphrase_prob: float = 0.0, held_out=False):
-    """(frames, caption, Scene), deterministic for `seed`; caption canonical unless paraphrased (the
-    frames for a seed do not depend on paraphrase_prob)."""
-    u = _Uniforms(np.random.default_rng(seed))
-    scene = _random_scene(u, held_out)
-    frames = render(np.array(_run(_random_states(u, scene), [(scene, num_frames)])), scene)
-    caption = _paraphrase(scene, u) if u() < paraphrase_prob else scene.caption()
-    return frames, caption, scene
-
-
-def random_story(seed: int, num_segments: int = 3, frames_per_segment: int = 16, num_objects=None,
-                 held_out=False):
-    """(frames, captions, scenes): the same objects through `num_segments` scenes; every later scene
-    gives each object a new motion that has room to show."""
-    if num_segments < 1 or frames_per_segment < 1:
-        raise ValueError(f"need num_segments >= 1 and frames_per_segment >= 1, got {num_segments}, "
-                         f"{frames_per_segment}")
-    u = _Uniforms(np.random.default_rng(seed))
-    scenes = [_random_scene(u, held_out, num_objects)]
-    states = _run(_random_states(u, scenes[0]), [(scenes[0], frames_per_segment)])
-    for _ in range(num_segments - 1):
-        scene, more = _next_scene(u, scenes[-1], states[-1], frames_per_segment)
-        scenes.append(scene)
-        states += more
-    frames = render(np.array(states), scenes[0])
-    return frames, [s.caption(first=i == 0) for i, s in enumerate(scenes)], scenes
-
-
-def make_example(seed: int, num_frames: int = 17, prime_frames: int = 5, change_prob: float = 0.3,
-                 paraphrase_prob: float = 0.1, prime_latent_frames: int = 3, held_out=False) -> dict:
-    """A training example, deterministic for `seed`: dict(frames=(T, 64, 64, 3) uint8, caption, prime).
-    With probability change_prob the motions change after `prime_frames` frames and the caption is the
-    story form of the new scene (prime = prime_latent_frames given); else a random clip (prime = -1)
-    whose canonical caption takes the `the` form 30% of the time."""
-    if not 1 <= prime_frames < num_frames:
-        raise ValueError(f"need 1 <= prime_frames < num_frames, got {prime_frames}, {num_frames}")
-    u = _Uniforms(np.random.default_rng((seed, 1)))
-    if u() < change_prob:
-        first = _random_scene(u, held_out)
-        states = _run(_random_states(u, first), [(first, prime_frames)])
-        second, more = _next_scene(u, first, states[-1], num_frames - prime_frames)
-        frames = render(np.array(states + more), first)
-        return {"frames": frames, "caption": second.caption(first=False), "prime": prime_latent_frames}
-    frames, caption, scene = random_clip(seed, num_frames, paraphrase_prob, held_out)
-    if u() < 0.3 and caption == scene.caption():
-        caption = scene.caption(first=False)
-    return {"frames": frames, "caption": caption, "prime": -1}
+def render_clip(scene, num_frames: int = 17, seed: int = 0, starts=None) -> np.ndarray:
+    """(num_frames, 64, 64, 3) uint8 frames of one scene (see render_story)."""
+    return render_story([(scene, num_frames)], seed, starts)[0]

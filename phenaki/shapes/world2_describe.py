@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import world2 as w
+from .world2_captions import parse_scene
 
 _MIN_PEAK, _MIN_PIXELS, _WINDOW = 80.0, 20, 16
 _PALETTE = np.array(list(w.COLOURS.values()), np.float32)  # (7, 3)
@@ -237,7 +238,7 @@ def score(expected, description: list, segment: int = 0) -> Score:
     """Scores the objects of `description` (from `describe`) seen in `segment` against a caption, w.Scene or
     w.Thing. Prompted objects pair with seen ones by colour, then by shape, then in order; a prompted
     object with no partner is wrong in every respect."""
-    scene = w.parse_scene(expected) if isinstance(expected, str) else \
+    scene = parse_scene(expected) if isinstance(expected, str) else \
         w.Scene(expected) if isinstance(expected, w.Thing) else w.Scene(tuple(expected))
     here = [d for d in description if d.motions[segment] is not None]
     left, partner = list(here), {}

@@ -120,9 +120,10 @@ class VideoFolder(Dataset):
 
 
 class WorldClips2(Dataset):
-    """Shapes world 2 (`phenaki/shapes/world2.py`: one or two objects, sizes, growing and shrinking), clip `i` made from
-    seed `seed_offset + i`. Videos stay uint8 (3, frames, H, W) until they reach the trainer's device: a quarter of
-    the bytes through the data-loader workers' shared memory and the copy to a GPU (`as_float_video`)."""
+    """Shapes world 2 (`phenaki/shapes/world2.py`: one or two objects, sizes, growing and shrinking), clip `i` made by
+    `world2_data.make_example` from seed `seed_offset + i`. Videos stay uint8 (3, frames, H, W) until they reach the
+    trainer's device: a quarter of the bytes through the data-loader workers' shared memory and the copy to a GPU
+    (`as_float_video`)."""
 
     def __init__(self, length: int = 100_000_000, num_frames: int = 17, seed_offset: int = 0,
                  paraphrase_prob: float = 0.1, change_prob: float = 0.3, prime_frames: int = 5):
@@ -133,11 +134,11 @@ class WorldClips2(Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> dict:
-        from ..shapes import world2
+        from ..shapes import world2_data
 
-        example = world2.make_example(self.seed_offset + i, num_frames=self.num_frames,
-                                      prime_frames=self.prime_frames, change_prob=self.change_prob,
-                                      paraphrase_prob=self.paraphrase_prob)
+        example = world2_data.make_example(self.seed_offset + i, num_frames=self.num_frames,
+                                           prime_frames=self.prime_frames, change_prob=self.change_prob,
+                                           paraphrase_prob=self.paraphrase_prob)
         video = rearrange(torch.from_numpy(np.ascontiguousarray(example["frames"])), "f h w c -> c f h w")
         return dict(video=video, caption=example["caption"], prime=example["prime"])
 

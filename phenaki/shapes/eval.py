@@ -25,7 +25,7 @@ from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
 from . import world
 from .card import write_card
-from .targets import DEFAULTS, report
+from .targets import report
 
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 

@@ -83,8 +83,8 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
                                      (decoder_args, decoder_record), (refiner_args, refiner_record),
                                      (further_args, further_record)):
         command = train_command(stage_record)
-        assert command.startswith(f"python -m phenaki.training.trainer {stage_args.stage} ")
-        assert build_parser().parse_args(command.split()[3:]) == stage_args
+        assert command.startswith(f"phenaki train {stage_args.stage} ")
+        assert build_parser().parse_args(command.split()[2:]) == stage_args
 
     results = evaluation.evaluate(random_shapes_model(), clips=2, samples=1, stories=1)
     missed = missed_targets(results)
@@ -94,7 +94,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     assert targets.report(results) in body
     assert "| 9 | 16 | 0.0003, cosine | 10 min |" in body  # steps, batch 8 x accumulation 2, lr, time
     assert "| 7 | 8 | 0.002, cosine | 2 min |" in body
-    assert "python -m phenaki.training.trainer tokenizer" not in body.split("python -m phenaki.training.trainer transformer")[1]
+    assert "phenaki train tokenizer" not in body.split("phenaki train transformer")[1]
     assert "cp runs/p/final/* weights/" in body and "runs/dec" not in body
 
     # a decoder fine-tune adds a third row and command, after the stages it started from
@@ -104,7 +104,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
         "| tokenizer (C-ViViT)", "| MaskGit + critic + text encoder (tokenizer frozen)",
         "| tokenizer decoder fine-tuned (codes frozen)"]
     assert "| 5 | 8 | 0.0001, cosine | 1 min |" in rows[2]
-    commands = [line for line in body.splitlines() if line.startswith("python -m phenaki.training.trainer")]
+    commands = [line for line in body.splitlines() if line.startswith("phenaki train")]
     assert [c.split()[3] for c in commands] == ["tokenizer", "transformer", "decoder"]
     assert "cp runs/dec/final/* weights/" in body
 
@@ -113,7 +113,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
     assert len(rows) == 4 and rows[2].startswith("| tokenizer decoder fine-tuned (codes frozen) |")
     assert rows[3].startswith("| tokenizer decoder fine-tuned with a new pixel refiner of width 32 (codes frozen) |")
-    assert "python -m phenaki.training.trainer decoder --out runs/ref --model runs/dec/final --pixel-refiner-dim 32" in body
+    assert "phenaki train decoder --out runs/ref --model runs/dec/final --pixel-refiner-dim 32" in body
     assert "cp runs/ref/final/* weights/" in body
 
     # then the transformer trained further from that model, with new local mixers: a fifth
@@ -121,7 +121,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
     assert len(rows) == 5 and rows[4].startswith(
         "| MaskGit + critic + text encoder trained further, with new local mixers (tokenizer frozen) | 3 |")
-    assert "python -m phenaki.training.trainer transformer --out runs/mix --model runs/ref/final --local-mixers" in body
+    assert "phenaki train transformer --out runs/mix --model runs/ref/final --local-mixers" in body
     assert "cp runs/mix/final/* weights/" in body
 
     model = random_shapes_model()
@@ -132,7 +132,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     card = ModelCard.load(tmp_path / "README.md")
     assert "## What to expect\n\nObjects come out in fragments." in card.text
     assert card.data.pipeline_tag == "text-to-video" and "## Reproduce" in card.text
-    assert "python -m phenaki.training.trainer transformer --out runs/p --tokenizer runs/tok/final" in card.text
+    assert "phenaki train transformer --out runs/p --tokenizer runs/tok/final" in card.text
     with pytest.raises(SystemExit):
         evaluation.main(["some-user/some-repo", "--card"])  # a card is written into a folder only
 

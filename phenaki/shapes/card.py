@@ -1,6 +1,6 @@
 """The bundled model's card, written from what was measured and recorded, not typed by hand.
 
-    python -m phenaki.shapes.eval weights --card     # evaluates, then writes weights/README.md
+    phenaki eval weights --card     # evaluates, then writes weights/README.md
 
 The figures come from `phenaki.shapes.eval` (held to `phenaki.shapes.targets`); the training table and the
 commands that reproduce the model come from the `training.json` records the trainers leave beside their final
@@ -20,12 +20,12 @@ from .targets import DEFAULTS, TARGETS, missed_targets, report
 
 
 def train_command(record: dict) -> str:
-    """The `python -m phenaki.training.trainer` command line of a training record (arguments left at their default
+    """The `phenaki train` command line of a training record (arguments left at their default
     are left out)."""
     from ..training.trainer import build_parser
 
     defaults = vars(build_parser().parse_args([record["stage"], "--out", "x"]))
-    parts = ["python -m phenaki.training.trainer", record["stage"]]
+    parts = ["phenaki train", record["stage"]]
     for name, value in record["args"].items():
         if name not in defaults or (value == defaults[name] and name != "out"):
             continue
@@ -87,8 +87,8 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         "",
         f"A complete Phenaki (C-ViViT tokenizer, MaskGit, Token Critic, byte-level text encoder; "
         f"{parameters / 1e6:.1f} M parameters) trained from scratch on the synthetic **shapes world** "
-        f"(`phenaki/world.py`): {model.frame_size[0]}x{model.frame_size[1]} frames at {model.fps} fps, one circle, "
-        "square or triangle in one of 7 colours, moving left/right/up/down or still, captioned "
+        f"(`phenaki/shapes/world.py`): {model.frame_size[0]}x{model.frame_size[1]} frames at {model.fps} fps, "
+        "one circle, square or triangle in one of 7 colours, moving left/right/up/down or still, captioned "
         "`a red circle moves left`, `the red circle moves up`, `a blue square stays still`.",
         "",
         f"Tokenizer: patches {cv['patch_size']}x{cv['patch_size']}, {cv['temporal_patch_size']} frames per "
@@ -105,7 +105,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         f"{DEFAULTS['token_temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, no critic, "
         f"{DEFAULTS['refine_passes']} refinement pass{'es' * (DEFAULTS['refine_passes'] != 1)})",
         "",
-        "Command: `python -m phenaki.shapes.eval weights --card` (`weights/eval.json` holds the raw figures).",
+        "Command: `phenaki eval weights --card` (`weights/eval.json` holds the raw figures).",
         "",
         report(results),
         "",
@@ -124,7 +124,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
             "", "## Reproduce", "", "```bash",
             *[train_command(r) for r in stages],
             f"cp {stages[-1]['args']['out']}/final/* weights/",
-            "python -m phenaki.shapes.eval weights --card --card-notes scripts/default-model-notes.md",
+            "phenaki eval weights --card --card-notes scripts/default-model-notes.md",
             "```",
         ]
     lines += [

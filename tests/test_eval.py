@@ -105,7 +105,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
         "| tokenizer decoder fine-tuned (codes frozen)"]
     assert "| 5 | 8 | 0.0001, cosine | 1 min |" in rows[2]
     commands = [line for line in body.splitlines() if line.startswith("phenaki train")]
-    assert [c.split()[3] for c in commands] == ["tokenizer", "transformer", "decoder"]
+    assert [c.split()[2] for c in commands] == ["tokenizer", "transformer", "decoder"]
     assert "cp runs/dec/final/* weights/" in body
 
     # and a second decoder stage that adds a pixel refiner, a fourth, named for what it added

@@ -22,6 +22,7 @@ from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .models.text import ByteTextEncoder, build_text_encoder
 from .objectives import critic_loss, drop_condition, maskgit_loss, random_mask
+from .precision import bf16_autocast
 from .sampling import SamplingSettings, StepState, sample_tokens
 from .seeds import story_seed, window_generator
 from .serialization import (
@@ -157,9 +158,14 @@ class Phenaki(nn.Module):
         return video[:, :, num_prime: num_prime + new_frames]
 
     def decode_ids(self, ids: Tensor) -> Tensor:
-        """Flat window ids (b, t*h*w) -> video (b, c, f, H, W) in [0, 1]."""
+        """Flat window ids (b, t*h*w) -> video (b, c, f, H, W) in [0, 1], fp32."""
         grid = rearrange(ids, "b (t h w) -> b t h w", h=self.grid[0], w=self.grid[1])
-        return self.cvivit.decode(grid).clamp(0, 1)
+        # in the sampling precision: bf16 moved the bundled model's tokenizer PSNR 34.589 -> 34.584 dB on 50 held-out
+        # clips (34.475 -> 34.472 on 200; shapes.eval.tokenizer_metrics), within the 0.1 dB allowed, and cut their
+        # fp32 encode + decode 7.5 -> 4.9 s (this 2-core EPYC, busy)
+        with bf16_autocast(self.device):
+            video = self.cvivit.decode(grid)
+        return video.float().clamp(0, 1)
 
     def _windows(self, prompts_and_frames, settings, seed: int, prime: Tensor | None = None, batch: int = 1,
                  on_step=None):

@@ -1,5 +1,5 @@
-"""The precision the sampler's transformers run in: bf16 autocast where the hardware has bf16 matrix units, fp32
-elsewhere. The rule, first match wins (`sampling_precision`):
+"""The precision sampling runs in: bf16 autocast where the hardware has bf16 matrix units, fp32 elsewhere. The rule,
+first match wins (`sampling_precision`):
 
 1. under `phenaki.models.attention.reference_paths()`: fp32 (the reference is the plain fp32 computation);
 2. inside `with precision("fp32" | "bf16"):` that (tests, benchmarks);
@@ -13,8 +13,9 @@ that re-encodes a window's prime frames: their ids must not move).
 Why: on a CPU with AVX512-BF16 (this project's 2-core AMD EPYC, torch 2.14) a bf16 matmul runs at 330-420 GFLOP/s
 against 140-160 in fp32. The bundled model, one thread, machine busy, median of 3: a 17-frame clip 1.33 -> 0.97 s,
 a 10 s story (80 frames) 0.100 -> 0.076 s per frame (2 threads, quiet: the clip 0.93 -> 0.72 s). A CPU without bf16
-units emulates bf16 and is slower in it. bf16 changes which tokens are drawn (the logits move by ~1e-2), not whether
-the frames are valid: tests/test_precision.py holds the two within bf16's tolerance.
+units emulates bf16 and is slower in it. bf16 changes which tokens are drawn (the tiny model's logits move by ~1% of
+their range; tests/test_precision.py), not what the frames show: the eval's text-control read-back on 50 held-out
+samples (shapes.eval.text_control_metrics) is colour 1.00, shape 0.98, motion 0.98 in both precisions.
 """
 
 from __future__ import annotations

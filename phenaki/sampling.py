@@ -14,10 +14,11 @@ redrawn between fixed neighbours agrees with them, and no two frames redrawn tog
 Work done per step: one forward of MaskGit over the window, conditioned and unconditioned rows in one batch when
 guidance is on (`MaskGit.guided_logits_at`: the unconditioned rows skip the text cross-attention, both halves share
 the layers before the first cross-attention, and the guided mix is taken before the output layer), logits only at
-the positions still masked, tokens drawn by inverse CDF, and nothing after the last step. On a GPU the
-transformers run under bf16 autocast. Under `phenaki.models.attention.reference_paths()` all of that is done the
-plain way (both halves in full, the text masked out in the second, logits mixed after the output layer,
-`torch.multinomial`, fp32): the reference the fast path is tested against.
+the positions still masked, tokens drawn by inverse CDF, and nothing after the last step. On a GPU and on a CPU with
+bf16 units the transformers run under bf16 autocast (`phenaki.precision`). Under
+`phenaki.models.attention.reference_paths()` all of that is done the plain way (both halves in full, the text masked
+out in the second, logits mixed after the output layer, `torch.multinomial`, fp32): the reference the fast path is
+tested against.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import Tensor
 
 from .models.attention import fast_paths_enabled
 from .models.maskgit import MaskGit
+from .precision import bf16_autocast
 
 
 def _setting(default, *, help: str, low=None, high=None, integer: bool = False, optional: bool = False,
@@ -151,12 +153,11 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
                   on_step: Callable[[StepState], None] | None = None, autocast: bool | None = None) -> Tensor:
     """Returns (batch, length) token ids. `prefix` (batch, p) ids are kept as given (a primed continuation).
     `frame_tokens`: tokens per latent frame, which refinement needs (by default the rows x columns of MaskGit's
-    `position_grid`). `autocast`: run the transformers under bf16 autocast; by default on CUDA only (a CPU without
-    bf16 matrix units is slower in bf16) and not under `reference_paths()`."""
+    `position_grid`). `autocast`: run the transformers under bf16 autocast; by default where
+    `phenaki.precision.sampling_precision` says bf16 (CUDA, a CPU with bf16 units; never under `reference_paths()`;
+    PHENAKI_PRECISION overrides)."""
     device = maskgit.token_emb.weight.device
-    if autocast is None:
-        autocast = fast_paths_enabled() and device.type == "cuda"
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(autocast))
+    amp = bf16_autocast(device, autocast)
     if context is not None:
         batch = context.shape[0]
     num_prefix = 0 if prefix is None else prefix.shape[1]

@@ -17,9 +17,18 @@ from phenaki.models.attention import (
     fast_paths_enabled,
     reference_paths,
 )
+from phenaki.precision import precision
 from phenaki.sampling import SamplingSettings, sample_tokens
 
 PROMPT = "a red circle moves left"
+
+
+@pytest.fixture(autouse=True)
+def fp32():
+    """Fast and reference paths compared in one precision: these tests are about the paths (the reference is fp32);
+    bf16 against fp32 is tests/test_precision.py's. Tests of the bf16 code path ask for autocast themselves."""
+    with precision("fp32"):
+        yield
 
 
 def make_maskgit(**overrides) -> MaskGit:

@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from phenaki import Phenaki
 from phenaki.demo import stories
+from phenaki.precision import precision
 from phenaki.sampling import SamplingSettings, masked_count, sample_tokens
 
 PROMPT = "a red circle moves left"
@@ -107,10 +108,12 @@ def test_token_temperature_zero_draws_the_most_likely_token(tiny_model):
     kwargs = dict(texts=PROMPT, num_frames=9, steps=4, temperature=0.0)
     argmax = tiny_model.sample(token_temperature=0.0, seed=0, **kwargs)
     assert torch.equal(argmax, tiny_model.sample(token_temperature=0.0, seed=1, **kwargs))
-    # in one step (no order to choose) it is top-k 1, whose ties in confidence would reorder later steps
+    # in one step (no order to choose) it is top-k 1, whose ties in confidence would reorder later steps; in fp32,
+    # where two logits tie at the top far less often than in bf16 (8-bit mantissa), and top-k keeps every tie
     one_step = dict(kwargs, steps=1, refine_passes=0)
-    assert torch.equal(tiny_model.sample(token_temperature=0.0, seed=0, **one_step),
-                       tiny_model.sample(token_temperature=1.0, top_k=1, seed=2, **one_step))
+    with precision("fp32"):
+        assert torch.equal(tiny_model.sample(token_temperature=0.0, seed=0, **one_step),
+                           tiny_model.sample(token_temperature=1.0, top_k=1, seed=2, **one_step))
 
 
 def test_lower_token_temperature_draws_likelier_tokens(tiny_model):

@@ -53,7 +53,11 @@ from .presets import preset
 
 
 class EMA:
-    """Exponential moving average of a model's floating-point state (parameters and buffers)."""
+    """Exponential moving average of a model's floating-point state (parameters and buffers).
+
+    Not torch's `AveragedModel` (nor ema-pytorch): its state dict prefixes every key with `module.` and adds an
+    `n_averaged` counter, so the averaged weights would not load into the model as they are, and our decay warms
+    up with the step count ((1 + step) / (10 + step)), which its fixed-decay EMA function does not."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay

@@ -1,6 +1,8 @@
 """Shared fixtures. Environment first: huggingface_hub and gradio read these at import time."""
 
+import functools
 import os
+import shutil
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -19,9 +21,61 @@ torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "bundled_model: serves the bundled weights/ model (every other demo test "
-                                       "serves a tiny random one)")
+# ---- markers: every test gets exactly one category (declared in pyproject.toml, with --strict-markers) ----------
+
+CATEGORIES = ("unit", "server", "browser", "gpu")
+BY_MODULE = {"test_browser.py": "browser", "test_gpu_bench.py": "gpu"}
+COLLECTED = pytest.StashKey[list]()  # every test collected, before -m/-k deselect any (tests/test_markers.py)
+
+
+def category_of(item) -> str:
+    """A test's category when it has none by hand: by module (browser, gpu), else `server` when it uses the shared
+    app server (the `server` fixture), else `unit`. A test that starts its own `python app.py` is marked by hand."""
+    if item.path.name in BY_MODULE:
+        return BY_MODULE[item.path.name]
+    return "server" if "server" in getattr(item, "fixturenames", ()) else "unit"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook, which deselects by -m
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in CATEGORIES):
+            item.add_marker(category_of(item))
+    config.stash[COLLECTED] = list(items)
+
+
+# ---- tools the server and browser tests need: missing ones fail those tests, not pass them silently ------------
+
+ALLOW_MISSING = "PHENAKI_TESTS_ALLOW_MISSING_TOOLS"
+NEEDS = {"server": ("ffmpeg", "ffprobe"), "browser": ("ffmpeg", "ffprobe", "chromium")}
+DEBIAN_PACKAGE = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "chromium": "chromium"}
+
+
+@functools.cache
+def tool_path(tool: str) -> str | None:
+    if tool == "chromium":  # the browser tests launch this file (PHENAKI_TEST_CHROMIUM to use another)
+        from app_server import CHROMIUM
+
+        return CHROMIUM if os.access(CHROMIUM, os.X_OK) else None
+    return shutil.which(tool)
+
+
+def pytest_report_header(config):
+    return "tools: " + ", ".join(f"{tool} {tool_path(tool) or 'MISSING'}" for tool in DEBIAN_PACKAGE)
+
+
+def pytest_runtest_setup(item):
+    """Before any fixture starts a server: a server or browser test whose tools are missing fails, naming the Debian
+    package (`bash scripts/setup.sh --dev` installs them), or with PHENAKI_TESTS_ALLOW_MISSING_TOOLS=1 is skipped."""
+    needed = {tool for name, tools in NEEDS.items() if item.get_closest_marker(name) for tool in tools}
+    missing = sorted(tool for tool in needed if tool_path(tool) is None)
+    if missing:
+        packages = " ".join(sorted({DEBIAN_PACKAGE[tool] for tool in missing}))
+        message = (f"{', '.join(missing)} not found, which this test needs: install the Debian package(s) {packages} "
+                   f"(`bash scripts/setup.sh --dev` does, as root)")
+        if os.environ.get(ALLOW_MISSING) == "1":
+            pytest.skip(f"{message}; skipped as {ALLOW_MISSING}=1 allows")
+        pytest.fail(f"{message}, or set {ALLOW_MISSING}=1 to skip such tests", pytrace=False)
 
 
 def tiny_phenaki(seed: int = 0, critic: bool = True, **overrides) -> Phenaki:

@@ -1,7 +1,6 @@
 """The `phenaki` command, run as users run it (`python -m phenaki`, a subprocess) on a tiny random model: stories
 to MP4 and GIF, seeds that reproduce a video, one clear line for each bad input, and the forwarded commands."""
 
-import importlib.util
 import json
 import os
 import re
@@ -161,9 +160,5 @@ def test_forwarded_help(command, expected, tmp_path):
     assert expected in succeeded(phenaki(tmp_path, command, "--help"))
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("phenaki.demo.app") is None,
-    reason="phenaki.demo.app (the demo's entry point, being written on another branch) is missing",
-)
 def test_demo_help(tmp_path):
     assert "usage:" in succeeded(phenaki(tmp_path, "demo", "--help"))

@@ -1,4 +1,6 @@
-"""The evaluation script, on a small random model of the shapes world's frame size."""
+"""The evaluation script: on a small random model of the shapes world's frame size, and against references (the
+world's ground truth rendered by tests/reference_model.py, and the same with one known error) whose scores are
+known in advance."""
 
 import json
 import os
@@ -6,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from reference_model import WRONG_COLOUR, WRONG_MOTION, GroundTruth
 
 from phenaki.media import psnr
 from phenaki.shapes import eval as evaluation
@@ -140,3 +143,69 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
 def test_evaluate_refuses_models_of_another_world(tiny_model):
     with pytest.raises(ValueError, match="need a shapes-world model"):
         evaluation.evaluate(tiny_model, clips=1, samples=1, stories=1)
+
+
+# ---- the eval against references: the shapes world's ground truth, and the ground truth with one known error ----
+
+
+def test_the_ground_truth_scores_full_marks():
+    results = evaluation.evaluate(GroundTruth(), clips=16, samples=20, stories=10)
+    assert results["tokenizer"]["psnr_db"] > 100 and results["tokenizer"]["describe_agreement"] == 1.0
+    assert results["text_control"] == dict(colour=1.0, shape=1.0, motion=1.0, samples=20)
+    assert results["stories"] == dict(object_kept=1.0, motion_followed=1.0, stories=10)
+    assert targets.missed_targets(results) == []
+
+
+def test_a_wrong_colour_scores_zero_on_colour_and_nothing_else():
+    results = evaluation.evaluate(GroundTruth(colours=WRONG_COLOUR, tokenizer_colours=WRONG_COLOUR), clips=16,
+                                  samples=20, stories=10)
+    assert results["tokenizer"]["describe_agreement"] == 0.0 and results["tokenizer"]["psnr_db"] < 20
+    assert results["text_control"] == dict(colour=0.0, shape=1.0, motion=1.0, samples=20)
+    # the same wrong colour in every scene: the object is kept
+    assert results["stories"] == dict(object_kept=1.0, motion_followed=1.0, stories=10)
+    assert {m.split(" ")[:2][1] for m in targets.missed_targets(results)} == {"describe_agreement", "psnr_db", "colour"}
+
+
+def test_a_wrong_motion_scores_zero_on_motion():
+    model = GroundTruth(motions=WRONG_MOTION)
+    assert evaluation.text_control_metrics(model, samples=20) == dict(colour=1.0, shape=1.0, motion=0.0, samples=20)
+    stories = evaluation.story_metrics(model, stories=10)
+    assert stories["object_kept"] == 1.0 and stories["motion_followed"] < 0.5  # (a still object stuck at a border
+    # reads as still, which a still prompt asks for: not every segment can go wrong)
+
+
+def test_an_object_that_changes_at_each_scene_is_not_kept():
+    changing = GroundTruth(new_colour_each_scene=True)
+    assert evaluation.story_metrics(changing, stories=10) == dict(object_kept=0.0, motion_followed=1.0, stories=10)
+    assert evaluation.story_scores(changing, STILL_RIGHT_STILL) == ([False, False], [True, True, True])
+
+
+STILL_RIGHT_STILL = ["a red square stays still", "the red square moves right", "the red square stays still"]
+
+
+@pytest.mark.parametrize("switch, followed", [
+    (0, [True, True, True]),     # the world's own timing: a segment's first frame is its motion's first step
+    (-1, [False, True, True]),   # one frame early: the first still segment ends with a step right
+    (-2, [False, True, True]),
+    (1, [True, True, True]),     # one frame late: the step between two segments is read in neither
+    (2, [True, True, False]),    # two frames late: the last still segment starts with a step right
+])
+def test_story_segments_are_read_where_the_timeline_puts_them(switch, followed):
+    """A still -> right -> still story whose motion starts `switch` frames off the timeline's boundaries (from the
+    left border: it never reaches the right one). One stray step of SPEED px inside a still segment is motion by the
+    world's threshold, so the results pin each segment's first and last frame: a split one frame earlier would pass
+    the stand-in that is one frame early, one frame later fail the exact one."""
+    assert world.SPEED >= world.MOTION_THRESHOLD > world.SPEED / 2  # one step shows, half a step would not
+    model = GroundTruth(switch=switch, start=(0, 25))
+    kept, seen = evaluation.story_scores(model, STILL_RIGHT_STILL, seconds=2.0, seed=3)
+    assert kept == [True, True] and seen == followed
+
+
+def test_a_mistimed_switch_between_two_motions_counts_by_which_motion_dominates():
+    """right -> up: each segment's motion is read from its first to its last frame, so a switch k frames early puts
+    k steps up into the 15 steps of the segment told to move right, and reads as up once they outnumber the rest."""
+    captions = ["a blue circle moves right", "the blue circle moves up"]
+    for switch in (-1, -7):
+        model = GroundTruth(switch=switch, start=(0, world.MAX_POS))  # room for every step: nothing is clamped
+        assert evaluation.story_scores(model, captions) == ([True], [True, True])
+    assert evaluation.story_scores(GroundTruth(switch=-8, start=(0, world.MAX_POS)), captions) == ([True], [False, True])

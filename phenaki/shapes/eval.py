@@ -7,6 +7,10 @@
 - text control: colour, shape and motion of clips sampled from random captions;
 - stories: 3-segment timelines, object kept across scene changes, each segment's motion as prompted;
 - speed: seconds for a 17-frame clip at the default settings on this machine.
+
+The measures use only this much of the model: `sample`, `stream`, `cvivit.encode` / `decode`, `window_frames`,
+`frame_size`, `fps` and `device`; tests/reference_model.py answers them with the world's ground truth, whose scores
+are known (tests/test_eval.py).
 """
 
 from __future__ import annotations
@@ -65,19 +69,31 @@ def text_control_metrics(model: Phenaki, samples: int = 100, batch: int = 10, **
 
 
 @torch.no_grad()
+def story_scores(model: Phenaki, captions: list[str], seconds: float = 2.0, seed: int | None = None,
+                 **settings) -> tuple[list[bool], list[bool]]:
+    """One story of `captions`, `seconds` each: for each scene change whether the object was kept (colour and shape
+    as read before it), and for each segment whether its motion follows its caption. The frames are split where the
+    timeline's segments begin, each segment's motion read from its own first to its last frame."""
+    per_segment = round(seconds * model.fps)
+    chunks = model.stream([(c, seconds) for c in captions], seed=seed, **settings)
+    frames = np.concatenate([c.frames for c in chunks])
+    segments = np.split(frames, np.cumsum([per_segment] * (len(captions) - 1)))
+    seen = [world.describe(s) for s in segments]
+    kept = [after.colour == before.colour and after.shape == before.shape for before, after in zip(seen, seen[1:])]
+    followed = [world.motion_matches(world.parse_caption(caption)[2], description.motions[0], segment)
+                for caption, segment, description in zip(captions, segments, seen)]
+    return kept, followed
+
+
+@torch.no_grad()
 def story_metrics(model: Phenaki, stories: int = 20, seconds: float = 2.0, **settings) -> dict:
     kept, followed = [], []
     per_segment = round(seconds * model.fps)
     for i in range(stories):
-        _, captions, scenes = world.random_story(HELD_OUT + i, num_segments=3, frames_per_segment=per_segment)
-        chunks = model.stream([(c, seconds) for c in captions], seed=HELD_OUT + i, **settings)
-        frames = np.concatenate([c.frames for c in chunks])
-        segments = np.split(frames, np.cumsum([per_segment] * 2))
-        seen = [world.describe(s) for s in segments]
-        for before, after in zip(seen, seen[1:]):
-            kept.append(after.colour == before.colour and after.shape == before.shape)
-        for scene, segment, description in zip(scenes, segments, seen):
-            followed.append(world.motion_matches(scene.motion, description.motions[0], segment))
+        _, captions, _ = world.random_story(HELD_OUT + i, num_segments=3, frames_per_segment=per_segment)
+        story_kept, story_followed = story_scores(model, captions, seconds, seed=HELD_OUT + i, **settings)
+        kept += story_kept
+        followed += story_followed
     return dict(object_kept=float(np.mean(kept)), motion_followed=float(np.mean(followed)), stories=stories)
 
 

@@ -102,7 +102,6 @@ def test_the_installed_package_imports_every_subpackage(installed, tmp_path):
     result = run_installed(installed, tmp_path, sys.executable, "-c", script)
     assert result.returncode == 0, result.stderr[-3000:]
     assert Path(result.stdout.strip()).is_relative_to(installed)  # not the source tree
-    assert not (ROOT / "build").exists() and not list(ROOT.glob("*.egg-info"))
 
 
 def test_the_installed_command_runs(installed, tmp_path, tiny_model_dir):

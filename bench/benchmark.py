@@ -37,8 +37,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 sys.path.insert(0, str(REPO))
-for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
-                       TOKENIZERS_PARALLELISM="false").items():
+for key, value in dict(
+    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false"
+).items():
     os.environ.setdefault(key, value)
 
 import torch  # noqa: E402
@@ -48,8 +49,12 @@ from bench.browser import first_frames  # noqa: E402
 from bench.report import machine, report, table, targets  # noqa: E402
 from bench.systems import CONFIGS, SYSTEMS, TASKS, Config, Inputs  # noqa: E402
 
-STORY_PROMPTS = ["a red circle moves right", "the red circle moves up", "a blue square moves left",
-                 "the blue square moves down"]
+STORY_PROMPTS = [
+    "a red circle moves right",
+    "the red circle moves up",
+    "a blue square moves left",
+    "the blue square moves down",
+]
 APP_TIMELINE = [("a red circle moves right", 2.0), ("the red circle moves up", 2.0)]  # the demo's default
 
 
@@ -75,7 +80,7 @@ def matmul_ceiling(n: int = 2048, reps: int = 3) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(reps))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def _timed(fn) -> float:
@@ -158,7 +163,7 @@ def compare(cfg: Config, rounds: int, threads: int, log) -> dict:
     inputs = Inputs(cfg)
     log(f"\n== {cfg.name}: building both models")
     systems = {key: cls(cfg, inputs) for key, cls in SYSTEMS.items()}
-    for key, system in systems.items():
+    for system in systems.values():
         params = sum(p.numel() for p in system.model.parameters())
         log(f"   {system.name}: {params / 1e6:.1f} M parameters")
     results = {task: {key: Measure() for key in systems} for task in TASKS}
@@ -174,17 +179,23 @@ def compare(cfg: Config, rounds: int, threads: int, log) -> dict:
             for key, system in systems.items():  # A B, A B, ... in every round
                 torch.manual_seed(r)
                 results[task][key].times.append(_timed(getattr(system, task)))
-        log(f"   round {r + 1}/{rounds}: " + "; ".join(
-            f"{task} " + " / ".join(f"{results[task][k].times[-1]:.2f}" for k in systems) for task in TASKS)
-            + f" s; mm ceiling {ceilings[-1] / 1e9:.0f} GFLOP/s; load {os.getloadavg()[0]:.1f}")
+        log(
+            f"   round {r + 1}/{rounds}: "
+            + "; ".join(f"{task} " + " / ".join(f"{results[task][k].times[-1]:.2f}" for k in systems) for task in TASKS)
+            + f" s; mm ceiling {ceilings[-1] / 1e9:.0f} GFLOP/s; load {os.getloadavg()[0]:.1f}"
+        )
     del systems
     log("   peak memory, one child process per system")
     for key in SYSTEMS:
         memory = _child(["--memory-worker", cfg.name, key, "--threads", str(threads)])
         for task in TASKS:
             results[task][key].rest_mb, results[task][key].peak_mb = memory[task]
-    return dict(config=asdict(cfg), ceiling=statistics.median(ceilings), ceilings=ceilings,
-                results={t: {k: asdict(m) | {"median": m.median} for k, m in v.items()} for t, v in results.items()})
+    return dict(
+        config=asdict(cfg),
+        ceiling=statistics.median(ceilings),
+        ceilings=ceilings,
+        results={t: {k: asdict(m) | {"median": m.median} for k, m in v.items()} for t, v in results.items()},
+    )
 
 
 def memory_worker(config: str, system: str) -> None:
@@ -195,14 +206,15 @@ def memory_worker(config: str, system: str) -> None:
         fn = getattr(runner, task)
         fn()  # warm-up: optimizer state, first-call allocations
         before, peak = peak_rss_during(fn)
-        out[task] = (before / 2 ** 20, (peak - before) / 2 ** 20)
+        out[task] = (before / 2**20, (peak - before) / 2**20)
     print(json.dumps(out))
 
 
 def _child(args: list[str], timeout: float = 3600) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
-    done = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, __file__, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -220,10 +232,13 @@ def story_worker(seconds: float, warm_first_chunks: int) -> None:
     model = Phenaki.from_config(preset("shapes")).eval()  # random weights: same compute as the trained model
     built_rss = rss_bytes()
     segment = 5.0
-    timeline = [(STORY_PROMPTS[i % len(STORY_PROMPTS)], min(segment, seconds - i * segment))
-                for i in range(int(-(-seconds // segment)))]
-    kwargs = dict(steps=12, guidance_scale=3.0, temperature=1.0, critic_strength=0.0, refine_passes=1,
-                  seed=0)  # the demo's
+    timeline = [
+        (STORY_PROMPTS[i % len(STORY_PROMPTS)], min(segment, seconds - i * segment))
+        for i in range(int(-(-seconds // segment)))
+    ]
+    kwargs = dict(
+        steps=12, guidance_scale=3.0, temperature=1.0, critic_strength=0.0, refine_passes=1, seed=0
+    )  # the demo's
     start = time.perf_counter()
     first, frames, windows = None, 0, 0
     for chunk in model.stream(timeline, **kwargs):
@@ -238,19 +253,35 @@ def story_worker(seconds: float, warm_first_chunks: int) -> None:
         start = time.perf_counter()
         next(iter(model.stream(APP_TIMELINE, **kwargs)))
         warm.append(time.perf_counter() - start)
-    print(json.dumps(dict(seconds=seconds, frames=frames, windows=windows, total_s=total, s_per_frame=total / frames,
-                          first_chunk_s=first, warm_first_chunk_s=warm, peak_rss_mb=peak_rss / 2 ** 20,
-                          model_rss_mb=built_rss / 2 ** 20, import_peak_mb=start_rss / 2 ** 20)))
+    print(
+        json.dumps(
+            dict(
+                seconds=seconds,
+                frames=frames,
+                windows=windows,
+                total_s=total,
+                s_per_frame=total / frames,
+                first_chunk_s=first,
+                warm_first_chunk_s=warm,
+                peak_rss_mb=peak_rss / 2**20,
+                model_rss_mb=built_rss / 2**20,
+                import_peak_mb=start_rss / 2**20,
+            )
+        )
+    )
 
 
 def stories(lengths: list[float], threads: int, log) -> list[dict]:
     out = []
     for i, seconds in enumerate(lengths):
         log(f"\n== story of {seconds:g} s on the default model's size (own process)")
-        result = _child(["--story-worker", str(seconds), "--warm-first-chunks", "3" if i == 0 else "0",
-                         "--threads", str(threads)])
-        log(f"   {result['frames']} frames in {result['total_s']:.1f} s ({result['s_per_frame']:.3f} s/frame), "
-            f"first chunk {result['first_chunk_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+        result = _child(
+            ["--story-worker", str(seconds), "--warm-first-chunks", "3" if i == 0 else "0", "--threads", str(threads)]
+        )
+        log(
+            f"   {result['frames']} frames in {result['total_s']:.1f} s ({result['s_per_frame']:.3f} s/frame), "
+            f"first chunk {result['first_chunk_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
         out.append(result)
     return out
 
@@ -262,14 +293,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="timed A/B rounds (default: per config)")
     parser.add_argument("--story", default=None, help="story lengths in seconds, comma-separated (default 10,120)")
     parser.add_argument("--threads", default="auto", help="torch threads for both systems, or auto")
-    parser.add_argument("--presses", type=int, default=None,
-                        help="Generate presses in the browser (default 6, --quick 3; 0: no browser measure)")
+    parser.add_argument(
+        "--presses",
+        type=int,
+        default=None,
+        help="Generate presses in the browser (default 6, --quick 3; 0: no browser measure)",
+    )
     parser.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
     parser.add_argument("--memory-worker", nargs=2, metavar=("CONFIG", "SYSTEM"), help=argparse.SUPPRESS)
     parser.add_argument("--story-worker", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--warm-first-chunks", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--report-only", action="store_true",
-                        help="render bench/out/results.json again into bench/out/RESULTS.md (and bench/RESULTS.md)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="render bench/out/results.json again into bench/out/RESULTS.md (and bench/RESULTS.md)",
+    )
     args = parser.parse_args()
 
     if args.report_only:
@@ -291,8 +329,9 @@ def main() -> None:
 
     presses = args.presses if args.presses is not None else (3 if args.quick else 6)
     if presses == 1 or presses < 0:
-        parser.error(f"--presses must be 0 (no browser measure) or at least 2 (the first is reported apart), "
-                     f"got {presses}")
+        parser.error(
+            f"--presses must be 0 (no browser measure) or at least 2 (the first is reported apart), got {presses}"
+        )
     configs = (args.configs or ("small" if args.quick else "small,readme")).split(",")
     lengths = [float(s) for s in (args.story or ("2,6" if args.quick else "10,120")).split(",") if s]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -318,15 +357,31 @@ def main() -> None:
     if presses:
         log(f"\n== the demo in Chromium: {presses} presses of Generate, default model and settings")
         browser = first_frames(presses, log)
-        log("   " + (browser.get("skipped") or f"first press {browser['first_s']:.2f} s, later ones median "
-                     f"{browser['later_median_s']:.2f} s (max {browser['later_max_s']:.2f} s)"))
+        log(
+            "   "
+            + (
+                browser.get("skipped")
+                or f"first press {browser['first_s']:.2f} s, later ones median "
+                f"{browser['later_median_s']:.2f} s (max {browser['later_max_s']:.2f} s)"
+            )
+        )
     command = "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ticks_end = cpu_ticks()
-    data = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), command=command,
-                machine=machine(), threads=threads, thread_probe=probe, load_start=load_start,
-                steal=(ticks_end[1] - ticks_start[1]) / max(1, ticks_end[0] - ticks_start[0]),
-                load_end=os.getloadavg()[0], nice=(nice_start, os.nice(0)), wall_s=time.time() - started,
-                comparisons=comparisons, stories=story, browser=browser)
+    data = dict(
+        date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        command=command,
+        machine=machine(),
+        threads=threads,
+        thread_probe=probe,
+        load_start=load_start,
+        steal=(ticks_end[1] - ticks_start[1]) / max(1, ticks_end[0] - ticks_start[0]),
+        load_end=os.getloadavg()[0],
+        nice=(nice_start, os.nice(0)),
+        wall_s=time.time() - started,
+        comparisons=comparisons,
+        stories=story,
+        browser=browser,
+    )
     (OUT / "results.json").write_text(json.dumps(data, indent=1))
     text = report(data)
     (OUT / "RESULTS.md").write_text(text)

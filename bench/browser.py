@@ -28,8 +28,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("PHENAKI_TEST_CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Installed before each press. The click listener runs in the capture phase, before Gradio's own handler. The
 # frames of the previous story count only after the page cleared them (Generate clears the last result first).
@@ -93,12 +100,27 @@ def _chromium_pids() -> set[int]:
 
 
 def _start_app(port: int, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE",
-                                                             "OMP_NUM_THREADS")}
-    env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1",
-               GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log_path.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE", "OMP_NUM_THREADS")
+    }
+    env.update(
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_OFFLINE="1",
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "app.py")],
+        cwd=REPO,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -139,14 +161,21 @@ def first_frames(presses: int, log) -> dict:
                 page.wait_for_function("() => window.__press.done !== null", timeout=120000)
                 press = page.evaluate("() => { clearInterval(window.__press.timer); return window.__press; }")
                 # a status the page showed too briefly to be seen stays None; the frames and the clip were waited for
-                runs.append({f"{k}_s": None if press[k] is None else press[k] / 1000
-                             for k in ("started", "window", "frames", "live")})
-                log(f"   press {i + 1}/{presses}, seconds after the click: story started "
+                runs.append(
+                    {
+                        f"{k}_s": None if press[k] is None else press[k] / 1000
+                        for k in ("started", "window", "frames", "live")
+                    }
+                )
+                log(
+                    f"   press {i + 1}/{presses}, seconds after the click: story started "
                     f"{seconds(runs[-1]['started_s'])}, first window's status {seconds(runs[-1]['window_s'])}, "
-                    f"frames picture {seconds(runs[-1]['frames_s'])}, live preview {seconds(runs[-1]['live_s'])}")
+                    f"frames picture {seconds(runs[-1]['frames_s'])}, live preview {seconds(runs[-1]['live_s'])}"
+                )
                 time.sleep(1)
-            cpu = dict(server=_cpu_seconds({server.pid}) - cpu_start[0],
-                       chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1])
+            cpu = dict(
+                server=_cpu_seconds({server.pid}) - cpu_start[0], chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1]
+            )
             version = browser.version
             browser.close()
     finally:
@@ -154,6 +183,12 @@ def first_frames(presses: int, log) -> dict:
         server.wait(30)
     shutil.rmtree(log_path.parent, ignore_errors=True)
     later = [r["frames_s"] for r in runs[1:]]
-    return dict(presses=runs, first_s=runs[0]["frames_s"], later_median_s=statistics.median(later),
-                later_max_s=max(later), live_median_s=statistics.median(r["live_s"] for r in runs), cpu_s=cpu,
-                chromium=version)
+    return dict(
+        presses=runs,
+        first_s=runs[0]["frames_s"],
+        later_median_s=statistics.median(later),
+        later_max_s=max(later),
+        live_median_s=statistics.median(r["live_s"] for r in runs),
+        cpu_s=cpu,
+        chromium=version,
+    )

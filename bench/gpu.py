@@ -50,12 +50,36 @@ from phenaki import MaskGit  # noqa: E402
 from phenaki.sampling import SamplingSettings, sample_tokens, step_logits  # noqa: E402
 
 SIZES = {
-    "paper": dict(dim=2048, depth=24, heads=32, dim_head=64, text_len=128, text_dim=4096, frame=128, patch=8,
-                  frames=11, context_frames=5, steps=48, codebook=8192,
-                  cvivit=dict(dim=512, spatial_depth=4, temporal_depth=4, heads=8, dim_head=64)),
-    "test": dict(dim=32, depth=2, heads=2, dim_head=16, text_len=8, text_dim=24, frame=32, patch=8,
-                 frames=11, context_frames=5, steps=4, codebook=64,
-                 cvivit=dict(dim=32, spatial_depth=1, temporal_depth=1, heads=2, dim_head=16)),
+    "paper": dict(
+        dim=2048,
+        depth=24,
+        heads=32,
+        dim_head=64,
+        text_len=128,
+        text_dim=4096,
+        frame=128,
+        patch=8,
+        frames=11,
+        context_frames=5,
+        steps=48,
+        codebook=8192,
+        cvivit=dict(dim=512, spatial_depth=4, temporal_depth=4, heads=8, dim_head=64),
+    ),
+    "test": dict(
+        dim=32,
+        depth=2,
+        heads=2,
+        dim_head=16,
+        text_len=8,
+        text_dim=24,
+        frame=32,
+        patch=8,
+        frames=11,
+        context_frames=5,
+        steps=4,
+        codebook=64,
+        cvivit=dict(dim=32, spatial_depth=1, temporal_depth=1, heads=2, dim_head=16),
+    ),
 }
 TEMPORAL_PATCH = 2
 VARIANTS = ("fp32", "bf16-autocast", "bf16-weights", "compiled")
@@ -70,7 +94,7 @@ class Window:
         self.grid = size["frame"] // size["patch"]
         self.latent = 1 + (size["frames"] - 1) // TEMPORAL_PATCH
         self.context_latent = 1 + (size["context_frames"] - 1) // TEMPORAL_PATCH
-        self.frame_tokens = self.grid ** 2
+        self.frame_tokens = self.grid**2
         self.length, self.prefix_len = self.latent * self.frame_tokens, self.context_latent * self.frame_tokens
         self.new_frames = size["frames"] - size["context_frames"]
         g = torch.Generator().manual_seed(seed)
@@ -78,17 +102,25 @@ class Window:
         self.text_mask = torch.ones(1, size["text_len"], dtype=torch.bool, device=device)
         self.prefix = torch.randint(0, size["codebook"], (1, self.prefix_len), generator=g).to(device)
         self.probe = torch.randint(0, size["codebook"], (1, self.length), generator=g).to(device)
-        self.probe[:, self.prefix_len:][torch.rand(1, self.length - self.prefix_len, generator=g).to(device) < 0.5] \
-            = size["codebook"]  # half of the new tokens masked: one step's logits are compared there
+        self.probe[:, self.prefix_len :][torch.rand(1, self.length - self.prefix_len, generator=g).to(device) < 0.5] = (
+            size["codebook"]
+        )  # half of the new tokens masked: one step's logits are compared there
         self.positions = (self.probe[0] == size["codebook"]).nonzero()[:, 0][None]
 
 
 def build_maskgit(size: dict, window: Window, seed: int = 0) -> MaskGit:
     torch.manual_seed(seed)
     with window.device:  # initialised where it runs: 1.8 B parameters at the paper's size
-        return MaskGit(num_tokens=size["codebook"], max_seq_len=window.length, dim=size["dim"], depth=size["depth"],
-                       heads=size["heads"], dim_head=size["dim_head"], dim_context=size["text_dim"],
-                       position_grid=[window.latent, window.grid, window.grid]).eval()
+        return MaskGit(
+            num_tokens=size["codebook"],
+            max_seq_len=window.length,
+            dim=size["dim"],
+            depth=size["depth"],
+            heads=size["heads"],
+            dim_head=size["dim_head"],
+            dim_context=size["text_dim"],
+            position_grid=[window.latent, window.grid, window.grid],
+        ).eval()
 
 
 def build_cvivit(size: dict, window: Window, seed: int = 0):
@@ -97,8 +129,13 @@ def build_cvivit(size: dict, window: Window, seed: int = 0):
 
         torch.manual_seed(seed)
         with window.device:
-            return CViViT(codebook_size=size["codebook"], patch_size=size["patch"], temporal_patch_size=TEMPORAL_PATCH,
-                          quantizer="lfq", **size["cvivit"]).eval()
+            return CViViT(
+                codebook_size=size["codebook"],
+                patch_size=size["patch"],
+                temporal_patch_size=TEMPORAL_PATCH,
+                quantizer="lfq",
+                **size["cvivit"],
+            ).eval()
     except ImportError as error:  # vector-quantize-pytorch missing (see the module's docstring)
         return f"not measured: {error}"
 
@@ -129,7 +166,7 @@ def _sync(device: torch.device) -> None:
 def matmul_ceiling(device: torch.device, dtype: torch.dtype, n: int) -> float:
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.mm(a, b)
-    return 2 * n ** 3 / min(timed(lambda: torch.mm(a, b), device) for _ in range(10))
+    return 2 * n**3 / min(timed(lambda: torch.mm(a, b), device) for _ in range(10))
 
 
 def measure(size_name: str, variants: list[str], repeats: int, device: torch.device, log) -> dict:
@@ -138,8 +175,10 @@ def measure(size_name: str, variants: list[str], repeats: int, device: torch.dev
     settings = SamplingSettings(steps=size["steps"], guidance_scale=3.0, refine_passes=0)
     fp32 = build_maskgit(size, window)
     params = sum(p.numel() for p in fp32.parameters())
-    log(f"{size_name}: MaskGit {params / 1e9:.2f} B parameters, window of {window.length} tokens "
-        f"({window.prefix_len} given), {window.new_frames} new frames, {size['steps']} steps, on {device}")
+    log(
+        f"{size_name}: MaskGit {params / 1e9:.2f} B parameters, window of {window.length} tokens "
+        f"({window.prefix_len} given), {window.new_frames} new frames, {size['steps']} steps, on {device}"
+    )
     ceiling_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     ceiling = matmul_ceiling(device, ceiling_dtype, 8192 if device.type == "cuda" else 1024)
     log(f"matrix-multiply ceiling ({str(ceiling_dtype)[6:]}): {ceiling / 1e12:.1f} TFLOP/s")
@@ -148,9 +187,17 @@ def measure(size_name: str, variants: list[str], repeats: int, device: torch.dev
 
     def sampler(model: MaskGit, autocast: bool):
         text = window.text.to(model.token_emb.weight.dtype)
-        return lambda: sample_tokens(model, length=window.length, context=text, context_mask=window.text_mask,
-                                     settings=settings, prefix=window.prefix, frame_tokens=window.frame_tokens,
-                                     generator=torch.Generator(device).manual_seed(0), autocast=autocast)
+        return lambda: sample_tokens(
+            model,
+            length=window.length,
+            context=text,
+            context_mask=window.text_mask,
+            settings=settings,
+            prefix=window.prefix,
+            frame_tokens=window.frame_tokens,
+            generator=torch.Generator(device).manual_seed(0),
+            autocast=autocast,
+        )
 
     with torch.no_grad():
         reference = step_logits(fp32, window.probe, window.positions, window.text, window.text_mask, 3.0).float()
@@ -169,11 +216,14 @@ def measure(size_name: str, variants: list[str], repeats: int, device: torch.dev
             error = ((logits - reference).abs().max() / reference.abs().max()).item()
             warmup = timed(sample, device)  # compiles, for the compiled variant
             times = [timed(sample, device) for _ in range(repeats)]
-            results[name] = dict(times=times, median=statistics.median(times), warmup=warmup, flops=flops,
-                                 logits_error=error)
-            log(f"  {name}: {results[name]['median']:.3f} s a window (runs {' '.join(f'{t:.3f}' for t in times)}; "
+            results[name] = dict(
+                times=times, median=statistics.median(times), warmup=warmup, flops=flops, logits_error=error
+            )
+            log(
+                f"  {name}: {results[name]['median']:.3f} s a window (runs {' '.join(f'{t:.3f}' for t in times)}; "
                 f"warm-up {warmup:.1f} s), {results[name]['flops'] / results[name]['median'] / 1e12:.1f} TFLOP/s, "
-                f"logits within {error:.1e} of fp32")
+                f"logits within {error:.1e} of fp32"
+            )
             del model
         except Exception as error:  # noqa: BLE001 - one variant failing must not lose the others' figures
             results[name] = dict(error=f"{type(error).__name__}: {error}")
@@ -191,11 +241,23 @@ def measure(size_name: str, variants: list[str], repeats: int, device: torch.dev
         times = [timed(lambda: cvivit.decode(ids), device) for _ in range(max(repeats, 3))]
         decode = dict(times=times, median=statistics.median(times))
     log("  C-ViViT decode of the window (fp32): " + (decode.get("skipped") or f"{decode['median']:.3f} s"))
-    return dict(size=size_name, config=size, device=str(device), device_name=_device_name(device),
-                parameters=params, window_tokens=window.length, given_tokens=window.prefix_len,
-                new_frames=window.new_frames, ceiling=ceiling, ceiling_dtype=str(ceiling_dtype), variants=results,
-                decode=decode, torch=torch.__version__, date=datetime.datetime.now().astimezone().isoformat(
-                    timespec="seconds"), command=" ".join(["python bench/gpu.py"] + sys.argv[1:]))
+    return dict(
+        size=size_name,
+        config=size,
+        device=str(device),
+        device_name=_device_name(device),
+        parameters=params,
+        window_tokens=window.length,
+        given_tokens=window.prefix_len,
+        new_frames=window.new_frames,
+        ceiling=ceiling,
+        ceiling_dtype=str(ceiling_dtype),
+        variants=results,
+        decode=decode,
+        torch=torch.__version__,
+        date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        command=" ".join(["python bench/gpu.py"] + sys.argv[1:]),
+    )
 
 
 def _device_name(device: torch.device) -> str:
@@ -204,33 +266,46 @@ def _device_name(device: torch.device) -> str:
 
 def report(data: dict) -> str:
     decode = data["decode"].get("median", 0.0)
-    lines = [f"# Sampling at the {data['size']} size on {data['device_name']}", "",
-             f"- date: {data['date']}; command: `{data['command']}`; torch {data['torch']}",
-             f"- MaskGit {data['parameters'] / 1e9:.2f} B parameters; window of {data['window_tokens']} tokens, "
-             f"{data['given_tokens']} given (5 context frames), {data['new_frames']} new frames; "
-             f"{data['config']['steps']} steps, guidance 3",
-             f"- matrix-multiply ceiling ({data['ceiling_dtype'][6:]}): {data['ceiling'] / 1e12:.1f} TFLOP/s",
-             "- C-ViViT decode of a window (fp32): " + (data["decode"].get("skipped") or f"{decode:.3f} s"), "",
-             "| sampler | s a window | runs | TFLOP | TFLOP/s | of the ceiling | logits vs fp32 | s per new frame |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# Sampling at the {data['size']} size on {data['device_name']}",
+        "",
+        f"- date: {data['date']}; command: `{data['command']}`; torch {data['torch']}",
+        f"- MaskGit {data['parameters'] / 1e9:.2f} B parameters; window of {data['window_tokens']} tokens, "
+        f"{data['given_tokens']} given (5 context frames), {data['new_frames']} new frames; "
+        f"{data['config']['steps']} steps, guidance 3",
+        f"- matrix-multiply ceiling ({data['ceiling_dtype'][6:]}): {data['ceiling'] / 1e12:.1f} TFLOP/s",
+        "- C-ViViT decode of a window (fp32): " + (data["decode"].get("skipped") or f"{decode:.3f} s"),
+        "",
+        "| sampler | s a window | runs | TFLOP | TFLOP/s | of the ceiling | logits vs fp32 | s per new frame |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in data["variants"].items():
         if "error" in r:
             lines.append(f"| {name} | failed: {r['error'][:200]} | | | | | | |")
             continue
         rate = r["flops"] / r["median"]
-        lines.append(f"| {name} | {r['median']:.3f} | {' '.join(f'{t:.3f}' for t in r['times'])} | "
-                     f"{r['flops'] / 1e12:.3g} | {rate / 1e12:.3g} | {100 * rate / data['ceiling']:.0f}% | "
-                     f"{r['logits_error']:.1e} | **{(r['median'] + decode) / data['new_frames']:.3f}** |")
-    lines += ["", "Seconds per new frame = (sampling + decoding a window) / new frames. Target at the paper's size: "
-              "0.12 s or less (the paper: about 0.24 s for its 1.8 B model).", ""]
+        lines.append(
+            f"| {name} | {r['median']:.3f} | {' '.join(f'{t:.3f}' for t in r['times'])} | "
+            f"{r['flops'] / 1e12:.3g} | {rate / 1e12:.3g} | {100 * rate / data['ceiling']:.0f}% | "
+            f"{r['logits_error']:.1e} | **{(r['median'] + decode) / data['new_frames']:.3f}** |"
+        )
+    lines += [
+        "",
+        "Seconds per new frame = (sampling + decoding a window) / new frames. Target at the paper's size: "
+        "0.12 s or less (the paper: about 0.24 s for its 1.8 B model).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="paper")
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                        help=f"comma-separated, of {', '.join(VARIANTS)} (default: %(default)s)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, of {', '.join(VARIANTS)} (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed windows per variant (after a warm-up)")
     parser.add_argument("--device", default=None, help="default: cuda when there is one, else cpu")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")

@@ -14,17 +14,20 @@ from bench.systems import TASK_TITLES, TASKS, Config, Ours, Reference, tokens_of
 
 def table(comparison: dict) -> list[str]:
     cfg, ceiling = comparison["config"], comparison["ceiling"]
-    lines = [f"**{cfg['name']}** ({cfg['frame']}x{cfg['frame']}, {cfg['frames']} frames -> {Config(**cfg).tokens} "
-             f"tokens; CViViT dim {cfg['cvivit_dim']}, patch {cfg['patch']}x{cfg['temporal_patch']}, depths "
-             f"{cfg['spatial_depth']}+{cfg['temporal_depth']}, {cfg['cvivit_heads']} heads x "
-             f"{cfg['cvivit_dim_head']}; MaskGit dim {cfg['maskgit_dim']}, depth {cfg['maskgit_depth']}, "
-             f"{cfg['maskgit_heads']} heads x {cfg['maskgit_dim_head']}; LFQ codebook {cfg['codebook']}; text "
-             f"{cfg['text_len']} x {cfg['text_dim']}; {cfg['steps']} steps, guidance {cfg['guidance']:g}; "
-             f"train batch {cfg['train_batch']}). Matrix-multiply ceiling: {ceiling / 1e9:.0f} GFLOP/s "
-             f"(median of {len(comparison['ceilings'])} rounds).", "",
-             "| task | system | median s | runs (s) | tokens/s | peak MB | GFLOP | GFLOP/s | % of ceiling | "
-             "speed-up | memory |",
-             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"**{cfg['name']}** ({cfg['frame']}x{cfg['frame']}, {cfg['frames']} frames -> {Config(**cfg).tokens} "
+        f"tokens; CViViT dim {cfg['cvivit_dim']}, patch {cfg['patch']}x{cfg['temporal_patch']}, depths "
+        f"{cfg['spatial_depth']}+{cfg['temporal_depth']}, {cfg['cvivit_heads']} heads x "
+        f"{cfg['cvivit_dim_head']}; MaskGit dim {cfg['maskgit_dim']}, depth {cfg['maskgit_depth']}, "
+        f"{cfg['maskgit_heads']} heads x {cfg['maskgit_dim_head']}; LFQ codebook {cfg['codebook']}; text "
+        f"{cfg['text_len']} x {cfg['text_dim']}; {cfg['steps']} steps, guidance {cfg['guidance']:g}; "
+        f"train batch {cfg['train_batch']}). Matrix-multiply ceiling: {ceiling / 1e9:.0f} GFLOP/s "
+        f"(median of {len(comparison['ceilings'])} rounds).",
+        "",
+        "| task | system | median s | runs (s) | tokens/s | peak MB | GFLOP | GFLOP/s | % of ceiling | "
+        "speed-up | memory |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for task in TASKS:
         res = comparison["results"][task]
         ours, ref = res["ours"], res["reference"]
@@ -33,11 +36,13 @@ def table(comparison: dict) -> list[str]:
             rate = m["flops"] / m["median"]
             speed = f"**{ref['median'] / ours['median']:.1f}x**" if key == "ours" else ""
             memory = f"{ours['peak_mb'] / ref['peak_mb']:.2f}x" if key == "ours" and ref["peak_mb"] > 0 else ""
-            lines.append(f"| {TASK_TITLES[task] if key == 'ours' else ''} | {name} | {m['median']:.3f} | "
-                         f"{' '.join(f'{t:.2f}' for t in m['times'])} | "
-                         f"{tokens_of(Config(**cfg), task) / m['median']:.0f} | {m['peak_mb']:.0f} | "
-                         f"{m['flops'] / 1e9:.1f} | {rate / 1e9:.1f} | {100 * rate / ceiling:.0f}% | {speed} | "
-                         f"{memory} |")
+            lines.append(
+                f"| {TASK_TITLES[task] if key == 'ours' else ''} | {name} | {m['median']:.3f} | "
+                f"{' '.join(f'{t:.2f}' for t in m['times'])} | "
+                f"{tokens_of(Config(**cfg), task) / m['median']:.0f} | {m['peak_mb']:.0f} | "
+                f"{m['flops'] / 1e9:.1f} | {rate / 1e9:.1f} | {100 * rate / ceiling:.0f}% | {speed} | "
+                f"{memory} |"
+            )
     return lines
 
 
@@ -63,17 +68,28 @@ def targets(comparisons: dict, story: list[dict], browser: dict | None = None) -
         return f" (at 100% of the ceiling: {best:.3g} s, {r['reference']['median'] / best:.1f}x at most)"
 
     if "small" in comparisons:
-        row("small: sampling >= 10x faster", f"{ratio('small', 'sample'):.1f}x" + bound("small", "sample"),
-            ratio("small", "sample") >= 10)
-        row("small: C-ViViT encode+decode >= 3x faster",
+        row(
+            "small: sampling >= 10x faster",
+            f"{ratio('small', 'sample'):.1f}x" + bound("small", "sample"),
+            ratio("small", "sample") >= 10,
+        )
+        row(
+            "small: C-ViViT encode+decode >= 3x faster",
             f"{ratio('small', 'encode_decode'):.1f}x" + bound("small", "encode_decode"),
-            ratio("small", "encode_decode") >= 3)
+            ratio("small", "encode_decode") >= 3,
+        )
         worst = max(memory("small", t) for t in ("sample", "encode_decode"))
-        row("small: peak memory <= half (sample, encode+decode)",
-            f"{memory('small', 'sample'):.2f}x, {memory('small', 'encode_decode'):.2f}x", worst <= 0.5)
+        row(
+            "small: peak memory <= half (sample, encode+decode)",
+            f"{memory('small', 'sample'):.2f}x, {memory('small', 'encode_decode'):.2f}x",
+            worst <= 0.5,
+        )
     if "readme" in comparisons:
-        row("README size: sampling >= 2x faster", f"{ratio('readme', 'sample'):.1f}x" + bound("readme", "sample"),
-            ratio("readme", "sample") >= 2)
+        row(
+            "README size: sampling >= 2x faster",
+            f"{ratio('readme', 'sample'):.1f}x" + bound("readme", "sample"),
+            ratio("readme", "sample") >= 2,
+        )
         c = comparisons["readme"]
         m = c["results"]["sample"]["ours"]
         share = m["flops"] / m["median"] / c["ceiling"]
@@ -81,46 +97,70 @@ def targets(comparisons: dict, story: list[dict], browser: dict | None = None) -
     if len(story) == 2:
         short, long = story
         growth = long["peak_rss_mb"] / short["peak_rss_mb"] - 1
-        row(f"{long['seconds']:g} s story: peak memory within 10% of a {short['seconds']:g} s one",
-            f"{long['peak_rss_mb']:.0f} MB vs {short['peak_rss_mb']:.0f} MB ({100 * growth:+.1f}%)", growth <= 0.1)
-        row(f"{long['seconds']:g} s story: seconds per frame (reported)", f"{long['s_per_frame']:.3f} s/frame "
-            f"({long['frames']} frames in {long['total_s']:.0f} s)", True)
+        row(
+            f"{long['seconds']:g} s story: peak memory within 10% of a {short['seconds']:g} s one",
+            f"{long['peak_rss_mb']:.0f} MB vs {short['peak_rss_mb']:.0f} MB ({100 * growth:+.1f}%)",
+            growth <= 0.1,
+        )
+        row(
+            f"{long['seconds']:g} s story: seconds per frame (reported)",
+            f"{long['s_per_frame']:.3f} s/frame ({long['frames']} frames in {long['total_s']:.0f} s)",
+            True,
+        )
         first = short["first_chunk_s"]
         warm = statistics.median(short["warm_first_chunk_s"]) if short["warm_first_chunk_s"] else first
-        row("first chunk of `stream` with the demo's defaults (reported; the library's share of the wait below)",
-            f"{first:.2f} s first request after loading, {warm:.2f} s later ones", True)
+        row(
+            "first chunk of `stream` with the demo's defaults (reported; the library's share of the wait below)",
+            f"{first:.2f} s first request after loading, {warm:.2f} s later ones",
+            True,
+        )
     if browser is not None:
         name = "in the app: first frames in the browser within 3 s of pressing Generate (default model, CPU)"
         if browser.get("skipped"):
             row(name, f"not measured: {browser['skipped']}", False)
         else:
             worst = max(browser["first_s"], browser["later_max_s"])
-            row(name, f"frames picture: {browser['first_s']:.2f} s first press, {browser['later_median_s']:.2f} s "
+            row(
+                name,
+                f"frames picture: {browser['first_s']:.2f} s first press, {browser['later_median_s']:.2f} s "
                 f"median of the later ones (slowest {browser['later_max_s']:.2f} s); the live preview's clip: "
-                f"{browser['live_median_s']:.2f} s median", worst <= 3.0)
+                f"{browser['live_median_s']:.2f} s median",
+                worst <= 3.0,
+            )
     return lines
 
 
 def browser_section(browser: dict) -> list[str]:
-    lines = ["## The demo in a browser", "",
-             "`app.py` as a user starts it (the bundled default model, on the CPU with its default threads: one "
-             "fewer than torch's, leaving a core to the browser) and Debian's headless "
-             f"Chromium {browser.get('chromium', '')} on the same machine, driven by Playwright "
-             "(`bench/browser.py`). Each press of Generate uses the default timeline and settings (12 steps, "
-             "1 refinement pass, a random seed) and is timed in the page from the click: the story started on the "
-             "server, the first window's status arrived, its frames picture loaded (the first frames a person "
-             "sees), and the live preview holds its clip (encoded after the picture is sent); the next press comes "
-             "after the story has ended.", ""]
+    lines = [
+        "## The demo in a browser",
+        "",
+        "`app.py` as a user starts it (the bundled default model, on the CPU with its default threads: one "
+        "fewer than torch's, leaving a core to the browser) and Debian's headless "
+        f"Chromium {browser.get('chromium', '')} on the same machine, driven by Playwright "
+        "(`bench/browser.py`). Each press of Generate uses the default timeline and settings (12 steps, "
+        "1 refinement pass, a random seed) and is timed in the page from the click: the story started on the "
+        "server, the first window's status arrived, its frames picture loaded (the first frames a person "
+        "sees), and the live preview holds its clip (encoded after the picture is sent); the next press comes "
+        "after the story has ended.",
+        "",
+    ]
     if browser.get("skipped"):
         return lines + [f"Not measured: {browser['skipped']}.", ""]
-    lines += ["| press | story started s | first window's status s | frames picture s | live preview's clip s |",
-              "| ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "| press | story started s | first window's status s | frames picture s | live preview's clip s |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
     columns = ("started_s", "window_s", "frames_s", "live_s")
-    lines += [f"| {i + 1} | " + " | ".join(seconds(r[k]) for k in columns) + " |"
-              for i, r in enumerate(browser["presses"])]
+    lines += [
+        f"| {i + 1} | " + " | ".join(seconds(r[k]) for k in columns) + " |" for i, r in enumerate(browser["presses"])
+    ]
     cpu = browser["cpu_s"]
-    lines += ["", f"CPU used over all presses: server {cpu['server']:.1f} s, Chromium {cpu['chromium']:.1f} s "
-              "(they share the cores).", ""]
+    lines += [
+        "",
+        f"CPU used over all presses: server {cpu['server']:.1f} s, Chromium {cpu['chromium']:.1f} s "
+        "(they share the cores).",
+        "",
+    ]
     return lines
 
 
@@ -132,9 +172,14 @@ def machine() -> dict:
         pass
     from importlib.metadata import version
 
-    return dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
-                reference=version("phenaki-pytorch"), memory_gb=round(os.sysconf("SC_PAGE_SIZE")
-                                                                        * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1))
+    return dict(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        reference=version("phenaki-pytorch"),
+        memory_gb=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    )
 
 
 def report(data: dict) -> str:
@@ -154,9 +199,12 @@ def report(data: dict) -> str:
         f"- CPU time stolen by the hypervisor during the run (/proc/stat 'steal', all cores): "
         f"{100 * data['steal']:.0f}%; while it is high, everything here runs slower, the two systems alike",
         f"- niceness of the benchmark process at start / end: {data['nice'][0]} / {data['nice'][1]}"
-        + (" (changed from outside during the run; the benchmark never renices itself: both systems ran under it "
-           "alike, but the story and first-chunk times are then pessimistic)"
-           if data["nice"][0] != data["nice"][1] else ""),
+        + (
+            " (changed from outside during the run; the benchmark never renices itself: both systems ran under it "
+            "alike, but the story and first-chunk times are then pessimistic)"
+            if data["nice"][0] != data["nice"][1]
+            else ""
+        ),
         f"- wall time of the whole run: {data['wall_s'] / 60:.1f} min",
         "",
         "## How the two systems are run",
@@ -189,63 +237,75 @@ def report(data: dict) -> str:
     for name, comparison in data["comparisons"].items():
         lines += [f"## {name}", ""] + table(comparison) + [""]
     if data["stories"]:
-        lines += ["## Stories on the default model's size", "",
-                  "A randomly initialised `phenaki.training.presets.preset(\"shapes\")` model (the default model's size; "
-                  "trained weights would do the same compute), `Phenaki.stream` with the demo's defaults (12 steps, "
-                  "guidance 3, no critic, 1 refinement pass), 5-second segments cycling through four prompts, "
-                  "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
-                  "and the model included). Time to first chunk: the first `stream` call after the model is built, "
-                  "and later calls with the demo's default timeline.", "",
-                  "| story | frames | windows | total s | s/frame | first chunk s | peak RSS MB | of which above the "
-                  "built model MB |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## Stories on the default model's size",
+            "",
+            'A randomly initialised `phenaki.training.presets.preset("shapes")` model (the default model\'s size; '
+            "trained weights would do the same compute), `Phenaki.stream` with the demo's defaults (12 steps, "
+            "guidance 3, no critic, 1 refinement pass), 5-second segments cycling through four prompts, "
+            "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
+            "and the model included). Time to first chunk: the first `stream` call after the model is built, "
+            "and later calls with the demo's default timeline.",
+            "",
+            "| story | frames | windows | total s | s/frame | first chunk s | peak RSS MB | of which above the "
+            "built model MB |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for s in data["stories"]:
-            lines.append(f"| {s['seconds']:g} s | {s['frames']} | {s['windows']} | {s['total_s']:.1f} | "
-                         f"{s['s_per_frame']:.3f} | {s['first_chunk_s']:.2f} | {s['peak_rss_mb']:.0f} | "
-                         f"{s['peak_rss_mb'] - s['model_rss_mb']:.0f} |")
+            lines.append(
+                f"| {s['seconds']:g} s | {s['frames']} | {s['windows']} | {s['total_s']:.1f} | "
+                f"{s['s_per_frame']:.3f} | {s['first_chunk_s']:.2f} | {s['peak_rss_mb']:.0f} | "
+                f"{s['peak_rss_mb'] - s['model_rss_mb']:.0f} |"
+            )
         lines.append("")
     if data.get("browser"):
         lines += browser_section(data["browser"])
     lines += ["## Targets", ""] + targets(data["comparisons"], data["stories"], data.get("browser")) + [""]
-    lines += ["## Where this project's time goes, and what was changed for it", "",
-              "Sampling does the least work that gives the same result (each shortcut has a plain reference path "
-              "beside it, `phenaki.models.attention.reference_paths()`, and tests/test_fast_paths.py checks logits, ids "
-              "and decoded frames of both on random inputs):",
-              "",
-              "- conditioned and unconditioned passes in one batch; the unconditioned half skips the text "
-              "cross-attention (its output is the null value through `to_out`, a constant);",
-              "- both halves have the same tokens, so the layers before the first cross-attention run once;",
-              "- logits only where tokens are still masked, and the last layer itself (queries, cross-attention, "
-              "feed-forward) only there; the guided mix is taken before the (affine) output layer, so the codebook "
-              "projection runs once;",
-              "- no work after the last step; no autograd (GELU in place, which also keeps glibc from handing the "
-              "feed-forward's wide buffer back and paging it in again every layer);",
-              "- SDPA attention (the CPU flash kernel) and, on a GPU, bf16 autocast.",
-              "",
-              "The rest is matrix multiplies and attention; tokens are drawn by inverse CDF, one uniform per token "
-              "(`torch.multinomial`, the reference path, draws one exponential per codebook entry: about 8% of the "
-              "small configuration's time). The \"at most\" figures in the targets table "
-              "divide the reference's time by this project's FLOPs at 100% of the measured ceiling: on this "
-              "machine the small configuration cannot reach 10x for sampling nor 3x for C-ViViT encode+decode "
-              "without doing less arithmetic than it does now (C-ViViT's own code, `phenaki/cvivit.py`, was outside "
-              "this work). What makes the reference slow on the small configuration is mostly memory traffic: its "
-              "continuous position bias builds (n x n x hidden) tensors every forward (about 2 million page faults "
-              "per sample were counted while developing this), so its time, and the ratio, moves with the machine's "
-              "load.",
-              "",
-              "Threads: during development, two threads on this shared 2-core machine (with a training run at "
-              "normal priority beside it) made a small-configuration sample take 37 s instead of 1.8 s, every "
-              "OpenMP barrier waiting for a preempted thread; `--threads auto` therefore probes and picks.", "",
-              "In the app, the first window's frames picture is sent as soon as the window is decoded, and its "
-              "MP4s (the story's and the live preview's clip, which Gradio then muxes for streaming) are encoded "
-              "after: about 0.5 s of a window's wait on this CPU. Chromium on the same two cores takes about half "
-              "a core while a story is made; a torch thread it preempts holds up the other at every barrier, so "
-              "the app, served on 127.0.0.1 on the CPU, runs one thread fewer than torch's default (here 1 of 2; "
-              "`PHENAKI_THREADS` to choose). Interleaved, 15 presses each: first frames 2.0-2.8 s with 1 thread, "
-              "2.2-4.2 s with 2. The table above gives, as seen from the page, when the story started on the "
-              "server and when the first window's status arrived.", "",
-              "On a GPU: `python bench/gpu.py` measures the sampler at the paper's size (1.8 B parameters, 1536 "
-              "tokens, 48 steps with guidance, 5 context frames) in seconds per new frame, for fp32, bf16 autocast "
-              "(the library's default on CUDA), bf16 weights and `torch.compile`; see bench/README.md. Measured on "
-              "an NVIDIA H200: [RESULTS-gpu.md](RESULTS-gpu.md).", ""]
+    lines += [
+        "## Where this project's time goes, and what was changed for it",
+        "",
+        "Sampling does the least work that gives the same result (each shortcut has a plain reference path "
+        "beside it, `phenaki.models.attention.reference_paths()`, and tests/test_fast_paths.py checks logits, ids "
+        "and decoded frames of both on random inputs):",
+        "",
+        "- conditioned and unconditioned passes in one batch; the unconditioned half skips the text "
+        "cross-attention (its output is the null value through `to_out`, a constant);",
+        "- both halves have the same tokens, so the layers before the first cross-attention run once;",
+        "- logits only where tokens are still masked, and the last layer itself (queries, cross-attention, "
+        "feed-forward) only there; the guided mix is taken before the (affine) output layer, so the codebook "
+        "projection runs once;",
+        "- no work after the last step; no autograd (GELU in place, which also keeps glibc from handing the "
+        "feed-forward's wide buffer back and paging it in again every layer);",
+        "- SDPA attention (the CPU flash kernel) and, on a GPU, bf16 autocast.",
+        "",
+        "The rest is matrix multiplies and attention; tokens are drawn by inverse CDF, one uniform per token "
+        "(`torch.multinomial`, the reference path, draws one exponential per codebook entry: about 8% of the "
+        'small configuration\'s time). The "at most" figures in the targets table '
+        "divide the reference's time by this project's FLOPs at 100% of the measured ceiling: on this "
+        "machine the small configuration cannot reach 10x for sampling nor 3x for C-ViViT encode+decode "
+        "without doing less arithmetic than it does now (C-ViViT's own code, `phenaki/cvivit.py`, was outside "
+        "this work). What makes the reference slow on the small configuration is mostly memory traffic: its "
+        "continuous position bias builds (n x n x hidden) tensors every forward (about 2 million page faults "
+        "per sample were counted while developing this), so its time, and the ratio, moves with the machine's "
+        "load.",
+        "",
+        "Threads: during development, two threads on this shared 2-core machine (with a training run at "
+        "normal priority beside it) made a small-configuration sample take 37 s instead of 1.8 s, every "
+        "OpenMP barrier waiting for a preempted thread; `--threads auto` therefore probes and picks.",
+        "",
+        "In the app, the first window's frames picture is sent as soon as the window is decoded, and its "
+        "MP4s (the story's and the live preview's clip, which Gradio then muxes for streaming) are encoded "
+        "after: about 0.5 s of a window's wait on this CPU. Chromium on the same two cores takes about half "
+        "a core while a story is made; a torch thread it preempts holds up the other at every barrier, so "
+        "the app, served on 127.0.0.1 on the CPU, runs one thread fewer than torch's default (here 1 of 2; "
+        "`PHENAKI_THREADS` to choose). Interleaved, 15 presses each: first frames 2.0-2.8 s with 1 thread, "
+        "2.2-4.2 s with 2. The table above gives, as seen from the page, when the story started on the "
+        "server and when the first window's status arrived.",
+        "",
+        "On a GPU: `python bench/gpu.py` measures the sampler at the paper's size (1.8 B parameters, 1536 "
+        "tokens, 48 steps with guidance, 5 context frames) in seconds per new frame, for fp32, bf16 autocast "
+        "(the library's default on CUDA), bf16 weights and `torch.compile`; see bench/README.md. Measured on "
+        "an NVIDIA H200: [RESULTS-gpu.md](RESULTS-gpu.md).",
+        "",
+    ]
     return "\n".join(lines)

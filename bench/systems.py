@@ -45,23 +45,58 @@ class Config:
 
     @property
     def tokens(self) -> int:
-        return self.latent_frames * self.grid ** 2
+        return self.latent_frames * self.grid**2
 
 
 CONFIGS = {
     # the default model's size (the `shapes` preset), with a power-of-two codebook for the reference's LFQ
-    "small": Config("small", frame=64, patch=8, temporal_patch=2, cvivit_dim=128, spatial_depth=2, temporal_depth=2,
-                    cvivit_heads=4, cvivit_dim_head=32, codebook=1024, maskgit_dim=192, maskgit_depth=4,
-                    maskgit_heads=4, maskgit_dim_head=48, max_seq_len=9 * 64, text_dim=128, rounds=5),
+    "small": Config(
+        "small",
+        frame=64,
+        patch=8,
+        temporal_patch=2,
+        cvivit_dim=128,
+        spatial_depth=2,
+        temporal_depth=2,
+        cvivit_heads=4,
+        cvivit_dim_head=32,
+        codebook=1024,
+        maskgit_dim=192,
+        maskgit_depth=4,
+        maskgit_heads=4,
+        maskgit_dim_head=48,
+        max_seq_len=9 * 64,
+        text_dim=128,
+        rounds=5,
+    ),
     # the user's example (README): CViViT 512 / patch 32 / 4+4 layers on 256x256, MaskGit 512 x 6
-    "readme": Config("readme", frame=256, patch=32, temporal_patch=2, cvivit_dim=512, spatial_depth=4,
-                     temporal_depth=4, cvivit_heads=8, cvivit_dim_head=64, codebook=4096, maskgit_dim=512,
-                     maskgit_depth=6, maskgit_heads=8, maskgit_dim_head=64, max_seq_len=1024, text_dim=512,
-                     rounds=5),  # 3 were too few: the sampling ratio read 2.5x and 1.9x in two runs of one code
+    "readme": Config(
+        "readme",
+        frame=256,
+        patch=32,
+        temporal_patch=2,
+        cvivit_dim=512,
+        spatial_depth=4,
+        temporal_depth=4,
+        cvivit_heads=8,
+        cvivit_dim_head=64,
+        codebook=4096,
+        maskgit_dim=512,
+        maskgit_depth=6,
+        maskgit_heads=8,
+        maskgit_dim_head=64,
+        max_seq_len=1024,
+        text_dim=512,
+        rounds=5,
+    ),  # 3 were too few: the sampling ratio read 2.5x and 1.9x in two runs of one code
 }
 TASKS = ("sample", "encode_decode", "train_maskgit", "train_cvivit")
-TASK_TITLES = {"sample": "sample 17 frames", "encode_decode": "C-ViViT encode+decode", "train_maskgit":
-               "MaskGit train step", "train_cvivit": "C-ViViT train step"}
+TASK_TITLES = {
+    "sample": "sample 17 frames",
+    "encode_decode": "C-ViViT encode+decode",
+    "train_maskgit": "MaskGit train step",
+    "train_cvivit": "C-ViViT train step",
+}
 
 
 class Inputs:
@@ -71,8 +106,7 @@ class Inputs:
         g = torch.Generator().manual_seed(seed)
         self.text = torch.randn(1, cfg.text_len, cfg.text_dim, generator=g)
         self.video = torch.rand(1, 3, cfg.frames, cfg.frame, cfg.frame, generator=g)
-        self.ids = torch.randint(0, cfg.codebook, (cfg.train_batch, cfg.latent_frames, cfg.grid, cfg.grid),
-                                 generator=g)
+        self.ids = torch.randint(0, cfg.codebook, (cfg.train_batch, cfg.latent_frames, cfg.grid, cfg.grid), generator=g)
 
 
 # ---- the two systems ---------------------------------------------------------------------------------------------
@@ -97,13 +131,26 @@ class Ours:
 
         torch.manual_seed(seed)
         self.cfg, self.inputs = cfg, inputs
-        cvivit = CViViT(dim=cfg.cvivit_dim, codebook_size=cfg.codebook, patch_size=cfg.patch,
-                        temporal_patch_size=cfg.temporal_patch, spatial_depth=cfg.spatial_depth,
-                        temporal_depth=cfg.temporal_depth, dim_head=cfg.cvivit_dim_head, heads=cfg.cvivit_heads,
-                        quantizer="lfq")
-        maskgit = MaskGit(num_tokens=cfg.codebook, max_seq_len=cfg.max_seq_len, dim=cfg.maskgit_dim,
-                          depth=cfg.maskgit_depth, heads=cfg.maskgit_heads, dim_head=cfg.maskgit_dim_head,
-                          dim_context=cfg.text_dim)
+        cvivit = CViViT(
+            dim=cfg.cvivit_dim,
+            codebook_size=cfg.codebook,
+            patch_size=cfg.patch,
+            temporal_patch_size=cfg.temporal_patch,
+            spatial_depth=cfg.spatial_depth,
+            temporal_depth=cfg.temporal_depth,
+            dim_head=cfg.cvivit_dim_head,
+            heads=cfg.cvivit_heads,
+            quantizer="lfq",
+        )
+        maskgit = MaskGit(
+            num_tokens=cfg.codebook,
+            max_seq_len=cfg.max_seq_len,
+            dim=cfg.maskgit_dim,
+            depth=cfg.maskgit_depth,
+            heads=cfg.maskgit_heads,
+            dim_head=cfg.maskgit_dim_head,
+            dim_context=cfg.text_dim,
+        )
         self.model = Phenaki(cvivit=cvivit, maskgit=maskgit, frame_size=cfg.frame).eval()
         # the same precomputed text embeddings as the reference: no text encoder runs on either side
         text, mask = inputs.text, torch.ones(inputs.text.shape[:2], dtype=torch.bool)
@@ -113,20 +160,31 @@ class Ours:
 
     def sample(self):
         # no refinement passes: the reference has none, and the work compared must be the same
-        return self.model.sample(texts=PROMPT, num_frames=self.cfg.frames, steps=self.cfg.steps,
-                                 guidance_scale=self.cfg.guidance, temperature=1.0, refine_passes=0, seed=0)
+        return self.model.sample(
+            texts=PROMPT,
+            num_frames=self.cfg.frames,
+            steps=self.cfg.steps,
+            guidance_scale=self.cfg.guidance,
+            temperature=1.0,
+            refine_passes=0,
+            seed=0,
+        )
 
     def encode_decode(self):
         cvivit = self.model.cvivit
         return cvivit.decode(cvivit.encode(self.inputs.video))
 
     def train_maskgit(self):
-        return train_step(self.model.maskgit, self.opt_maskgit, lambda: self.model(
-            video_codebook_ids=self.inputs.ids, texts=[PROMPT] * self.inputs.ids.shape[0]))
+        return train_step(
+            self.model.maskgit,
+            self.opt_maskgit,
+            lambda: self.model(video_codebook_ids=self.inputs.ids, texts=[PROMPT] * self.inputs.ids.shape[0]),
+        )
 
     def train_cvivit(self):
-        return train_step(self.model.cvivit, self.opt_cvivit, lambda: self.model.cvivit(self.inputs.video,
-                                                                                         return_loss=True))
+        return train_step(
+            self.model.cvivit, self.opt_cvivit, lambda: self.model.cvivit(self.inputs.video, return_loss=True)
+        )
 
 
 class Reference:
@@ -143,18 +201,34 @@ class Reference:
         # fetched by torchvision) and the discriminator are built only with use_vgg_and_gan=True: they are off, and
         # neither takes part in any timed task.
         reference.get_encoded_dim = lambda name: cfg.text_dim
-        self.cvivit = CViViT(dim=cfg.cvivit_dim, codebook_size=cfg.codebook, image_size=cfg.frame,
-                             patch_size=cfg.patch, temporal_patch_size=cfg.temporal_patch,
-                             spatial_depth=cfg.spatial_depth, temporal_depth=cfg.temporal_depth,
-                             dim_head=cfg.cvivit_dim_head, heads=cfg.cvivit_heads, use_vgg_and_gan=False)
-        maskgit = MaskGit(num_tokens=cfg.codebook, max_seq_len=cfg.max_seq_len, dim=cfg.maskgit_dim,
-                          depth=cfg.maskgit_depth, heads=cfg.maskgit_heads, dim_head=cfg.maskgit_dim_head,
-                          dim_context=cfg.text_dim)
-        self.model = Phenaki(cvivit=self.cvivit, maskgit=maskgit, steps=cfg.steps, t5_name="offline",
-                             text_embed_dim=cfg.text_dim)
+        self.cvivit = CViViT(
+            dim=cfg.cvivit_dim,
+            codebook_size=cfg.codebook,
+            image_size=cfg.frame,
+            patch_size=cfg.patch,
+            temporal_patch_size=cfg.temporal_patch,
+            spatial_depth=cfg.spatial_depth,
+            temporal_depth=cfg.temporal_depth,
+            dim_head=cfg.cvivit_dim_head,
+            heads=cfg.cvivit_heads,
+            use_vgg_and_gan=False,
+        )
+        maskgit = MaskGit(
+            num_tokens=cfg.codebook,
+            max_seq_len=cfg.max_seq_len,
+            dim=cfg.maskgit_dim,
+            depth=cfg.maskgit_depth,
+            heads=cfg.maskgit_heads,
+            dim_head=cfg.maskgit_dim_head,
+            dim_context=cfg.text_dim,
+        )
+        self.model = Phenaki(
+            cvivit=self.cvivit, maskgit=maskgit, steps=cfg.steps, t5_name="offline", text_embed_dim=cfg.text_dim
+        )
         text = inputs.text
         self.model.encode_texts = lambda texts, output_device=None: text.expand(len(texts), -1, -1).to(
-            output_device or text.device)
+            output_device or text.device
+        )
         self.opt_maskgit = torch.optim.Adam(maskgit.parameters(), lr=1e-4)
         self.opt_cvivit = torch.optim.Adam(self.cvivit.parameters(), lr=1e-4)
 
@@ -167,8 +241,11 @@ class Reference:
 
     def train_maskgit(self):
         batch = self.inputs.ids.shape[0]
-        return train_step(self.model.maskgit, self.opt_maskgit, lambda: self.model(
-            video_codebook_ids=self.inputs.ids, text_embeds=self.inputs.text.expand(batch, -1, -1)))
+        return train_step(
+            self.model.maskgit,
+            self.opt_maskgit,
+            lambda: self.model(video_codebook_ids=self.inputs.ids, text_embeds=self.inputs.text.expand(batch, -1, -1)),
+        )
 
     def train_cvivit(self):
         # reconstruction loss (no VGG, no GAN: as ours)

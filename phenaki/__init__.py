@@ -6,5 +6,15 @@ from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .pipeline import Phenaki, VideoChunk, make_video
 from .sampling import SamplingSettings, StepState
 
-__all__ = ["CViViT", "MaskGit", "TokenCritic", "SelfCritic", "Phenaki", "VideoChunk", "make_video",
-           "SamplingSettings", "StepState", "LiveStory"]
+__all__ = [
+    "CViViT",
+    "MaskGit",
+    "TokenCritic",
+    "SelfCritic",
+    "Phenaki",
+    "VideoChunk",
+    "make_video",
+    "SamplingSettings",
+    "StepState",
+    "LiveStory",
+]

@@ -131,9 +131,13 @@ def _add_sampling_options(gen) -> None:
     for field in dataclasses.fields(SamplingSettings):
         kind = int if field.metadata["integer"] else float
         metavar = field.name.split("_")[0][0].upper() if kind is float else "N"
-        gen.add_argument(f"--{field.name.replace('_', '-')}", type=kind, metavar=metavar,
-                         default=getattr(_DEFAULTS, field.name),
-                         help=f"{field.metadata['help']} (default %(default)s)")
+        gen.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=kind,
+            metavar=metavar,
+            default=getattr(_DEFAULTS, field.name),
+            help=f"{field.metadata['help']} (default %(default)s)",
+        )
 
 
 # ---- generate ----------------------------------------------------------------------------------------------

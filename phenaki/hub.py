@@ -14,8 +14,8 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from huggingface_hub import HfApi, ModelCardData, constants, snapshot_download
 from huggingface_hub.utils import (
@@ -30,8 +30,18 @@ from huggingface_hub.utils import (
     validate_repo_id,
 )
 
-__all__ = ["HubError", "ModelLoadError", "check_safetensors", "resolve_model_dir", "write_model_card",
-           "push_to_hub", "load_t5_encoder", "CONFIG_NAME", "WEIGHTS_NAME", "MODEL_CARD_NAME"]
+__all__ = [
+    "HubError",
+    "ModelLoadError",
+    "check_safetensors",
+    "resolve_model_dir",
+    "write_model_card",
+    "push_to_hub",
+    "load_t5_encoder",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "MODEL_CARD_NAME",
+]
 
 # the names phenaki.serialization writes; spelled here too because this module imports nothing from phenaki
 # (it loads on its own, without torch: the Hub tests run it in a bare subprocess)
@@ -60,8 +70,24 @@ class ModelLoadError(HubError):
 
 
 # --------------------------------------------------------------------------------------------------- validation
-_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
+_DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+    "C64": 8,
+}
 
 
 def check_safetensors(path: str | os.PathLike) -> dict:
@@ -78,8 +104,9 @@ def check_safetensors(path: str | os.PathLike) -> dict:
             raise ModelLoadError(f"{path} is not a safetensors file: only {size} bytes long (truncated?)")
         (header_len,) = struct.unpack("<Q", prefix)
         if header_len > size - 8 or header_len > 100_000_000:
-            raise ModelLoadError(f"{path} is truncated or corrupt: its header claims {header_len} bytes "
-                                 f"but the file has {size} bytes")
+            raise ModelLoadError(
+                f"{path} is truncated or corrupt: its header claims {header_len} bytes but the file has {size} bytes"
+            )
         try:
             header = json.loads(f.read(header_len))
             assert isinstance(header, dict)
@@ -101,8 +128,10 @@ def check_safetensors(path: str | os.PathLike) -> dict:
             raise ModelLoadError(f"{path} is corrupt: tensor {name!r} has inconsistent offsets {begin}..{stop}")
         end = max(end, stop)
     if end != data_size:
-        raise ModelLoadError(f"{path} is truncated or corrupt: its header declares {end} bytes of tensor data "
-                             f"but the file holds {data_size}")
+        raise ModelLoadError(
+            f"{path} is truncated or corrupt: its header declares {end} bytes of tensor data "
+            f"but the file holds {data_size}"
+        )
     return header
 
 
@@ -111,8 +140,10 @@ def _validate_folder(folder: Path, what: str, hint: str = "") -> Path:
     missing = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / name).is_file()]
     if missing:
         present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        raise ModelLoadError(f"{what} is not a Phenaki model: it has no {' or '.join(missing)} "
-                             f"(found: {', '.join(present) or 'nothing'}){hint}")
+        raise ModelLoadError(
+            f"{what} is not a Phenaki model: it has no {' or '.join(missing)} "
+            f"(found: {', '.join(present) or 'nothing'}){hint}"
+        )
     try:
         json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
     except ValueError as e:
@@ -135,8 +166,13 @@ def _is_repo_id(name: str) -> bool:
         return False
 
 
-def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = None, token: str | bool | None = None,
-                      cache_dir: str | os.PathLike | None = None, local_files_only: bool | None = None) -> Path:
+def resolve_model_dir(
+    name_or_path: str | os.PathLike,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool | None = None,
+) -> Path:
     """Return a local folder holding a loadable model (``config.json`` + a whole ``model.safetensors``).
 
     `name_or_path` is a local folder (returned as is after checking it) or a Hub repo id ``owner/name``,
@@ -151,15 +187,23 @@ def resolve_model_dir(name_or_path: str | os.PathLike, revision: str | None = No
     if path.is_dir():
         return _validate_folder(path, f"Local folder {name!r}")
     if path.exists():
-        raise ModelLoadError(f"{name!r} is a file, not a model folder (expected a folder with {CONFIG_NAME} and "
-                             f"{WEIGHTS_NAME}, or a Hub repo id 'owner/name')")
+        raise ModelLoadError(
+            f"{name!r} is a file, not a model folder (expected a folder with {CONFIG_NAME} and "
+            f"{WEIGHTS_NAME}, or a Hub repo id 'owner/name')"
+        )
     if not _is_repo_id(name):
         raise ModelLoadError(f"{name!r} is neither an existing local folder nor a valid Hub repo id ('owner/name')")
     offline = bool(local_files_only) or constants.HF_HUB_OFFLINE
     what = f"Hub repo {name!r}" + (f" at revision {revision!r}" if revision else "")
     try:
-        folder = snapshot_download(name, revision=revision, token=token, cache_dir=cache_dir,
-                                   local_files_only=offline, allow_patterns=ALLOW_PATTERNS)
+        folder = snapshot_download(
+            name,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=offline,
+            allow_patterns=ALLOW_PATTERNS,
+        )
     except _network_errors() as e:
         raise ModelLoadError(_explain(e, name, what, revision, token, offline)) from e
     hint = " (if an earlier download was interrupted, retry online)" if offline else ""
@@ -171,22 +215,32 @@ def _explain(e: BaseException, name: str, what: str, revision: str | None, token
     status = getattr(getattr(e, "response", None), "status_code", None)
     login = "pass token=... (or set HF_TOKEN, or run `hf auth login`)"
     if type(e).__name__ == "IncompleteSnapshotError":
-        why = ("downloads are disabled (HF_HUB_OFFLINE=1 or local_files_only=True)" if offline
-               else f"the Hub ({constants.ENDPOINT}) could not be reached")
-        return (f"The cached copy of {what} is incomplete (an earlier download did not finish) and {why}; "
-                "retry online to complete it")
+        why = (
+            "downloads are disabled (HF_HUB_OFFLINE=1 or local_files_only=True)"
+            if offline
+            else f"the Hub ({constants.ENDPOINT}) could not be reached"
+        )
+        return (
+            f"The cached copy of {what} is incomplete (an earlier download did not finish) and {why}; "
+            "retry online to complete it"
+        )
     if offline and isinstance(e, LocalEntryNotFoundError):
-        return (f"{what} is not in the local cache ({constants.HF_HUB_CACHE}) and downloads are disabled "
-                "(HF_HUB_OFFLINE=1 or local_files_only=True); download it once online first")
+        return (
+            f"{what} is not in the local cache ({constants.HF_HUB_CACHE}) and downloads are disabled "
+            "(HF_HUB_OFFLINE=1 or local_files_only=True); download it once online first"
+        )
     if isinstance(e, RevisionNotFoundError):
         return f"Revision {revision!r} does not exist in Hub repo {name!r}"
     if isinstance(e, GatedRepoError):
-        return (f"Hub repo {name!r} is gated: accept its conditions on the Hub and use a token that has access"
-                + (" (the token given has none)" if token else f": {login}"))
+        return f"Hub repo {name!r} is gated: accept its conditions on the Hub and use a token that has access" + (
+            " (the token given has none)" if token else f": {login}"
+        )
     if isinstance(e, RepositoryNotFoundError):
         if status == 401 and not token:
-            return (f"{what} was not found on the Hub ({constants.ENDPOINT}) and there is no local folder of that "
-                    f"name; if the repo is private or gated, a token is needed: {login}")
+            return (
+                f"{what} was not found on the Hub ({constants.ENDPOINT}) and there is no local folder of that "
+                f"name; if the repo is private or gated, a token is needed: {login}"
+            )
         return f"{what} does not exist on the Hub ({constants.ENDPOINT}), or the token given cannot access it"
     if isinstance(e, HfHubHTTPError) and status in (401, 403):
         return f"Access to {what} was refused (HTTP {status}): a valid token with read access is needed: {login}"
@@ -194,12 +248,16 @@ def _explain(e: BaseException, name: str, what: str, revision: str | None, token
         return f"{what}: a file listed by the Hub could not be found ({e})"
     if isinstance(e, LocalEntryNotFoundError):  # no connection (or the Hub is down) and nothing cached
         cause = e.__cause__ or e
-        return (f"Could not reach the Hub ({constants.ENDPOINT}) to download {what}, and it is not in the local "
-                f"cache ({type(cause).__name__}: {(str(cause).splitlines() or [''])[0]})")
+        return (
+            f"Could not reach the Hub ({constants.ENDPOINT}) to download {what}, and it is not in the local "
+            f"cache ({type(cause).__name__}: {(str(cause).splitlines() or [''])[0]})"
+        )
     if isinstance(e, (OfflineModeIsEnabled, HfHubHTTPError)):
         return f"{what} could not be fetched: {e}"
-    return (f"Downloading {what} from {constants.ENDPOINT} failed ({type(e).__name__}: {e}); no partial file was "
-            "kept in the cache, retry when the connection is back")
+    return (
+        f"Downloading {what} from {constants.ENDPOINT} failed ({type(e).__name__}: {e}); no partial file was "
+        "kept in the cache, retry when the connection is back"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- model card
@@ -240,9 +298,11 @@ def _parameter_counts(weights: Path) -> dict[str, int]:
 
 
 def _default_body(config: dict, weights: Path) -> str:
-    facts = [("Frame size", _size(config.get("frame_size", config.get("image_size")))),
-             ("Frames per second", config.get("fps")),
-             ("Text encoder", _describe_text_encoder(config.get("text_encoder")))]
+    facts = [
+        ("Frame size", _size(config.get("frame_size", config.get("image_size")))),
+        ("Frames per second", config.get("fps")),
+        ("Text encoder", _describe_text_encoder(config.get("text_encoder"))),
+    ]
     try:
         counts = _parameter_counts(weights) if weights.is_file() else {}
     except ModelLoadError:
@@ -250,9 +310,13 @@ def _default_body(config: dict, weights: Path) -> str:
     if counts:
         parts = ", ".join(f"{name} {_human(n)}" for name, n in counts.items())
         facts.append(("Parameters", f"{_human(sum(counts.values()))} ({parts})"))
-    lines = ["# Phenaki text-to-video model", "",
-             "A [Phenaki](https://arxiv.org/abs/2210.02399) model: a causal C-ViViT video tokenizer and a MaskGIT "
-             "transformer that fills in video tokens conditioned on text embeddings.", ""]
+    lines = [
+        "# Phenaki text-to-video model",
+        "",
+        "A [Phenaki](https://arxiv.org/abs/2210.02399) model: a causal C-ViViT video tokenizer and a MaskGIT "
+        "transformer that fills in video tokens conditioned on text embeddings.",
+        "",
+    ]
     lines += [f"- **{label}:** {value}" for label, value in facts if value is not None]
     top = {k: v for k, v in config.items() if not isinstance(v, dict) and v is not None}
     sections = [("settings", top)] + [(k, v) for k, v in config.items() if isinstance(v, dict)]
@@ -261,8 +325,17 @@ def _default_body(config: dict, weights: Path) -> str:
         if rows:
             lines += ["", f"## {title.replace('_', ' ').capitalize()}", "", "| parameter | value |", "|---|---|"]
             lines += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in rows.items()]
-    lines += ["", "## Usage", "", "```python", "from phenaki import Phenaki", "",
-              'model = Phenaki.from_pretrained("<this repo id or folder>")', "```", ""]
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from phenaki import Phenaki",
+        "",
+        'model = Phenaki.from_pretrained("<this repo id or folder>")',
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -281,9 +354,16 @@ def write_model_card(directory: str | os.PathLike, config: dict, body: str | Non
 
 
 # ------------------------------------------------------------------------------------------------------ uploading
-def push_to_hub(save_fn: Callable[[str], object], repo_id: str, *, token: str | None = None, private: bool = False,
-                revision: str | None = None, commit_message: str = "Upload Phenaki model",
-                create_pr: bool = False) -> str:
+def push_to_hub(
+    save_fn: Callable[[str], object],
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str = "Upload Phenaki model",
+    create_pr: bool = False,
+) -> str:
     """Save a model with `save_fn(folder)` into a temporary folder and upload it to `repo_id` in one commit.
 
     Creates the repo if needed (``exist_ok``). Returns the commit URL (the pull request URL with `create_pr`).
@@ -295,29 +375,41 @@ def push_to_hub(save_fn: Callable[[str], object], repo_id: str, *, token: str | 
         save_fn(tmp)
         _validate_folder(Path(tmp), "The folder written by save_fn")
         files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
-        operations = [CommitOperationAdd(path_in_repo=p.relative_to(tmp).as_posix(), path_or_fileobj=str(p))
-                      for p in files]
+        operations = [
+            CommitOperationAdd(path_in_repo=p.relative_to(tmp).as_posix(), path_or_fileobj=str(p)) for p in files
+        ]
         try:
             api.create_repo(repo_id, private=private, exist_ok=True)
-            info = api.create_commit(repo_id, operations=operations, commit_message=commit_message,
-                                     revision=revision, create_pr=create_pr)
+            info = api.create_commit(
+                repo_id, operations=operations, commit_message=commit_message, revision=revision, create_pr=create_pr
+            )
         except _network_errors() as e:
             status = getattr(getattr(e, "response", None), "status_code", None)
             need = " (a token with write access is needed: pass token=... or run `hf auth login`)"
-            raise HubError(f"Could not push to Hub repo {repo_id!r} at {constants.ENDPOINT}: "
-                           f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
-                           + (need if status in (401, 403) else "")) from e
+            raise HubError(
+                f"Could not push to Hub repo {repo_id!r} at {constants.ENDPOINT}: "
+                f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}" + (need if status in (401, 403) else "")
+            ) from e
     return (info.pr_url or info.commit_url) if create_pr else info.commit_url
 
 
 # -------------------------------------------------------------------------------------------------- text encoder
-def load_t5_encoder(name: str, revision: str | None = None, token: str | bool | None = None,
-                    cache_dir: str | os.PathLike | None = None, local_files_only: bool | None = None):
+def load_t5_encoder(
+    name: str,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool | None = None,
+):
     """Load ``(tokenizer, T5EncoderModel)`` for the T5 checkpoint `name` (Hub id or folder) through transformers."""
     from transformers import AutoTokenizer, T5EncoderModel
 
-    kwargs = {"revision": revision, "token": token, "cache_dir": cache_dir,
-              "local_files_only": bool(local_files_only) or constants.HF_HUB_OFFLINE}
+    kwargs = {
+        "revision": revision,
+        "token": token,
+        "cache_dir": cache_dir,
+        "local_files_only": bool(local_files_only) or constants.HF_HUB_OFFLINE,
+    }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         return AutoTokenizer.from_pretrained(name, **kwargs), T5EncoderModel.from_pretrained(name, **kwargs)

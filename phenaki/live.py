@@ -24,15 +24,28 @@ from .seeds import story_seed
 class LiveStory:
     """A story whose prompt can change while it is made: window after window, each primed with the last frames."""
 
-    def __init__(self, model: Phenaki, prompt: str, *, settings: SamplingSettings | None = None,
-                 seed: int | None = None, max_seconds: float | None = None, **overrides):
+    def __init__(
+        self,
+        model: Phenaki,
+        prompt: str,
+        *,
+        settings: SamplingSettings | None = None,
+        seed: int | None = None,
+        max_seconds: float | None = None,
+        **overrides,
+    ):
         """`settings` and keyword `overrides` as in `Phenaki.stream`; `seed` None: drawn at random (see `seed`);
         `max_seconds`: the story ends after the window that reaches it (None: when stopped)."""
         check_prompt(prompt, "prompt")
-        if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
-                                        or not math.isfinite(max_seconds) or max_seconds <= 0):
-            raise ValueError(f"max_seconds must be a positive number of seconds or None (until stopped), "
-                             f"got {max_seconds!r}")
+        if max_seconds is not None and (
+            isinstance(max_seconds, bool)
+            or not isinstance(max_seconds, (int, float))
+            or not math.isfinite(max_seconds)
+            or max_seconds <= 0
+        ):
+            raise ValueError(
+                f"max_seconds must be a positive number of seconds or None (until stopped), got {max_seconds!r}"
+            )
         self.model, self.max_seconds = model, max_seconds
         self.settings = model.sampling_settings(settings, **overrides)
         self.seed: int = story_seed(seed)
@@ -63,16 +76,19 @@ class LiveStory:
         took effect), `start` is the chunk's first frame in the story. A story plays once."""
         with self._lock:
             if self._started:
-                raise RuntimeError("this LiveStory has already played: make a new one (with seed=story.seed and "
-                                   "its timeline, Phenaki.stream makes the same frames again)")
+                raise RuntimeError(
+                    "this LiveStory has already played: make a new one (with seed=story.seed and "
+                    "its timeline, Phenaki.stream makes the same frames again)"
+                )
             self._started = True
         return self._play()
 
     def _next_prompt(self) -> str | None:
         """The prompt of the next window, or None when the story is over (stopped, or max_seconds reached)."""
         with self._lock:
-            over = self._stopped or (self.max_seconds is not None
-                                     and self.frames_made >= self.max_seconds * self.model.fps)
+            over = self._stopped or (
+                self.max_seconds is not None and self.frames_made >= self.max_seconds * self.model.fps
+            )
             return None if over else self._prompt
 
     @torch.no_grad()
@@ -84,8 +100,9 @@ class LiveStory:
                 playing = prompt
                 with self._lock:
                     self._scenes.append([prompt, 0])
-            video, prime = model.story_window(context, context_mask, prime, model.window_frames, self.settings,
-                                              self.seed, window)
+            video, prime = model.story_window(
+                context, context_mask, prime, model.window_frames, self.settings, self.seed, window
+            )
             chunk = VideoChunk(to_uint8_frames(video[0]), len(self._scenes) - 1, self.frames_made)
             with self._lock:
                 self._scenes[-1][1] += len(chunk.frames)

@@ -4,8 +4,8 @@ upscaling, H.264 MP4 and looping GIF files, contact sheets."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -26,8 +26,10 @@ def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     """One video (c, f, H, W) in [0, 1] -> its frames (f, H, W, c) uint8, clamped and rounded to the nearest level:
     how every frame the library hands out, measures or writes is made."""
     if video.ndim != 4:
-        raise ValueError(f"expected one video of shape (channels, frames, height, width), got "
-                         f"{tuple(video.shape)}: pass one video of a batch (video[0])")
+        raise ValueError(
+            f"expected one video of shape (channels, frames, height, width), got "
+            f"{tuple(video.shape)}: pass one video of a batch (video[0])"
+        )
     return rearrange(video.clamp(0, 1), "c f h w -> f h w c").mul(255).round().byte().cpu().numpy()
 
 
@@ -38,10 +40,10 @@ def resize_video(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     target = size[0] / size[1]
     if h / w > target:
         crop = round(w * target)
-        video = video[:, :, (h - crop) // 2: (h - crop) // 2 + crop]
+        video = video[:, :, (h - crop) // 2 : (h - crop) // 2 + crop]
     elif h / w < target:
         crop = round(h / target)
-        video = video[:, :, :, (w - crop) // 2: (w - crop) // 2 + crop]
+        video = video[:, :, :, (w - crop) // 2 : (w - crop) // 2 + crop]
     frames = F.interpolate(rearrange(video, "c f h w -> f c h w"), size=tuple(size), mode="area")
     return rearrange(frames, "f c h w -> c f h w").clamp(0, 1)
 
@@ -94,10 +96,26 @@ class Mp4Writer:
         frames = upscale(frames, 1, even=True)
         if self._writer is None:
             self._writer = imageio.get_writer(
-                self.path, format="FFMPEG", mode="I", fps=self.fps, codec="libx264", pixelformat="yuv420p",
-                macro_block_size=1, quality=None, ffmpeg_log_level="error",
-                ffmpeg_params=["-preset", "veryfast", "-crf", "18", "-g", str(max(1, round(self.fps))),
-                               "-movflags", "+faststart"])
+                self.path,
+                format="FFMPEG",
+                mode="I",
+                fps=self.fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                macro_block_size=1,
+                quality=None,
+                ffmpeg_log_level="error",
+                ffmpeg_params=[
+                    "-preset",
+                    "veryfast",
+                    "-crf",
+                    "18",
+                    "-g",
+                    str(max(1, round(self.fps))),
+                    "-movflags",
+                    "+faststart",
+                ],
+            )
         for frame in frames:
             self._writer.append_data(frame)
         self.frames += len(frames)
@@ -139,13 +157,22 @@ def write_gif(path: str | Path, frames: np.ndarray | list, fps: float, stride: i
         raise RuntimeError("no frames to write")
     step = 100 * stride / fps  # centiseconds per frame
     durations = [10 * (round((i + 1) * step) - round(i * step)) for i in range(len(images))]
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
-                   disposal=1, optimize=False)
+    images[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=durations,
+        loop=0,
+        disposal=1,
+        optimize=False,
+    )
     return _check_file(path, "GIF")
 
 
-def contact_sheet(frames: np.ndarray, *, tile: int = SHEET_TILE, columns: int = SHEET_COLUMNS,
-                  gap: int = 2) -> np.ndarray:
+def contact_sheet(
+    frames: np.ndarray, *, tile: int = SHEET_TILE, columns: int = SHEET_COLUMNS, gap: int = 2
+) -> np.ndarray:
     """A window's frames side by side (rows of `columns`), each upscaled nearest-neighbour to about `tile` px."""
     frames = np.asarray(frames)
     n, h, w = frames.shape[:3]
@@ -157,7 +184,7 @@ def contact_sheet(frames: np.ndarray, *, tile: int = SHEET_TILE, columns: int = 
     sheet = np.full((rows * th + (rows - 1) * gap, cols * tw + (cols - 1) * gap, 3), 40, np.uint8)
     for i, frame in enumerate(big):
         r, c = divmod(i, cols)
-        sheet[r * (th + gap): r * (th + gap) + th, c * (tw + gap): c * (tw + gap) + tw] = frame
+        sheet[r * (th + gap) : r * (th + gap) + th, c * (tw + gap) : c * (tw + gap) + tw] = frame
     return sheet
 
 
@@ -169,8 +196,14 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return _check_file(path, "image")
 
 
-def board(rows: list[list[tuple[np.ndarray, str]]], labels: list[str] | None = None, title: str = "",
-          label_width: int = 72, gap: int = 4, text_h: int = 14) -> np.ndarray:
+def board(
+    rows: list[list[tuple[np.ndarray, str]]],
+    labels: list[str] | None = None,
+    title: str = "",
+    label_width: int = 72,
+    gap: int = 4,
+    text_h: int = 14,
+) -> np.ndarray:
     """Tiles (image, caption above it) in rows, a label left of each row, a title on top: one uint8 image."""
     from PIL import Image, ImageDraw
 

@@ -21,8 +21,15 @@ from .models.maskgit import MaskGit
 from .sampling import draw_categorical
 
 
-def random_mask(ids: Tensor, *, frame_tokens: int, continuation_prob: float, valid: Tensor | None = None,
-                prefix: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+def random_mask(
+    ids: Tensor,
+    *,
+    frame_tokens: int,
+    continuation_prob: float,
+    valid: Tensor | None = None,
+    prefix: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """(b, n) bool: True where a token is hidden from MaskGit. At least one token per row is masked.
     `prefix` (b,) fixes the number of primed latent frames of a row where it is >= 0."""
     b, n = ids.shape
@@ -53,8 +60,14 @@ def drop_condition(context_mask: Tensor, cond_drop_prob: float, generator=None) 
     return context_mask & ~dropped[:, None]
 
 
-def maskgit_loss(maskgit: MaskGit, ids: Tensor, masked: Tensor, context: Tensor | None,
-                 context_mask: Tensor | None, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def maskgit_loss(
+    maskgit: MaskGit,
+    ids: Tensor,
+    masked: Tensor,
+    context: Tensor | None,
+    context_mask: Tensor | None,
+    valid: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Cross-entropy on the masked tokens; also returns their logits (n_masked, num_tokens), which the critic's
     objective samples from, so MaskGit runs once per step for both."""
     x = ids.masked_fill(masked, maskgit.mask_id)
@@ -63,8 +76,16 @@ def maskgit_loss(maskgit: MaskGit, ids: Tensor, masked: Tensor, context: Tensor 
     return F.cross_entropy(logits, ids[masked]), logits
 
 
-def critic_loss(critic, ids: Tensor, masked: Tensor, logits: Tensor, context: Tensor | None,
-                context_mask: Tensor | None, valid: Tensor | None = None, generator=None) -> Tensor:
+def critic_loss(
+    critic,
+    ids: Tensor,
+    masked: Tensor,
+    logits: Tensor,
+    context: Tensor | None,
+    context_mask: Tensor | None,
+    valid: Tensor | None = None,
+    generator=None,
+) -> Tensor:
     """`logits` (n_masked, num_tokens): MaskGit's predictions at the masked positions, sampled to fill them."""
     with torch.no_grad():
         sampled = draw_categorical(logits.detach().softmax(-1), generator)

@@ -8,9 +8,9 @@ kept but those few frames, so a story of any length costs the memory of one wind
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,27 +40,44 @@ from .window_fixes import grid_fix, window_fix
 @dataclass
 class VideoChunk:
     """Frames decoded by one window of a story."""
+
     frames: np.ndarray  # (n, H, W, 3) uint8
     segment: int  # index of the timeline entry these frames belong to
     start: int  # index of the first frame in the whole story
 
 
 class Phenaki(nn.Module):
-    def __init__(self, *, cvivit: CViViT, maskgit: MaskGit, critic: TokenCritic | SelfCritic | None = None,
-                 text_encoder: nn.Module | None = None, frame_size: int | Sequence[int] = 256, fps: int = 8,
-                 prime_frames: int = 5, cond_drop_prob: float = 0.1, continuation_prob: float = 0.5):
+    def __init__(
+        self,
+        *,
+        cvivit: CViViT,
+        maskgit: MaskGit,
+        critic: TokenCritic | SelfCritic | None = None,
+        text_encoder: nn.Module | None = None,
+        frame_size: int | Sequence[int] = 256,
+        fps: int = 8,
+        prime_frames: int = 5,
+        cond_drop_prob: float = 0.1,
+        continuation_prob: float = 0.5,
+    ):
         super().__init__()
         if maskgit.num_tokens < cvivit.codebook_size:
-            raise ValueError(f"MaskGit num_tokens ({maskgit.num_tokens}) is smaller than the tokenizer's codebook "
-                             f"({cvivit.codebook_size})")
+            raise ValueError(
+                f"MaskGit num_tokens ({maskgit.num_tokens}) is smaller than the tokenizer's codebook "
+                f"({cvivit.codebook_size})"
+            )
         if text_encoder is None and maskgit.dim_context is not None:
             text_encoder = ByteTextEncoder(dim=maskgit.dim_context)
         if text_encoder is not None and maskgit.dim_context != text_encoder.dim:
-            raise ValueError(f"the text encoder's width ({text_encoder.dim}) differs from MaskGit's dim_context "
-                             f"({maskgit.dim_context})")
+            raise ValueError(
+                f"the text encoder's width ({text_encoder.dim}) differs from MaskGit's dim_context "
+                f"({maskgit.dim_context})"
+            )
         if critic is not None and critic.dim_context != maskgit.dim_context:
-            raise ValueError(f"the critic takes text of width {critic.dim_context} but MaskGit {maskgit.dim_context}: "
-                             f"build the critic with dim_context={maskgit.dim_context}")
+            raise ValueError(
+                f"the critic takes text of width {critic.dim_context} but MaskGit {maskgit.dim_context}: "
+                f"build the critic with dim_context={maskgit.dim_context}"
+            )
         self.cvivit, self.maskgit, self.critic, self.text_encoder = cvivit, maskgit, critic, text_encoder
 
         height, width = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
@@ -69,17 +86,21 @@ class Phenaki(nn.Module):
         self.frame_tokens = self.grid[0] * self.grid[1]
         self.window_latent_frames = maskgit.max_seq_len // self.frame_tokens
         if self.window_latent_frames < 2:
-            raise ValueError(f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
-                             f"{self.frame_tokens} tokens at frame size {height}x{width} (patch_size "
-                             f"{cvivit.patch_size}): " + window_fix(maskgit, cvivit.patch_size, (height, width)))
+            raise ValueError(
+                f"max_seq_len {maskgit.max_seq_len} holds fewer than 2 latent frames of "
+                f"{self.frame_tokens} tokens at frame size {height}x{width} (patch_size "
+                f"{cvivit.patch_size}): " + window_fix(maskgit, cvivit.patch_size, (height, width))
+            )
         self.window_frames = cvivit.num_frames(self.window_latent_frames)
         window_grid = [self.window_latent_frames, *self.grid]
         for name, model in (("maskgit", maskgit), ("critic", critic)):
             grid = None if model is None else model.config.get("position_grid")  # a SelfCritic has none
             if grid is not None and list(grid) != window_grid:
-                raise ValueError(f"{name} position_grid {list(grid)} differs from the window's token grid "
-                                 f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}: "
-                                 + grid_fix(name, grid, window_grid, cvivit.patch_size))
+                raise ValueError(
+                    f"{name} position_grid {list(grid)} differs from the window's token grid "
+                    f"{window_grid} (latent frames, rows, columns) at frame size {height}x{width}: "
+                    + grid_fix(name, grid, window_grid, cvivit.patch_size)
+                )
         cvivit.latent_frames(prime_frames)  # must fit the temporal patching
         if prime_frames >= self.window_frames:
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
@@ -99,10 +120,18 @@ class Phenaki(nn.Module):
     @property
     def config(self) -> dict:
         critic = None if self.critic is None else self.critic.config
-        return dict(version=CONFIG_VERSION, cvivit=self.cvivit.config, maskgit=self.maskgit.config, critic=critic,
-                    text_encoder=None if self.text_encoder is None else self.text_encoder.config,
-                    frame_size=list(self.frame_size), fps=self.fps, prime_frames=self.prime_frames,
-                    cond_drop_prob=self.cond_drop_prob, continuation_prob=self.continuation_prob)
+        return dict(
+            version=CONFIG_VERSION,
+            cvivit=self.cvivit.config,
+            maskgit=self.maskgit.config,
+            critic=critic,
+            text_encoder=None if self.text_encoder is None else self.text_encoder.config,
+            frame_size=list(self.frame_size),
+            fps=self.fps,
+            prime_frames=self.prime_frames,
+            cond_drop_prob=self.cond_drop_prob,
+            continuation_prob=self.continuation_prob,
+        )
 
     def timeline_frames(self, timeline) -> list[int]:
         """Frames each `(prompt, seconds)` entry makes; ValueError naming the first bad entry."""
@@ -114,8 +143,12 @@ class Phenaki(nn.Module):
                 raise ValueError(f"timeline entry {i} must be (prompt, seconds), got {entry!r}")
             prompt, seconds = entry
             check_prompt(prompt, f"timeline entry {i}")
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
-                    or seconds <= 0:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not math.isfinite(seconds)
+                or seconds <= 0
+            ):
                 raise ValueError(f"timeline entry {i}: seconds must be a positive number, got {seconds!r}")
             frames.append(max(1, round(seconds * self.fps)))
         return frames
@@ -135,28 +168,49 @@ class Phenaki(nn.Module):
         if settings is None:
             settings = SamplingSettings()
         elif not isinstance(settings, SamplingSettings):
-            raise ValueError(f"settings must be a phenaki.sampling.SamplingSettings, got {type(settings).__name__}; "
-                             f"or leave it out and give the settings as keywords (steps=8, ...)")
+            raise ValueError(
+                f"settings must be a phenaki.sampling.SamplingSettings, got {type(settings).__name__}; "
+                f"or leave it out and give the settings as keywords (steps=8, ...)"
+            )
         settings = settings.with_overrides(**overrides)
         settings.validate(self.has_critic)
         return settings
 
     @torch.no_grad()
-    def generate_window(self, context, context_mask, prime: Tensor | None, new_frames: int,
-                        settings: SamplingSettings, generator: torch.Generator, batch: int = 1,
-                        on_step=None) -> Tensor:
+    def generate_window(
+        self,
+        context,
+        context_mask,
+        prime: Tensor | None,
+        new_frames: int,
+        settings: SamplingSettings,
+        generator: torch.Generator,
+        batch: int = 1,
+        on_step=None,
+    ) -> Tensor:
         """One MaskGit window: `new_frames` frames (b, c, n, H, W) in [0, 1] that continue `prime` (or start)."""
         num_prime = 0 if prime is None else prime.shape[2]
         prefix = None if prime is None else rearrange(self.cvivit.encode(prime), "b t h w -> b (t h w)")
         latent = self.cvivit.latent_frames_covering(num_prime + new_frames)  # the prime's, then the new frames'
         if latent > self.window_latent_frames:
-            raise ValueError(f"{num_prime} primed + {new_frames} new frames do not fit a window of "
-                             f"{self.window_frames} frames")
-        ids = sample_tokens(self.maskgit, length=latent * self.frame_tokens, context=context,
-                            context_mask=context_mask, settings=settings, critic=self.critic, prefix=prefix,
-                            generator=generator, batch=batch, frame_tokens=self.frame_tokens, on_step=on_step)
+            raise ValueError(
+                f"{num_prime} primed + {new_frames} new frames do not fit a window of {self.window_frames} frames"
+            )
+        ids = sample_tokens(
+            self.maskgit,
+            length=latent * self.frame_tokens,
+            context=context,
+            context_mask=context_mask,
+            settings=settings,
+            critic=self.critic,
+            prefix=prefix,
+            generator=generator,
+            batch=batch,
+            frame_tokens=self.frame_tokens,
+            on_step=on_step,
+        )
         video = self.decode_ids(ids)
-        return video[:, :, num_prime: num_prime + new_frames]
+        return video[:, :, num_prime : num_prime + new_frames]
 
     def decode_ids(self, ids: Tensor) -> Tensor:
         """Flat window ids (b, t*h*w) -> video (b, c, f, H, W) in [0, 1], fp32."""
@@ -168,41 +222,77 @@ class Phenaki(nn.Module):
             video = self.cvivit.decode(grid)
         return video.float().clamp(0, 1)
 
-    def _windows(self, prompts_and_frames, settings, seed: int, prime: Tensor | None = None, batch: int = 1,
-                 on_step=None):
+    def _windows(
+        self, prompts_and_frames, settings, seed: int, prime: Tensor | None = None, batch: int = 1, on_step=None
+    ):
         """Yields (segment, new frames (b, c, n, H, W)) window by window, each primed with the last frames."""
         window = 0
         for segment, (texts, num_frames) in enumerate(prompts_and_frames):
             context, context_mask = self.encode_text(texts)  # once per prompt, not per step or window
             remaining = num_frames
             while remaining > 0:
-                video, prime = self.story_window(context, context_mask, prime, remaining, settings, seed, window,
-                                                 batch, on_step=_located(on_step, window, segment))
+                video, prime = self.story_window(
+                    context,
+                    context_mask,
+                    prime,
+                    remaining,
+                    settings,
+                    seed,
+                    window,
+                    batch,
+                    on_step=_located(on_step, window, segment),
+                )
                 yield segment, video
                 window += 1
                 remaining -= video.shape[2]
 
-    def story_window(self, context, context_mask, prime: Tensor | None, new_frames: int, settings: SamplingSettings,
-                     seed: int, window: int, batch: int = 1, on_step=None) -> tuple[Tensor, Tensor]:
+    def story_window(
+        self,
+        context,
+        context_mask,
+        prime: Tensor | None,
+        new_frames: int,
+        settings: SamplingSettings,
+        seed: int,
+        window: int,
+        batch: int = 1,
+        on_step=None,
+    ) -> tuple[Tensor, Tensor]:
         """Window `window` of a story: as many new frames as fit after the usable part of `prime` (the story's
         last frames; None at its start), at most `new_frames`, drawn from that window's own generator
         (`phenaki.seeds.window_generator`). Returns (the new frames, the prime of the next window)."""
         num_prime = 0 if prime is None else self._usable_prime(prime.shape[2])
         new = min(new_frames, self.window_frames - num_prime)
-        video = self.generate_window(context, context_mask, prime[:, :, prime.shape[2] - num_prime:]
-                                     if num_prime else None, new, settings,
-                                     window_generator(self.device, seed, window), batch, on_step=on_step)
+        video = self.generate_window(
+            context,
+            context_mask,
+            prime[:, :, prime.shape[2] - num_prime :] if num_prime else None,
+            new,
+            settings,
+            window_generator(self.device, seed, window),
+            batch,
+            on_step=on_step,
+        )
         kept = video if prime is None else torch.cat((prime, video), dim=2)
-        return video, kept[:, :, -self.prime_frames:]
+        return video, kept[:, :, -self.prime_frames :]
 
     def _usable_prime(self, available: int) -> int:
         """The most frames, up to `prime_frames`, that the tokenizer can take (1 + k * temporal_patch_size)."""
         return self.cvivit.usable_frames(min(available, self.prime_frames))
 
     @torch.no_grad()
-    def sample(self, texts: str | Sequence[str] | None = None, num_frames: int = 17, *,
-               prime_frames: Tensor | None = None, batch_size: int = 1, settings: SamplingSettings | None = None,
-               seed: int | None = None, on_step: Callable[[StepState], None] | None = None, **overrides) -> Tensor:
+    def sample(
+        self,
+        texts: str | Sequence[str] | None = None,
+        num_frames: int = 17,
+        *,
+        prime_frames: Tensor | None = None,
+        batch_size: int = 1,
+        settings: SamplingSettings | None = None,
+        seed: int | None = None,
+        on_step: Callable[[StepState], None] | None = None,
+        **overrides,
+    ) -> Tensor:
         """Returns (batch, 3, num_frames, H, W) in [0, 1]. With `prime_frames` (b, 3, f, H, W), the video
         continues them and only the new frames are returned; without texts (an unconditional model),
         `batch_size` videos. Sampled with `settings` (default `SamplingSettings()`) and keyword overrides of its
@@ -222,20 +312,37 @@ class Phenaki(nn.Module):
         if prime_frames is not None:
             self._check_prime(prime_frames, len(texts))
             prime_frames = prime_frames.to(self.device, torch.float32)
-        chunks = [video for _, video in self._windows([(texts, num_frames)], settings, story_seed(seed),
-                                                      prime=prime_frames, batch=len(texts), on_step=on_step)]
+        chunks = [
+            video
+            for _, video in self._windows(
+                [(texts, num_frames)], settings, story_seed(seed), prime=prime_frames, batch=len(texts), on_step=on_step
+            )
+        ]
         return torch.cat(chunks, dim=2)
 
     def _check_prime(self, prime: Tensor, batch: int) -> None:
-        if prime.ndim != 5 or prime.shape[0] != batch or prime.shape[1] != self.cvivit.channels \
-                or tuple(prime.shape[-2:]) != self.frame_size:
-            raise ValueError(f"prime_frames must be ({batch}, {self.cvivit.channels}, frames, "
-                             f"{self.frame_size[0]}, {self.frame_size[1]}), got {tuple(prime.shape)}")
+        if (
+            prime.ndim != 5
+            or prime.shape[0] != batch
+            or prime.shape[1] != self.cvivit.channels
+            or tuple(prime.shape[-2:]) != self.frame_size
+        ):
+            raise ValueError(
+                f"prime_frames must be ({batch}, {self.cvivit.channels}, frames, "
+                f"{self.frame_size[0]}, {self.frame_size[1]}), got {tuple(prime.shape)}"
+            )
         self.cvivit.latent_frames(prime.shape[2])
 
     @torch.no_grad()
-    def stream(self, timeline, *, settings: SamplingSettings | None = None, seed: int | None = None,
-               on_step: Callable[[StepState], None] | None = None, **overrides) -> Iterator[VideoChunk]:
+    def stream(
+        self,
+        timeline,
+        *,
+        settings: SamplingSettings | None = None,
+        seed: int | None = None,
+        on_step: Callable[[StepState], None] | None = None,
+        **overrides,
+    ) -> Iterator[VideoChunk]:
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
         they are decoded. Every input is checked before the first window starts. `settings`, overrides and
         `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in."""
@@ -250,17 +357,22 @@ class Phenaki(nn.Module):
 
     # ---- training -------------------------------------------------------------------------------------------
 
-    def forward(self, videos: Tensor | None = None, texts: Sequence[str] | None = None,
-                video_codebook_ids: Tensor | None = None, prime_latent_frames: Tensor | None = None,
-                return_loss_breakdown: bool = False, generator: torch.Generator | None = None):
+    def forward(
+        self,
+        videos: Tensor | None = None,
+        texts: Sequence[str] | None = None,
+        video_codebook_ids: Tensor | None = None,
+        prime_latent_frames: Tensor | None = None,
+        return_loss_breakdown: bool = False,
+        generator: torch.Generator | None = None,
+    ):
         """Training loss of MaskGit (+ the critic's) on `videos` (b, 3, f, H, W) in [0, 1], or on token ids
         already made by the (frozen) tokenizer. `prime_latent_frames` (b,) >= 0 fixes a row's primed prefix."""
         if video_codebook_ids is None:
             if videos is None:
                 raise ValueError("give videos= or video_codebook_ids=")
             video_codebook_ids = self.cvivit.encode(videos)
-        ids = rearrange(video_codebook_ids, "b ... -> b (...)") if video_codebook_ids.ndim > 2 \
-            else video_codebook_ids
+        ids = rearrange(video_codebook_ids, "b ... -> b (...)") if video_codebook_ids.ndim > 2 else video_codebook_ids
         if texts is not None:
             texts = [texts] if isinstance(texts, str) else list(texts)
             if len(texts) != ids.shape[0]:
@@ -268,15 +380,19 @@ class Phenaki(nn.Module):
         context, context_mask = self.encode_text(texts) if texts is not None else (None, None)
         if context_mask is not None:
             context_mask = drop_condition(context_mask, self.cond_drop_prob, generator)
-        masked = random_mask(ids, frame_tokens=self.frame_tokens, continuation_prob=self.continuation_prob,
-                             prefix=prime_latent_frames, generator=generator)
+        masked = random_mask(
+            ids,
+            frame_tokens=self.frame_tokens,
+            continuation_prob=self.continuation_prob,
+            prefix=prime_latent_frames,
+            generator=generator,
+        )
         loss_maskgit, logits = maskgit_loss(self.maskgit, ids, masked, context, context_mask)
         loss_critic = loss_maskgit.new_zeros(())
         if self.critic is not None:
             loss_critic = critic_loss(self.critic, ids, masked, logits, context, context_mask, generator=generator)
         loss = loss_maskgit + loss_critic
-        return (loss, dict(maskgit=loss_maskgit.item(), critic=loss_critic.item())) if return_loss_breakdown \
-            else loss
+        return (loss, dict(maskgit=loss_maskgit.item(), critic=loss_critic.item())) if return_loss_breakdown else loss
 
     # ---- saving and loading ---------------------------------------------------------------------------------
 
@@ -295,7 +411,7 @@ class Phenaki(nn.Module):
         return folder
 
     @classmethod
-    def from_config(cls, config: dict, **hub_kwargs) -> "Phenaki":
+    def from_config(cls, config: dict, **hub_kwargs) -> Phenaki:
         check_config_version(config)
         try:
             cvivit = CViViT.from_config(config["cvivit"])
@@ -310,15 +426,27 @@ class Phenaki(nn.Module):
             text_config = config.get("text_encoder")
             text_encoder = None if text_config is None else build_text_encoder(text_config, **hub_kwargs)
             keys = ("frame_size", "fps", "prime_frames", "cond_drop_prob", "continuation_prob")
-            return cls(cvivit=cvivit, maskgit=maskgit, critic=critic, text_encoder=text_encoder,
-                       **{k: config[k] for k in keys if k in config})
+            return cls(
+                cvivit=cvivit,
+                maskgit=maskgit,
+                critic=critic,
+                text_encoder=text_encoder,
+                **{k: config[k] for k in keys if k in config},
+            )
         except TypeError as error:  # unknown or missing constructor arguments
             raise ValueError(f"config does not describe a Phenaki model: {error}") from error
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None, token: str | None = None,
-                        cache_dir: str | Path | None = None, local_files_only: bool | None = None,
-                        device: str | torch.device | None = None) -> "Phenaki":
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        token: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool | None = None,
+        device: str | torch.device | None = None,
+    ) -> Phenaki:
         """A local folder or a Hub repo id; the model comes back in eval mode, on `device` if given."""
         from .hub import check_safetensors, resolve_model_dir
 
@@ -350,8 +478,13 @@ def check_prompt(text, where: str) -> None:
         raise ValueError(f"{where}: the prompt must be a non-empty string, got {text!r}")
 
 
-def make_video(phenaki: Phenaki, texts: Sequence[str], num_frames: int | Sequence[int],
-               prime_lengths: int | Sequence[int], **sample_kwargs) -> tuple[Tensor, list[Tensor]]:
+def make_video(
+    phenaki: Phenaki,
+    texts: Sequence[str],
+    num_frames: int | Sequence[int],
+    prime_lengths: int | Sequence[int],
+    **sample_kwargs,
+) -> tuple[Tensor, list[Tensor]]:
     """Scenes one after another, each primed with the last `prime_lengths[i]` frames of the scene before.
     Returns the whole video (b, 3, frames, H, W) and the list of scenes."""
     texts = list(texts)
@@ -365,5 +498,5 @@ def make_video(phenaki: Phenaki, texts: Sequence[str], num_frames: int | Sequenc
         scenes.append(video)
         if i + 1 < len(texts):
             history = torch.cat(scenes, dim=2)
-            prime = history[:, :, -prime_lengths[i]:]
+            prime = history[:, :, -prime_lengths[i] :]
     return torch.cat(scenes, dim=2), scenes

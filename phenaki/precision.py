@@ -60,7 +60,7 @@ def check_precision(name, where: str) -> str:
 
 
 def choose_precision(device_type: str, flags: frozenset[str] | set[str], environ: Mapping[str, str]) -> str:
-    """"fp32" or "bf16" for a device of `device_type` ("cpu", "cuda", ...) on a CPU with `flags`, given the
+    """ "fp32" or "bf16" for a device of `device_type` ("cpu", "cuda", ...) on a CPU with `flags`, given the
     environment `environ`: PHENAKI_PRECISION if set (ValueError naming the allowed values for any other value),
     else bf16 on CUDA and on a CPU with bf16 units, fp32 anywhere else."""
     value = environ.get(ENV_VAR, "").strip().lower()

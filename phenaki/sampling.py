@@ -24,8 +24,8 @@ tested against.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +36,14 @@ from .models.maskgit import MaskGit
 from .precision import bf16_autocast
 
 
-def _setting(default, *, help: str, low=None, high=None, integer: bool = False, optional: bool = False,
-             ui: tuple | None = None):
+def _setting(
+    default, *, help: str, low=None, high=None, integer: bool = False, optional: bool = False, ui: tuple | None = None
+):
     """A field of `SamplingSettings` with its rules as metadata: `low` / `high` the range the library accepts
     (None: open), `integer`, `optional` (None allowed), `ui` the demo's slider range (None: not in the demo)."""
-    return field(default=default, metadata=dict(help=help, low=low, high=high, integer=integer, optional=optional,
-                                                ui=ui))
+    return field(
+        default=default, metadata=dict(help=help, low=low, high=high, integer=integer, optional=optional, ui=ui)
+    )
 
 
 @dataclass(frozen=True)
@@ -53,24 +55,43 @@ class SamplingSettings:
     ranges they had (`ui`), which bound a request's cost on a shared server."""
 
     steps: int = _setting(12, low=1, integer=True, ui=(1, 64), help="parallel MaskGIT steps per window")
-    temperature: float = _setting(1.0, low=0.0, ui=(0.0, 10.0), help="Gumbel noise on which tokens are kept at a "
-                                  "step, annealed to 0 by the last step (0: the most confident)")
-    guidance_scale: float = _setting(3.0, ui=(0.0, 30.0), help="classifier-free guidance (1: none; higher follows "
-                                     "the prompt more closely)")
-    critic_strength: float = _setting(0.0, low=0.0, high=1.0, ui=(0.0, 1.0), help="weight of the Token Critic in "
-                                      "choosing which tokens to redo (0: MaskGit's confidence only; needs a critic)")
-    top_k: int | None = _setting(None, low=1, integer=True, optional=True, help="draw each token among the k "
-                                 "likeliest only (None: all)")
+    temperature: float = _setting(
+        1.0,
+        low=0.0,
+        ui=(0.0, 10.0),
+        help="Gumbel noise on which tokens are kept at a step, annealed to 0 by the last step (0: the most confident)",
+    )
+    guidance_scale: float = _setting(
+        3.0, ui=(0.0, 30.0), help="classifier-free guidance (1: none; higher follows the prompt more closely)"
+    )
+    critic_strength: float = _setting(
+        0.0,
+        low=0.0,
+        high=1.0,
+        ui=(0.0, 1.0),
+        help="weight of the Token Critic in "
+        "choosing which tokens to redo (0: MaskGit's confidence only; needs a critic)",
+    )
+    top_k: int | None = _setting(
+        None, low=1, integer=True, optional=True, help="draw each token among the k likeliest only (None: all)"
+    )
     # Tokens are drawn from the softmax at this temperature (0: the most likely). Below 1 the neighbouring tokens
     # of an object agree more often: the default model's squares came out with circle corners at 1 (shape 0.71
     # right at 1, 0.83 at 0.25 on 100 held-out clips), while the choice noise keeps layouts varied.
-    token_temperature: float = _setting(0.25, low=0.0, help="softmax temperature the tokens are drawn at (0: the "
-                                        "most likely token)")
+    token_temperature: float = _setting(
+        0.25, low=0.0, help="softmax temperature the tokens are drawn at (0: the most likely token)"
+    )
     # Refinement passes (0: none), each 4 unguided forwards. On the default model's held-out eval, with 0 / 1 / 2
     # passes: shape drawn as prompted 83 / 100 / 99%, object kept through scene changes 80 / 100 / 100%. Guidance
     # is left out because it pulls each token toward the prompt rather than toward its neighbours.
-    refine_passes: int = _setting(1, low=0, integer=True, ui=(0, 4), help="passes that redraw the even latent "
-                                  "frames beside the odd ones, then the odd ones (0: off; 4 unguided steps each)")
+    refine_passes: int = _setting(
+        1,
+        low=0,
+        integer=True,
+        ui=(0, 4),
+        help="passes that redraw the even latent "
+        "frames beside the odd ones, then the odd ones (0: off; 4 unguided steps each)",
+    )
 
     @staticmethod
     def names() -> list[str]:
@@ -92,8 +113,10 @@ class SamplingSettings:
         """A copy with `overrides` (e.g. steps=8); ValueError naming the valid settings for any other keyword."""
         unknown = sorted(set(overrides) - set(self.names()))
         if unknown:
-            raise ValueError(f"unknown sampling setting{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}: "
-                             f"the settings are {', '.join(self.names())} (see SamplingSettings)")
+            raise ValueError(
+                f"unknown sampling setting{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}: "
+                f"the settings are {', '.join(self.names())} (see SamplingSettings)"
+            )
         return replace(self, **overrides)
 
     def validate(self, has_critic: bool) -> None:
@@ -101,8 +124,9 @@ class SamplingSettings:
         for f in fields(SamplingSettings):
             _check(f.name, getattr(self, f.name), **f.metadata)
         if self.critic_strength > 0 and not has_critic:
-            raise ValueError("critic_strength > 0 needs a model with a Token Critic; this one has none: "
-                             "set critic_strength=0")
+            raise ValueError(
+                "critic_strength > 0 needs a model with a Token Critic; this one has none: set critic_strength=0"
+            )
 
 
 def _check(name: str, value, *, help: str, low, high, integer: bool, optional: bool, **_) -> None:
@@ -131,6 +155,7 @@ class StepState:
     change), and the phase: "parallel", or "refinement k, even frames" / "odd frames". Through `Phenaki.sample` or
     `stream`: also which window of the video (0-based) and which timeline entry (`segment`) the step belongs to;
     `step` counts the window's steps, refinement included."""
+
     step: int
     ids: Tensor
     filled: Tensor
@@ -147,10 +172,21 @@ def masked_count(step: int, steps: int, total: int) -> int:
 
 
 @torch.no_grad()
-def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, context_mask: Tensor | None,
-                  settings: SamplingSettings, critic=None, prefix: Tensor | None = None,
-                  generator: torch.Generator | None = None, batch: int = 1, frame_tokens: int | None = None,
-                  on_step: Callable[[StepState], None] | None = None, autocast: bool | None = None) -> Tensor:
+def sample_tokens(
+    maskgit: MaskGit,
+    *,
+    length: int,
+    context: Tensor | None,
+    context_mask: Tensor | None,
+    settings: SamplingSettings,
+    critic=None,
+    prefix: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    batch: int = 1,
+    frame_tokens: int | None = None,
+    on_step: Callable[[StepState], None] | None = None,
+    autocast: bool | None = None,
+) -> Tensor:
     """Returns (batch, length) token ids. `prefix` (batch, p) ids are kept as given (a primed continuation).
     `frame_tokens`: tokens per latent frame, which refinement needs (by default the rows x columns of MaskGit's
     `position_grid`). `autocast`: run the transformers under bf16 autocast; by default where
@@ -167,8 +203,10 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
         grid = maskgit.config["position_grid"]
         frame_tokens = frame_tokens or (grid[1] * grid[2] if grid else None)
         if not frame_tokens or num_prefix % frame_tokens:
-            raise ValueError("refine_passes > 0 needs frame_tokens (tokens per latent frame) and a prefix of whole "
-                             f"frames; got frame_tokens={frame_tokens}, a prefix of {num_prefix} tokens")
+            raise ValueError(
+                "refine_passes > 0 needs frame_tokens (tokens per latent frame) and a prefix of whole "
+                f"frames; got frame_tokens={frame_tokens}, a prefix of {num_prefix} tokens"
+            )
 
     ids = torch.full((batch, length), maskgit.mask_id, dtype=torch.long, device=device)
     if prefix is not None:
@@ -184,8 +222,13 @@ def sample_tokens(maskgit: MaskGit, *, length: int, context: Tensor | None, cont
             halves = [torch.cat(frames[0::2])] + ([torch.cat(frames[1::2])] if len(frames) > 1 else [])
             for k in range(settings.refine_passes):
                 for half, name in zip(halves, ("even", "odd")):
-                    ids = fill(ids.index_fill(1, half, maskgit.mask_id), half, plain,
-                               f"refinement {k + 1}, {name} frames", sent_back=True)
+                    ids = fill(
+                        ids.index_fill(1, half, maskgit.mask_id),
+                        half,
+                        plain,
+                        f"refinement {k + 1}, {name} frames",
+                        sent_back=True,
+                    )
     return ids
 
 
@@ -198,8 +241,9 @@ class _Filler:
         self.generator, self.on_step, self.num_prefix = generator, on_step, num_prefix
         self.steps_done = 0
 
-    def __call__(self, ids: Tensor, region: Tensor, settings: SamplingSettings, phase: str,
-                 sent_back: bool = False) -> Tensor:
+    def __call__(
+        self, ids: Tensor, region: Tensor, settings: SamplingSettings, phase: str, sent_back: bool = False
+    ) -> Tensor:
         batch, total = ids.shape[0], region.numel()
         # confidence of every token of the region: -inf while masked; fixed tokens keep the score they were chosen with
         confidence = torch.full((batch, total), -math.inf, device=ids.device)
@@ -224,8 +268,15 @@ class _Filler:
                 self._report(ids, region, ~remask & still_masked, back, score, phase)
         return ids
 
-    def _draw(self, ids: Tensor, region: Tensor, still_masked: Tensor, num_masked: int, confidence: Tensor,
-              settings: SamplingSettings) -> tuple[Tensor, Tensor]:
+    def _draw(
+        self,
+        ids: Tensor,
+        region: Tensor,
+        still_masked: Tensor,
+        num_masked: int,
+        confidence: Tensor,
+        settings: SamplingSettings,
+    ) -> tuple[Tensor, Tensor]:
         """Draws every masked token of the region: (ids, confidence), a token's confidence its log-probability."""
         where = still_masked.nonzero()[:, 1].view(ids.shape[0], num_masked)  # indices into the region
         positions = region[where]
@@ -238,11 +289,14 @@ class _Filler:
             sampled = log_probs.argmax(dim=-1)
         else:
             sampled = draw_categorical((log_probs / settings.token_temperature).softmax(dim=-1), self.generator)
-        return (ids.scatter(1, positions, sampled),
-                confidence.scatter(1, where, log_probs.gather(-1, sampled[..., None])[..., 0]))
+        return (
+            ids.scatter(1, positions, sampled),
+            confidence.scatter(1, where, log_probs.gather(-1, sampled[..., None])[..., 0]),
+        )
 
-    def _score(self, ids: Tensor, region: Tensor, still_masked: Tensor, confidence: Tensor,
-               settings: SamplingSettings) -> Tensor:
+    def _score(
+        self, ids: Tensor, region: Tensor, still_masked: Tensor, confidence: Tensor, settings: SamplingSettings
+    ) -> Tensor:
         """What ranks the region's tokens before the choice noise (the lowest are masked again)."""
         if settings.critic_strength > 0:
             # the critic may also send back tokens fixed at earlier steps: that is how it redoes mistakes
@@ -260,8 +314,9 @@ class _Filler:
         choice = score + noise_scale * _gumbel(score.shape, self.generator, score.device) if noise_scale > 0 else score
         return remask.scatter_(1, choice.topk(keep_masked, dim=-1, largest=False).indices, True)
 
-    def _report(self, ids: Tensor, region: Tensor, filled: Tensor, sent_back: Tensor, score: Tensor,
-                phase: str) -> None:
+    def _report(
+        self, ids: Tensor, region: Tensor, filled: Tensor, sent_back: Tensor, score: Tensor, phase: str
+    ) -> None:
         """StepState over the generated tokens (after the prefix); outside the region: untouched, score +inf."""
         local, shape = region - self.num_prefix, (ids.shape[0], ids.shape[1] - self.num_prefix)
 
@@ -269,13 +324,27 @@ class _Filler:
             return torch.full(shape, outside, dtype=x.dtype, device=x.device).index_copy(1, local, x)
 
         with torch.autocast(ids.device.type, enabled=False):  # the caller's code runs as it would outside
-            self.on_step(StepState(self.steps_done, ids.clone(), spread(filled, False),
-                                   spread(score.float(), math.inf), spread(sent_back, False), phase))
+            self.on_step(
+                StepState(
+                    self.steps_done,
+                    ids.clone(),
+                    spread(filled, False),
+                    spread(score.float(), math.inf),
+                    spread(sent_back, False),
+                    phase,
+                )
+            )
         self.steps_done += 1
 
 
-def step_logits(maskgit: MaskGit, ids: Tensor, positions: Tensor, context: Tensor | None,
-                context_mask: Tensor | None, guidance_scale: float) -> Tensor:
+def step_logits(
+    maskgit: MaskGit,
+    ids: Tensor,
+    positions: Tensor,
+    context: Tensor | None,
+    context_mask: Tensor | None,
+    guidance_scale: float,
+) -> Tensor:
     """fp32 logits (b, k, num_tokens) at `positions` (b, k) of the window `ids` (b, n), with classifier-free
     guidance (uncond + s * (cond - uncond)) when there is a text and the scale is not 1. Fast path:
     `MaskGit.guided_logits_at`. Reference: both passes as one doubled batch, the text masked out in its second half,
@@ -286,8 +355,12 @@ def step_logits(maskgit: MaskGit, ids: Tensor, positions: Tensor, context: Tenso
         return maskgit.guided_logits_at(ids, positions, context, context_mask, guidance_scale).float()
     if context_mask is None:
         context_mask = torch.ones(context.shape[:2], dtype=torch.bool, device=context.device)
-    logits = maskgit.logits_at(torch.cat((ids, ids)), torch.cat((positions, positions)), torch.cat((context, context)),
-                               torch.cat((context_mask, torch.zeros_like(context_mask)))).float()
+    logits = maskgit.logits_at(
+        torch.cat((ids, ids)),
+        torch.cat((positions, positions)),
+        torch.cat((context, context)),
+        torch.cat((context_mask, torch.zeros_like(context_mask))),
+    ).float()
     cond, uncond = logits.chunk(2)
     return uncond + guidance_scale * (cond - uncond)
 

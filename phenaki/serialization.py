@@ -58,13 +58,19 @@ def load_weights(model: nn.Module, path: Path, skip_prefixes: tuple[str, ...] = 
             unexpected = sorted(set(found) - set(expected))
             wrong = sorted(k for k in set(found) & set(expected) if found[k] != tuple(expected[k].shape))
             if missing or unexpected or wrong:
-                details = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
-                           f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
-                           "shape mismatch: " + ", ".join(f"{k} is {found[k]} in the file but "
-                                                          f"{tuple(expected[k].shape)} in the config"
-                                                          for k in wrong[:3]) if wrong else ""]
-                raise ValueError(f"weights in {path} do not match its config.json: "
-                                 + "; ".join(d for d in details if d))
+                details = [
+                    f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                    f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                    "shape mismatch: "
+                    + ", ".join(
+                        f"{k} is {found[k]} in the file but {tuple(expected[k].shape)} in the config" for k in wrong[:3]
+                    )
+                    if wrong
+                    else "",
+                ]
+                raise ValueError(
+                    f"weights in {path} do not match its config.json: " + "; ".join(d for d in details if d)
+                )
             state = {k: f.get_tensor(k) for k in found}
     except SafetensorError as error:
         raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from error
@@ -95,8 +101,10 @@ def check_config_version(config: dict) -> None:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"the config's version must be a positive integer, got {version!r}")
     if version > CONFIG_VERSION:
-        raise ValueError(f"this model's config is format version {version}, newer than version {CONFIG_VERSION} "
-                         f"that this phenaki reads: upgrade phenaki (pip install -U phenaki) to load it")
+        raise ValueError(
+            f"this model's config is format version {version}, newer than version {CONFIG_VERSION} "
+            f"that this phenaki reads: upgrade phenaki (pip install -U phenaki) to load it"
+        )
 
 
 def read_training_record(folder: str | Path) -> dict | None:

@@ -22,15 +22,20 @@ def window_fix(maskgit: MaskGit, patch: int, frame_size: tuple[int, int]) -> str
     grid = maskgit.config.get("position_grid")
     longer = f"raise max_seq_len to at least {2 * tokens}" + (" (and position_grid with it)" if grid else "")
     if grid is not None:  # (latent frames, rows, columns)
-        return (f"pass {frame_size_arg(grid[1] * patch, grid[2] * patch)} (a window of {grid[0]} latent frames), "
-                f"or {longer}") if grid[0] >= 2 else longer
+        return (
+            (
+                f"pass {frame_size_arg(grid[1] * patch, grid[2] * patch)} (a window of {grid[0]} latent frames), "
+                f"or {longer}"
+            )
+            if grid[0] >= 2
+            else longer
+        )
     height, width = frame_size
     while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= patch:
         height, width = height // 2, width // 2
         latent = maskgit.max_seq_len // ((height // patch) * (width // patch))
         if height % patch == 0 and width % patch == 0 and latent >= 2:
-            return (f"pass {frame_size_arg(height, width)} (a window of {latent} latent frames) or smaller, "
-                    f"or {longer}")
+            return f"pass {frame_size_arg(height, width)} (a window of {latent} latent frames) or smaller, or {longer}"
     return longer
 
 
@@ -40,5 +45,7 @@ def grid_fix(name: str, grid, window_grid: list[int], patch: int) -> str:
     rebuild = f"position_grid={window_grid}"
     if math.prod(window_grid) != math.prod(grid):
         rebuild = f"max_seq_len={math.prod(window_grid)} and {rebuild}"
-    return (f"pass {frame_size_arg(grid[1] * patch, grid[2] * patch)} (the frames that grid was built for at "
-            f"patch_size {patch}), or build {name} with {rebuild}")
+    return (
+        f"pass {frame_size_arg(grid[1] * patch, grid[2] * patch)} (the frames that grid was built for at "
+        f"patch_size {patch}), or build {name} with {rebuild}"
+    )

@@ -19,9 +19,15 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE_ENV = dict(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1",
-                HF_HUB_DISABLE_XET="1", GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1",
-                OMP_NUM_THREADS="1")
+BASE_ENV = dict(
+    GRADIO_ANALYTICS_ENABLED="False",
+    HF_HUB_DISABLE_TELEMETRY="1",
+    HF_HUB_OFFLINE="1",
+    HF_HUB_DISABLE_XET="1",
+    GRADIO_SERVER_NAME="127.0.0.1",
+    PYTHONUNBUFFERED="1",
+    OMP_NUM_THREADS="1",
+)
 _cache: dict[str, object] = {}
 
 
@@ -119,14 +125,29 @@ class AppServer:
         self.trap = OutboundTrap()
         proxy = self.trap.url
         model = {} if model_dir is None else {"PHENAKI_MODEL": str(model_dir)}
-        self.env = app_env(**model, GRADIO_SERVER_PORT=str(self.port), TMPDIR=str(self.tmp),
-                            HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy,
-                            https_proxy=proxy, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-                            **env)
+        self.env = app_env(
+            **model,
+            GRADIO_SERVER_PORT=str(self.port),
+            TMPDIR=str(self.tmp),
+            HTTP_PROXY=proxy,
+            HTTPS_PROXY=proxy,
+            ALL_PROXY=proxy,
+            http_proxy=proxy,
+            https_proxy=proxy,
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+            **env,
+        )
         self.log_path = self.tmp / "server.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             self._wait(timeout)
         except BaseException:
@@ -183,8 +204,16 @@ def shared_server() -> AppServer:
     return _cache["server"]
 
 
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CHROMIUM = os.environ.get("PHENAKI_TEST_CHROMIUM", "/usr/bin/chromium")
 
 

@@ -71,8 +71,10 @@ def pytest_runtest_setup(item):
     missing = sorted(tool for tool in needed if tool_path(tool) is None)
     if missing:
         packages = " ".join(sorted({DEBIAN_PACKAGE[tool] for tool in missing}))
-        message = (f"{', '.join(missing)} not found, which this test needs: install the Debian package(s) {packages} "
-                   f"(`bash scripts/setup.sh --dev` does, as root)")
+        message = (
+            f"{', '.join(missing)} not found, which this test needs: install the Debian package(s) {packages} "
+            f"(`bash scripts/setup.sh --dev` does, as root)"
+        )
         if os.environ.get(ALLOW_MISSING) == "1":
             pytest.skip(f"{message}; skipped as {ALLOW_MISSING}=1 allows")
         pytest.fail(f"{message}, or set {ALLOW_MISSING}=1 to skip such tests", pytrace=False)

@@ -29,10 +29,10 @@ import shutil
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -84,7 +84,7 @@ class HubServer:
         assert self._httpd is not None, "server not started"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         handler = type("Handler", (_Handler,), {"hub": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -103,7 +103,7 @@ class HubServer:
                     conn.shutdown(socket.SHUT_RDWR)
         self._httpd = None
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -276,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/api/validate-yaml":
                 return self._json({"errors": [], "warnings": []})
             if path.startswith("/api/models/"):
-                return self._model_api(method, parts.path[len("/api/models/"):], auth)
+                return self._model_api(method, parts.path[len("/api/models/") :], auth)
             raise _Reply(404, f"The stand-in Hub does not implement {method} {parts.path}")
         except _Reply as reply:
             self._error(reply)
@@ -291,9 +291,20 @@ class _Handler(BaseHTTPRequestHandler):
             repo = self.hub.check_read(repo_id, auth)
             sha = self.hub._resolve(repo, revision)
             siblings = [{"rfilename": p} for p in self.hub.entries(repo_id, sha)]
-            return self._json({"id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private,
-                               "gated": "auto" if repo.gated else False, "disabled": False, "siblings": siblings,
-                               "tags": [], "downloads": 0, "likes": 0})
+            return self._json(
+                {
+                    "id": repo_id,
+                    "modelId": repo_id,
+                    "sha": sha,
+                    "private": repo.private,
+                    "gated": "auto" if repo.gated else False,
+                    "disabled": False,
+                    "siblings": siblings,
+                    "tags": [],
+                    "downloads": 0,
+                    "likes": 0,
+                }
+            )
         if method == "GET" and action == "tree":
             repo = self.hub.check_read(repo_id, auth)
             sha = self.hub._resolve(repo, revision)
@@ -307,8 +318,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.hub.check_token(auth, required=True)
             repo = self.hub.check_read(repo_id, auth)
             existing = self.hub.entries(repo_id, self.hub._resolve(repo, revision))
-            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                      "oid": existing.get(f["path"], {}).get("oid")} for f in json.loads(self.body)["files"]]
+            files = [
+                {
+                    "path": f["path"],
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    "oid": existing.get(f["path"], {}).get("oid"),
+                }
+                for f in json.loads(self.body)["files"]
+            ]
             return self._json({"files": files, "commitOid": self.hub._resolve(repo, revision)})
         if method == "POST" and action == "commit":
             self.hub.check_token(auth, required=True)
@@ -329,8 +347,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Reply(409, "You already created this model repo", url=f"{self.hub.url}/{repo_id}")
             private = payload.get("visibility") == "private" or bool(payload.get("private"))
             self.hub.create_repo(repo_id, private=private)
-            self.hub.commit(repo_id, {".gitattributes": "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
-                            message="initial commit")
+            self.hub.commit(
+                repo_id,
+                {".gitattributes": "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+                message="initial commit",
+            )
         self._json({"url": f"{self.hub.url}/{repo_id}", "name": repo_id, "id": repo_id})
 
     def _resolve_file(self, method: str, repo_id: str, revision: str, filename: str, auth: str | None) -> None:
@@ -344,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
         start, end, status = 0, len(data), 200
         range_header = self.headers.get("Range")
         if range_header and range_header.startswith("bytes="):
-            first, _, last = range_header[len("bytes="):].partition("-")
+            first, _, last = range_header[len("bytes=") :].partition("-")
             start, end, status = int(first or 0), (int(last) + 1 if last else len(data)), 206
         self.send_response(status)
         self.send_header("X-Repo-Commit", sha)
@@ -401,7 +422,7 @@ def _tree_listing(entries: dict[str, dict], prefix: str, recursive: bool) -> lis
     for path, entry in entries.items():
         if not path.startswith(base):
             continue
-        rest = path[len(base):].split("/")
+        rest = path[len(base) :].split("/")
         for depth in range(1, len(rest)):  # parent folders of this file, below prefix
             if not recursive and depth > 1:
                 break
@@ -423,13 +444,26 @@ def hub_environment(server: HubServer, home: str | os.PathLike):
 
     home = Path(home)
     cache = home / "hub"
-    env = {"HF_ENDPOINT": server.url, "HF_HOME": str(home), "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_XET": "1",
-           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": "0"}
-    patches = {"ENDPOINT": server.url,
-               "HUGGINGFACE_CO_URL_TEMPLATE": server.url + "/{repo_id}/resolve/{revision}/{filename}",
-               "HF_HOME": str(home), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": False,
-               "HF_HUB_DISABLE_XET": True, "HF_HUB_DISABLE_TELEMETRY": True,
-               "HF_TOKEN_PATH": str(home / "token"), "HF_STORED_TOKENS_PATH": str(home / "stored_tokens")}
+    env = {
+        "HF_ENDPOINT": server.url,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_OFFLINE": "0",
+    }
+    patches = {
+        "ENDPOINT": server.url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": server.url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+    }
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.dict(os.environ, env))
         for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER"):

@@ -29,8 +29,12 @@ def recolour(frames: np.ndarray, mapping: dict[str, str]) -> np.ndarray:
 
 def draw(positions, colours, shape: str) -> np.ndarray:
     """(T, 64, 64, 3): the object's box at each (x, y) top-left, in the colour given for each frame."""
-    return np.concatenate([world.render_clip(colour, shape, "still", 1, start=tuple(position))
-                           for position, colour in zip(positions, colours)])
+    return np.concatenate(
+        [
+            world.render_clip(colour, shape, "still", 1, start=tuple(position))
+            for position, colour in zip(positions, colours)
+        ]
+    )
 
 
 class Tokenizer:
@@ -61,9 +65,15 @@ class GroundTruth:
     prime_frames = 5
     device = torch.device("cpu")
 
-    def __init__(self, colours: dict[str, str] | None = None, motions: dict[str, str] | None = None,
-                 new_colour_each_scene: bool = False, switch: int = 0, tokenizer_colours=None,
-                 start: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        colours: dict[str, str] | None = None,
+        motions: dict[str, str] | None = None,
+        new_colour_each_scene: bool = False,
+        switch: int = 0,
+        tokenizer_colours=None,
+        start: tuple[int, int] | None = None,
+    ):
         self.colours, self.motions, self.switch = colours or {}, motions or {}, switch
         self.new_colour_each_scene = new_colour_each_scene
         self.fixed_start = start
@@ -82,9 +92,12 @@ class GroundTruth:
     def sample(self, texts, num_frames: int = 17, *, seed: int | None = None, **settings) -> torch.Tensor:
         """(batch, 3, num_frames, 64, 64) in [0, 1], as Phenaki.sample."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        return torch.stack([to_video_tensor(world.render_clip(*self.drawn(text), num_frames,
-                                                              start=self.start(seed, i)))
-                            for i, text in enumerate(texts)])
+        return torch.stack(
+            [
+                to_video_tensor(world.render_clip(*self.drawn(text), num_frames, start=self.start(seed, i)))
+                for i, text in enumerate(texts)
+            ]
+        )
 
     def stream(self, timeline, *, seed: int | None = None, **settings):
         """VideoChunks window by window (17 new frames, then 12 after 5 primed ones), as Phenaki.stream: one object
@@ -93,8 +106,9 @@ class GroundTruth:
         lengths = [max(1, round(seconds * self.fps)) for _, seconds in timeline]
         scenes = [self.drawn(caption) for caption, _ in timeline]
         segment_of = np.repeat(np.arange(len(lengths)), lengths)
-        steps = [scenes[segment_of[min(max(t - self.switch, 0), len(segment_of) - 1)]][2]
-                 for t in range(len(segment_of))]
+        steps = [
+            scenes[segment_of[min(max(t - self.switch, 0), len(segment_of) - 1)]][2] for t in range(len(segment_of))
+        ]
         runs = [(steps[0], 1)]  # the per-frame motions as runs, for world.trajectory
         for motion in steps[1:]:
             runs[-1:] = [(motion, runs[-1][1] + 1)] if motion == runs[-1][0] else [runs[-1], (motion, 1)]
@@ -109,6 +123,6 @@ class GroundTruth:
         for segment, length in enumerate(lengths):
             end = start + length
             while start < end:
-                piece = frames[start:min(start + room, end)]
+                piece = frames[start : min(start + room, end)]
                 yield VideoChunk(piece, segment, start)
                 start, room = start + len(piece), self.window_frames - self.prime_frames

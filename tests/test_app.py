@@ -60,35 +60,42 @@ def read_frames(path) -> np.ndarray:
 def test_timeline_from_ui_table_api_dict_and_lists():
     import pandas as pd
 
-    ui = pd.DataFrame([["  a red circle   moves right ", 2.0], ["", None], ["the red circle moves up", 1.5]],
-                      columns=["prompt", "seconds"])
+    ui = pd.DataFrame(
+        [["  a red circle   moves right ", 2.0], ["", None], ["the red circle moves up", 1.5]],
+        columns=["prompt", "seconds"],
+    )
     assert logic.parse_timeline(ui) == [("a red circle moves right", 2.0), ("the red circle moves up", 1.5)]
     # API callers: headers in another order, values as strings, a blank row in the middle
-    api = {"headers": ["seconds", "prompt"], "data": [["2", "a blue square stays still"], ["", ""],
-                                                      [" 0.5 ", "the blue square moves left"]]}
+    api = {
+        "headers": ["seconds", "prompt"],
+        "data": [["2", "a blue square stays still"], ["", ""], [" 0.5 ", "the blue square moves left"]],
+    }
     assert logic.parse_timeline(api) == [("a blue square stays still", 2.0), ("the blue square moves left", 0.5)]
     assert logic.parse_timeline([("a", 1), {"prompt": "b", "seconds": "3"}]) == [("a", 1.0), ("b", 3.0)]
     assert logic.parse_timeline([["x", 60], ["y", 60]]) == [("x", 60.0), ("y", 60.0)]  # exactly 2 minutes
 
 
-@pytest.mark.parametrize("table, message", [
-    ([], "timeline is empty"),
-    ({"headers": ["prompt", "seconds"], "data": [["", ""], [None, None]]}, "timeline is empty"),
-    ([["", 2]], "row 1 has no prompt"),
-    ([["a", 2], ["   ", "1"]], "row 2 has no prompt"),
-    ([["a", 0]], "row 1: seconds must be more than 0"),
-    ([["a", -1]], "more than 0"),
-    ([["a", "abc"]], "row 1: seconds must be a number, got 'abc'"),
-    ([["a", ""]], "row 1: seconds is missing"),
-    ([["a", True]], "must be a number"),
-    ([["a", "nan"]], "finite"),
-    ([[2, "a red circle"]], "the prompt must be text"),
-    ([["a", 60], ["b", 60.5]], "lasts 120.5 s; at most 120 s"),
-    ([["a", 1]] * 65, "at most 64"),
-    ([["x" * 301, 1]], "longer than 300"),
-    ("a red circle", "must be a table"),
-    ({"rows": []}, "must be a table"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ([], "timeline is empty"),
+        ({"headers": ["prompt", "seconds"], "data": [["", ""], [None, None]]}, "timeline is empty"),
+        ([["", 2]], "row 1 has no prompt"),
+        ([["a", 2], ["   ", "1"]], "row 2 has no prompt"),
+        ([["a", 0]], "row 1: seconds must be more than 0"),
+        ([["a", -1]], "more than 0"),
+        ([["a", "abc"]], "row 1: seconds must be a number, got 'abc'"),
+        ([["a", ""]], "row 1: seconds is missing"),
+        ([["a", True]], "must be a number"),
+        ([["a", "nan"]], "finite"),
+        ([[2, "a red circle"]], "the prompt must be text"),
+        ([["a", 60], ["b", 60.5]], "lasts 120.5 s; at most 120 s"),
+        ([["a", 1]] * 65, "at most 64"),
+        ([["x" * 301, 1]], "longer than 300"),
+        ("a red circle", "must be a table"),
+        ({"rows": []}, "must be a table"),
+    ],
+)
 def test_bad_timelines_are_explained(table, message):
     with pytest.raises(logic.InputError, match=re.escape(message)):
         logic.parse_timeline(table)
@@ -107,24 +114,27 @@ def test_settings_coerce_api_strings_and_random_seed():
     assert logic.parse_settings(8, 0, 0, 0, 1, 0, has_critic=False).sampling_kwargs()["refine_passes"] == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (dict(steps=0), "steps must be between 1 and 64, got 0"),
-    (dict(steps=65), "steps must be between 1 and 64"),
-    (dict(steps="ten"), "steps must be a number, got 'ten'"),
-    (dict(steps=2.5), "steps must be a whole number"),
-    (dict(steps=None), "steps is missing"),
-    (dict(temperature=-0.1), "temperature must be between 0 and 10"),
-    (dict(guidance_scale="inf"), "guidance scale must be a finite number"),
-    (dict(critic_strength=1.5), "critic strength must be between 0 and 1"),
-    (dict(critic_strength=0.5, has_critic=False), "this model has no Token Critic"),
-    (dict(seed=-5), "seed must be between 0 and"),
-    (dict(seed="x"), "seed must be a number"),
-    (dict(seed=True), "seed must be a number"),
-    (dict(refine_passes=5), "refine passes must be between 0 and 4, got 5"),
-    (dict(refine_passes=-1), "refine passes must be between 0 and 4"),
-    (dict(refine_passes=1.5), "refine passes must be a whole number"),
-    (dict(refine_passes="twice"), "refine passes must be a number, got 'twice'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (dict(steps=0), "steps must be between 1 and 64, got 0"),
+        (dict(steps=65), "steps must be between 1 and 64"),
+        (dict(steps="ten"), "steps must be a number, got 'ten'"),
+        (dict(steps=2.5), "steps must be a whole number"),
+        (dict(steps=None), "steps is missing"),
+        (dict(temperature=-0.1), "temperature must be between 0 and 10"),
+        (dict(guidance_scale="inf"), "guidance scale must be a finite number"),
+        (dict(critic_strength=1.5), "critic strength must be between 0 and 1"),
+        (dict(critic_strength=0.5, has_critic=False), "this model has no Token Critic"),
+        (dict(seed=-5), "seed must be between 0 and"),
+        (dict(seed="x"), "seed must be a number"),
+        (dict(seed=True), "seed must be a number"),
+        (dict(refine_passes=5), "refine passes must be between 0 and 4, got 5"),
+        (dict(refine_passes=-1), "refine passes must be between 0 and 4"),
+        (dict(refine_passes=1.5), "refine passes must be a whole number"),
+        (dict(refine_passes="twice"), "refine passes must be a number, got 'twice'"),
+    ],
+)
 def test_bad_settings_are_explained(args, message):
     values = dict(steps=12, temperature=1.0, critic_strength=0.0, guidance_scale=3.0, seed=0, has_critic=True)
     values.update(args)
@@ -166,7 +176,7 @@ def test_nearest_neighbour_upscale_and_even_sizes():
 def test_mp4_is_h264_with_every_frame_and_gif_loops(tmp_path):
     frames = np.zeros((12, 16, 16, 3), np.uint8)
     for i in range(12):
-        frames[i, :, i:i + 4] = (255, 0, 0)  # a red bar moving right
+        frames[i, :, i : i + 4] = (255, 0, 0)  # a red bar moving right
     big = media.upscale(frames, 8)
     mp4 = media.write_mp4(tmp_path / "a.mp4", big, fps=8)
     with imageio.get_reader(mp4) as reader:
@@ -207,8 +217,9 @@ def test_story_streams_every_window_then_mp4_and_gif(model, tmp_path):
     # every window twice: its frames (contact sheet) first, then the same with its own MP4 (live preview)
     windows, videos = updates[:-1:2], updates[1:-1:2]
     assert all(u.window_video is None for u in windows) and all(v.window_video for v in videos)
-    assert [(v.window_sheet, v.frames_done, v.scene) for v in videos] == [(u.window_sheet, u.frames_done, u.scene)
-                                                                          for u in windows]
+    assert [(v.window_sheet, v.frames_done, v.scene) for v in videos] == [
+        (u.window_sheet, u.frames_done, u.scene) for u in windows
+    ]
     assert [u.frames_done for u in windows] == list(np.cumsum([len(c.frames) for c in chunks]))
     assert [u.scene for u in windows] == [c.segment for c in chunks]
     assert windows[-1].prompt == "the red circle moves up" and all(u.seed == 0 for u in updates)
@@ -235,22 +246,32 @@ def test_a_window_s_frames_come_before_its_mp4_is_encoded(model, tmp_path):
     assert Path(second.window_video).is_file() and second.frames_done == first.frames_done
     story.close()
     # without live preview clips, one update a window
-    updates = list(logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "no-clips",
-                                        window_videos=False))
+    updates = list(
+        logic.generate_story(
+            model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "no-clips", window_videos=False
+        )
+    )
     assert all(u.window_video is None for u in updates) and len(updates) == windows_of(model, TWO_SCENES) + 1
 
 
 def test_story_gif_is_subsampled_for_long_stories(model, tmp_path):
-    final = list(logic.generate_story(model, [("a red circle moves right", 3)], settings(steps=1), tmp_path,
-                                      window_videos=False, gif_max_frames=10))[-1]
+    final = list(
+        logic.generate_story(
+            model,
+            [("a red circle moves right", 3)],
+            settings(steps=1),
+            tmp_path,
+            window_videos=False,
+            gif_max_frames=10,
+        )
+    )[-1]
     assert count_frames(final.video) == 24
     assert gif_timing(final.gif) == (8, 3000, 0)  # every 3rd frame, shown 3 x 125 ms
 
 
 def test_stop_file_ends_the_story_between_windows_and_keeps_the_frames(model, tmp_path):
     stop = tmp_path / "STOP"
-    story = logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "run",
-                                 stop_file=stop)
+    story = logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "run", stop_file=stop)
     first = next(story)
     stop.touch()
     rest = list(story)  # the first window's MP4 (live preview), then the end
@@ -258,14 +279,16 @@ def test_stop_file_ends_the_story_between_windows_and_keeps_the_frames(model, tm
     assert rest[1].frames_done == first.frames_done < rest[1].frames_total
     assert count_frames(rest[1].video) == first.frames_done
     # asked to stop before it started: nothing is made, and it says so
-    updates = list(logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "r2",
-                                        stop_file=stop))
+    updates = list(
+        logic.generate_story(model, logic.parse_timeline(TWO_SCENES), settings(), tmp_path / "r2", stop_file=stop)
+    )
     assert len(updates) == 1 and updates[0].stopped and updates[0].video is None and updates[0].frames_done == 0
 
 
 def test_failure_mid_story_keeps_the_frames_made(model, tmp_path):
-    updates = list(logic.generate_story(FailsAfterFirstWindow(model), logic.parse_timeline(TWO_SCENES),
-                                        settings(), tmp_path))
+    updates = list(
+        logic.generate_story(FailsAfterFirstWindow(model), logic.parse_timeline(TWO_SCENES), settings(), tmp_path)
+    )
     final = updates[-1]
     assert len(updates) == 3 and final.final and "CUDA out of memory (simulated)" in final.error  # 1 window, 2 updates
     assert count_frames(final.video) == updates[0].frames_done == 16 and Path(final.gif).stat().st_size > 0
@@ -284,8 +307,9 @@ def test_gpu_duration_estimate_grows_with_the_story(model):
     short = logic.estimate_seconds(model, [("a", 1)], settings(steps=12), low=0, high=1e9)
     long = logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=12), low=0, high=1e9)
     assert 0 < short < long
-    unrefined = logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=12, refine_passes=0), low=0,
-                                       high=1e9)
+    unrefined = logic.estimate_seconds(
+        model, [("a", 60), ("b", 60)], settings(steps=12, refine_passes=0), low=0, high=1e9
+    )
     assert unrefined < long  # refinement's steps are counted
     assert logic.estimate_seconds(model, [("a", 60), ("b", 60)], settings(steps=64)) == 120  # clamped
 
@@ -321,13 +345,15 @@ def test_threads_leave_a_core_to_a_browser_on_the_same_machine():
 @pytest.mark.server  # starts python app.py (which exits)
 def test_app_exits_with_a_clear_message_without_a_model_or_with_bad_threads(tmp_path):
     env = app_env(PHENAKI_MODEL=str(tmp_path / "no-such-model"), GRADIO_SERVER_PORT="9")
-    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
     assert "PHENAKI_MODEL" in result.stderr and "weights/" in result.stderr and "Traceback" not in result.stderr
     env = app_env(PHENAKI_MODEL=str(tiny_model_dir()), PHENAKI_THREADS="many", GRADIO_SERVER_PORT="9")
-    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "PHENAKI_THREADS must be a whole number" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -359,8 +385,15 @@ def windows_of(model, timeline) -> int:
 
 def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     expected_windows = windows_of(model, TWO_SCENES)
-    job = client(server).submit(table([["a red circle moves right", "2"], ["the red circle moves up", 2]]),
-                                2, 1.0, 0.0, 3.0, 3, api_name="/generate")
+    job = client(server).submit(
+        table([["a red circle moves right", "2"], ["the red circle moves up", 2]]),
+        2,
+        1.0,
+        0.0,
+        3.0,
+        3,
+        api_name="/generate",
+    )
     seen = []  # (outputs, whether the job was still running when they arrived)
     for outputs in job:
         seen.append((outputs, not job.done()))
@@ -385,19 +418,22 @@ def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     assert Image.open(gif).n_frames == 32
 
 
-@pytest.mark.parametrize("rows, args, message", [
-    ([["", 2]], {}, "row 1 has no prompt"),
-    ([], {}, "timeline is empty"),
-    ([["a red circle", "0"]], {}, "seconds must be more than 0"),
-    ([["a red circle", 100], ["the red circle", 30]], {}, "at most 120 s"),
-    ([["a red circle", "two"]], {}, "seconds must be a number, got 'two'"),
-    ([["a red circle", 1]], {"steps": "many"}, "steps must be a number"),
-    ([["a red circle", 1]], {"steps": 0}, "steps must be between 1 and 64"),
-    ([["a red circle", 1]], {"steps": 999}, "steps must be between 1 and 64"),
-    ([["a red circle", 1]], {"temperature": "hot"}, "temperature must be a number"),
-    ([["a red circle", 1]], {"seed": "lucky"}, "seed must be a number"),
-    ([["a red circle", 1]], {"refine_passes": 9}, "refine passes must be between 0 and 4, got 9"),
-])
+@pytest.mark.parametrize(
+    "rows, args, message",
+    [
+        ([["", 2]], {}, "row 1 has no prompt"),
+        ([], {}, "timeline is empty"),
+        ([["a red circle", "0"]], {}, "seconds must be more than 0"),
+        ([["a red circle", 100], ["the red circle", 30]], {}, "at most 120 s"),
+        ([["a red circle", "two"]], {}, "seconds must be a number, got 'two'"),
+        ([["a red circle", 1]], {"steps": "many"}, "steps must be a number"),
+        ([["a red circle", 1]], {"steps": 0}, "steps must be between 1 and 64"),
+        ([["a red circle", 1]], {"steps": 999}, "steps must be between 1 and 64"),
+        ([["a red circle", 1]], {"temperature": "hot"}, "temperature must be a number"),
+        ([["a red circle", 1]], {"seed": "lucky"}, "seed must be a number"),
+        ([["a red circle", 1]], {"refine_passes": 9}, "refine passes must be between 0 and 4, got 9"),
+    ],
+)
 def test_api_bad_inputs_are_errors_and_start_nothing(server, rows, args, message):
     from gradio_client.exceptions import AppError
 
@@ -412,8 +448,15 @@ def test_api_bad_inputs_are_errors_and_start_nothing(server, rows, args, message
 
 def test_api_stop_keeps_what_was_made(server):
     c = client(server)
-    job = c.submit(table([["a green square moves down", 4], ["the green square moves left", 4]]), 2, 1.0, 0.0,
-                   3.0, 5, api_name="/generate")
+    job = c.submit(
+        table([["a green square moves down", 4], ["the green square moves left", 4]]),
+        2,
+        1.0,
+        0.0,
+        3.0,
+        5,
+        api_name="/generate",
+    )
     while not any(isinstance(o[1], str) for o in job.outputs()):  # the first window is there
         assert not job.done(), job.exception()
         time.sleep(0.05)
@@ -447,13 +490,17 @@ def test_two_clients_at_once_both_finish_the_second_waits_in_line(server):
 def test_app_makes_no_outside_calls(server):
     assert server.trap.hits == []
     assert "Running on local URL" in server.log() and "public link" not in server.log().lower().replace(
-        "to create a public link, set `share=true` in `launch()`.", "")
+        "to create a public link, set `share=true` in `launch()`.", ""
+    )
 
 
 # right, up, still: 3 scenes of 16 frames. Measured through the library (and an MP4 read back as below) on 6 held-out
 # seeds, HELD_OUT + 0 ... 5: every scene's colour, shape and motion right on all 6.
-BUNDLED_STORY = [["a yellow triangle moves right", 2], ["the yellow triangle moves up", 2],
-                 ["the yellow triangle stays still", 2]]
+BUNDLED_STORY = [
+    ["a yellow triangle moves right", 2],
+    ["the yellow triangle moves up", 2],
+    ["the yellow triangle stays still", 2],
+]
 
 
 def downscale(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -480,8 +527,15 @@ def test_the_bundled_model_is_served_by_default():
     try:
         assert "model weights/ (bundled) on cpu" in server.log()
         *_, status, video, mp4, gif, seed = client(server).predict(
-            table(BUNDLED_STORY), defaults.steps, defaults.temperature, defaults.critic_strength,
-            defaults.guidance_scale, HELD_OUT, defaults.refine_passes, api_name="/generate")
+            table(BUNDLED_STORY),
+            defaults.steps,
+            defaults.temperature,
+            defaults.critic_strength,
+            defaults.guidance_scale,
+            HELD_OUT,
+            defaults.refine_passes,
+            api_name="/generate",
+        )
         assert "Done" in status and "48/48 frames" in status and seed == HELD_OUT
         frames = read_frames(mp4)
         assert frames.shape == (48, 512, 512, 3)  # the bundled model's 64x64 frames, upscaled 8x

@@ -69,9 +69,14 @@ def page(browser):
     page.goto(server.url)
     page.wait_for_selector("#generate", timeout=60000)
     yield page
-    outside = sorted({urlparse(u).netloc for u in page.requests
-                      if urlparse(u).scheme in ("http", "https", "ws", "wss")
-                      and urlparse(u).hostname not in ("127.0.0.1", "localhost")})
+    outside = sorted(
+        {
+            urlparse(u).netloc
+            for u in page.requests
+            if urlparse(u).scheme in ("http", "https", "ws", "wss")
+            and urlparse(u).hostname not in ("127.0.0.1", "localhost")
+        }
+    )
     context.close()
     assert outside == [], f"the page fetched from outside: {outside}"
     assert server.alive(), server.log()
@@ -123,8 +128,9 @@ def test_write_a_timeline_generate_watch_frames_and_play_the_video(page):
     # the frames of the first window were on the page while the story was still being made
     assert seen["frames"] is not None and seen["frames"] < seen["done"], seen
     assert "Generating" in seen["statusAtFrames"], seen
-    sheet = page.evaluate("() => { const i = document.querySelector('#frames img');"
-                          " return [i.naturalWidth, i.naturalHeight]; }")
+    sheet = page.evaluate(
+        "() => { const i = document.querySelector('#frames img'); return [i.naturalWidth, i.naturalHeight]; }"
+    )
     assert sheet[0] >= 8 * 64 and sheet[1] >= 64  # the window's frames side by side, upscaled
     # the live preview streamed the windows
     assert page.locator("#live video").count() == 1

@@ -10,14 +10,27 @@ from phenaki.models.cvivit import first_frames
 
 def small_cvivit(**overrides) -> CViViT:
     torch.manual_seed(0)
-    kwargs = dict(dim=32, codebook_size=64, patch_size=8, temporal_patch_size=2, spatial_depth=1, temporal_depth=2,
-                  dim_head=16, heads=2, quantizer="fsq", fsq_levels=[4, 4, 4])
+    kwargs = dict(
+        dim=32,
+        codebook_size=64,
+        patch_size=8,
+        temporal_patch_size=2,
+        spatial_depth=1,
+        temporal_depth=2,
+        dim_head=16,
+        heads=2,
+        quantizer="fsq",
+        fsq_levels=[4, 4, 4],
+    )
     kwargs.update(overrides)
     return CViViT(**kwargs)
 
 
-QUANTIZERS = [dict(quantizer="vq", fsq_levels=None), dict(quantizer="lfq", fsq_levels=None),
-              dict(quantizer="fsq", fsq_levels=[4, 4, 4])]
+QUANTIZERS = [
+    dict(quantizer="vq", fsq_levels=None),
+    dict(quantizer="lfq", fsq_levels=None),
+    dict(quantizer="fsq", fsq_levels=[4, 4, 4]),
+]
 
 
 @pytest.mark.parametrize("quantizer", QUANTIZERS, ids=lambda q: q["quantizer"])
@@ -153,8 +166,13 @@ def test_training_reduces_reconstruction_error(pixel_mlp_dim):
 def test_configs_saved_with_the_removed_discriminator_still_load():
     """Configs written before the untrained adversarial / perceptual path was removed carry its keys; while the
     discriminator was off they did nothing, so they are dropped. One that turned it on is refused."""
-    config = {**small_cvivit().config, "use_discriminator": False, "discr_dim": 64, "adversarial_loss_weight": 0.1,
-              "perceptual_loss_weight": 0.1}
+    config = {
+        **small_cvivit().config,
+        "use_discriminator": False,
+        "discr_dim": 64,
+        "adversarial_loss_weight": 0.1,
+        "perceptual_loss_weight": 0.1,
+    }
     cvivit = CViViT.from_config(config)
     assert not any("discr" in key for key in cvivit.state_dict())
     assert "use_discriminator" not in cvivit.config
@@ -196,10 +214,13 @@ def test_frame_and_latent_frame_counts(tp):
     assert [cvivit.latent_frames_covering(f + 1) - 1 for f in range(7)] == [0] + [1 + k // tp for k in range(6)]
 
 
-@pytest.mark.parametrize("frames, size, match", [
-    (4, (32, 32), "1 \\+ k \\* 2 frames"),
-    (5, (30, 32), "not divisible by patch_size 8"),
-])
+@pytest.mark.parametrize(
+    "frames, size, match",
+    [
+        (4, (32, 32), "1 \\+ k \\* 2 frames"),
+        (5, (30, 32), "not divisible by patch_size 8"),
+    ],
+)
 def test_bad_videos_get_clear_errors(frames, size, match):
     with pytest.raises(ValueError, match=match):
         small_cvivit().encode(torch.rand(1, 3, frames, *size))

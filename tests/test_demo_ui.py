@@ -21,11 +21,27 @@ TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  
 ENDPOINTS = {
     "/generate": ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
     "/stop": [],
-    "/inspect_steps": ["prompt", "frames", "steps", "temperature", "critic_strength", "guidance_scale", "seed",
-                       "refine_passes"],
+    "/inspect_steps": [
+        "prompt",
+        "frames",
+        "steps",
+        "temperature",
+        "critic_strength",
+        "guidance_scale",
+        "seed",
+        "refine_passes",
+    ],
     "/inspect_tokenizer": ["video", "clip_seed"],
-    "/compare_seeds": ["prompt", "seeds", "steps", "temperature", "critic_strength", "guidance_scale",
-                       "baseline_guidance", "refine_passes"],
+    "/compare_seeds": [
+        "prompt",
+        "seeds",
+        "steps",
+        "temperature",
+        "critic_strength",
+        "guidance_scale",
+        "baseline_guidance",
+        "refine_passes",
+    ],
 }
 
 
@@ -63,17 +79,24 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
     # one model: the generations and the Inspect views wait for each other
     queued = {f.api_name: (f.concurrency_id, f.concurrency_limit) for f in demo.fns.values() if f.queue and f.api_name}
     assert {name: queued[name[1:]] for name in ENDPOINTS if name != "/stop"} == {
-        name: ("generate", 1) for name in ENDPOINTS if name != "/stop"}
+        name: ("generate", 1) for name in ENDPOINTS if name != "/stop"
+    }
     assert not list(tmp_path.iterdir())  # building makes no files
 
 
 def test_the_environment_configures_the_page():
     """`phenaki.demo.app` on a model without a Token Critic, 2 generations at once, a queue of 5, the examples."""
-    environ = dict(PHENAKI_MODEL=str(tiny_model_dir(critic=False)), PHENAKI_DEVICE="cpu", PHENAKI_CONCURRENCY="2",
-                   PHENAKI_QUEUE_SIZE="5", OMP_NUM_THREADS="1")
+    environ = dict(
+        PHENAKI_MODEL=str(tiny_model_dir(critic=False)),
+        PHENAKI_DEVICE="cpu",
+        PHENAKI_CONCURRENCY="2",
+        PHENAKI_QUEUE_SIZE="5",
+        OMP_NUM_THREADS="1",
+    )
     demo, line = app.demo_from_environment(environ)
-    assert line.startswith(f"Phenaki demo: model {environ['PHENAKI_MODEL']} on cpu; 2 generation(s) at once, "
-                           f"queue of 5; live preview")
+    assert line.startswith(
+        f"Phenaki demo: model {environ['PHENAKI_MODEL']} on cpu; 2 generation(s) at once, queue of 5; live preview"
+    )
     critic = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "critic")
     assert critic.interactive is False and "no Token Critic" in critic.info
     config = demo.config
@@ -81,8 +104,14 @@ def test_the_environment_configures_the_page():
     assert "32×32 px" in text and "8 fps" in text and "cpu" in text and environ["PHENAKI_MODEL"] in text
     generate = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
     assert [demo.blocks[i].label for i in generate["inputs"]] == [
-        "Timeline", "Steps", "Temperature", "Critic strength", "Guidance scale", "Seed (-1: random)",
-        "Refinement passes"]
+        "Timeline",
+        "Steps",
+        "Temperature",
+        "Critic strength",
+        "Guidance scale",
+        "Seed (-1: random)",
+        "Refinement passes",
+    ]
     generate_fn = next(f for f in demo.fns.values() if f.api_name == "generate")
     assert generate_fn.queue and generate_fn.concurrency_limit == 2 and demo._queue.max_size == 5
     # the examples fill the table and the seed, and are not cached: nothing is generated at start-up
@@ -95,16 +124,27 @@ def test_the_environment_configures_the_page():
 
 
 def test_options_win_over_the_environment_and_bad_values_are_one_line(capsys):
-    environ = app.environment(["--model", "org/model", "--threads", "3", "--port", "7999"], "phenaki demo",
-                              {"PHENAKI_MODEL": "weights", "PHENAKI_QUEUE_SIZE": "4"})
-    assert environ == {"PHENAKI_MODEL": "org/model", "PHENAKI_THREADS": "3", "GRADIO_SERVER_PORT": "7999",
-                       "PHENAKI_QUEUE_SIZE": "4"}
+    environ = app.environment(
+        ["--model", "org/model", "--threads", "3", "--port", "7999"],
+        "phenaki demo",
+        {"PHENAKI_MODEL": "weights", "PHENAKI_QUEUE_SIZE": "4"},
+    )
+    assert environ == {
+        "PHENAKI_MODEL": "org/model",
+        "PHENAKI_THREADS": "3",
+        "GRADIO_SERVER_PORT": "7999",
+        "PHENAKI_QUEUE_SIZE": "4",
+    }
     with pytest.raises(SystemExit) as exit_:
         app.environment(["--concurrency", "0"], "phenaki demo", {})
-    assert exit_.value.code == 2 and "--concurrency: must be a whole number, at least 1; got '0'" in \
-        capsys.readouterr().err
-    for name, value, message in [("PHENAKI_CONCURRENCY", "two", "PHENAKI_CONCURRENCY must be a whole number, got "
-                                  "'two'"), ("PHENAKI_QUEUE_SIZE", "0", "PHENAKI_QUEUE_SIZE must be at least 1")]:
+    assert (
+        exit_.value.code == 2
+        and "--concurrency: must be a whole number, at least 1; got '0'" in capsys.readouterr().err
+    )
+    for name, value, message in [
+        ("PHENAKI_CONCURRENCY", "two", "PHENAKI_CONCURRENCY must be a whole number, got 'two'"),
+        ("PHENAKI_QUEUE_SIZE", "0", "PHENAKI_QUEUE_SIZE must be at least 1"),
+    ]:
         with pytest.raises(startup.StartupError, match=message):
             app.demo_from_environment({name: value})
 

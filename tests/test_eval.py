@@ -62,29 +62,48 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     from phenaki.training.trainer import build_parser, write_training_record
 
     tokenizer_args = build_parser().parse_args(["tokenizer", "--out", "runs/tok", "--steps", "7", "--lr", "0.002"])
-    args = build_parser().parse_args(["transformer", "--out", "runs/p", "--tokenizer", "runs/tok/final",
-                                      "--steps", "9", "--grad-accum", "2", "--cpu"])
+    args = build_parser().parse_args(
+        [
+            "transformer",
+            "--out",
+            "runs/p",
+            "--tokenizer",
+            "runs/tok/final",
+            "--steps",
+            "9",
+            "--grad-accum",
+            "2",
+            "--cpu",
+        ]
+    )
     write_training_record(tmp_path, tokenizer_args, Accelerator(cpu=True), 120.0)
     tokenizer_record = json.loads((tmp_path / "training.json").read_text())
     write_training_record(tmp_path, args, Accelerator(cpu=True), 600.0, tokenizer=tokenizer_record)
     record = json.loads((tmp_path / "training.json").read_text())
-    decoder_args = build_parser().parse_args(["decoder", "--out", "runs/dec", "--model", "runs/p/final",
-                                              "--steps", "5", "--lr", "0.0001"])
+    decoder_args = build_parser().parse_args(
+        ["decoder", "--out", "runs/dec", "--model", "runs/p/final", "--steps", "5", "--lr", "0.0001"]
+    )
     write_training_record(tmp_path, decoder_args, Accelerator(cpu=True), 60.0, model=record)
     decoder_record = json.loads((tmp_path / "training.json").read_text())
-    refiner_args = build_parser().parse_args(["decoder", "--out", "runs/ref", "--model", "runs/dec/final",
-                                              "--pixel-refiner-dim", "32", "--steps", "4"])
+    refiner_args = build_parser().parse_args(
+        ["decoder", "--out", "runs/ref", "--model", "runs/dec/final", "--pixel-refiner-dim", "32", "--steps", "4"]
+    )
     write_training_record(tmp_path, refiner_args, Accelerator(cpu=True), 60.0, model=decoder_record)
     refiner_record = json.loads((tmp_path / "training.json").read_text())
-    further_args = build_parser().parse_args(["transformer", "--out", "runs/mix", "--model", "runs/ref/final",
-                                              "--local-mixers", "--steps", "3"])
+    further_args = build_parser().parse_args(
+        ["transformer", "--out", "runs/mix", "--model", "runs/ref/final", "--local-mixers", "--steps", "3"]
+    )
     write_training_record(tmp_path, further_args, Accelerator(cpu=True), 60.0, model=refiner_record)
     further_record = json.loads((tmp_path / "training.json").read_text())
 
     # the reproduce commands parse back to the very arguments that were recorded
-    for stage_args, stage_record in ((tokenizer_args, tokenizer_record), (args, record),
-                                     (decoder_args, decoder_record), (refiner_args, refiner_record),
-                                     (further_args, further_record)):
+    for stage_args, stage_record in (
+        (tokenizer_args, tokenizer_record),
+        (args, record),
+        (decoder_args, decoder_record),
+        (refiner_args, refiner_record),
+        (further_args, further_record),
+    ):
         command = train_command(stage_record)
         assert command.startswith(f"phenaki train {stage_args.stage} ")
         assert build_parser().parse_args(command.split()[2:]) == stage_args
@@ -104,8 +123,10 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     body = card_body(tiny_model, results, decoder_record)
     rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
     assert [row.split(" | ")[0] for row in rows] == [
-        "| tokenizer (C-ViViT)", "| MaskGit + critic + text encoder (tokenizer frozen)",
-        "| tokenizer decoder fine-tuned (codes frozen)"]
+        "| tokenizer (C-ViViT)",
+        "| MaskGit + critic + text encoder (tokenizer frozen)",
+        "| tokenizer decoder fine-tuned (codes frozen)",
+    ]
     assert "| 5 | 8 | 0.0001, cosine | 1 min |" in rows[2]
     commands = [line for line in body.splitlines() if line.startswith("phenaki train")]
     assert [c.split()[2] for c in commands] == ["tokenizer", "transformer", "decoder"]
@@ -123,15 +144,28 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     body = card_body(tiny_model, results, further_record)
     rows = [line for line in body.splitlines() if line.endswith(f"torch {torch.__version__} |")]
     assert len(rows) == 5 and rows[4].startswith(
-        "| MaskGit + critic + text encoder trained further, with new local mixers (tokenizer frozen) | 3 |")
+        "| MaskGit + critic + text encoder trained further, with new local mixers (tokenizer frozen) | 3 |"
+    )
     assert "phenaki train transformer --out runs/mix --model runs/ref/final --local-mixers" in body
     assert "cp runs/mix/final/* weights/" in body
 
     model = random_shapes_model()
     model.save_pretrained(tmp_path)
     (tmp_path / "notes.md").write_text("Objects come out in fragments.")
-    evaluation.main([str(tmp_path), "--clips", "2", "--samples", "1", "--stories", "1", "--card",
-                     "--card-notes", str(tmp_path / "notes.md")])
+    evaluation.main(
+        [
+            str(tmp_path),
+            "--clips",
+            "2",
+            "--samples",
+            "1",
+            "--stories",
+            "1",
+            "--card",
+            "--card-notes",
+            str(tmp_path / "notes.md"),
+        ]
+    )
     card = ModelCard.load(tmp_path / "README.md")
     assert "## What to expect\n\nObjects come out in fragments." in card.text
     assert card.data.pipeline_tag == "text-to-video" and "## Reproduce" in card.text
@@ -157,8 +191,9 @@ def test_the_ground_truth_scores_full_marks():
 
 
 def test_a_wrong_colour_scores_zero_on_colour_and_nothing_else():
-    results = evaluation.evaluate(GroundTruth(colours=WRONG_COLOUR, tokenizer_colours=WRONG_COLOUR), clips=16,
-                                  samples=20, stories=10)
+    results = evaluation.evaluate(
+        GroundTruth(colours=WRONG_COLOUR, tokenizer_colours=WRONG_COLOUR), clips=16, samples=20, stories=10
+    )
     assert results["tokenizer"]["describe_agreement"] == 0.0 and results["tokenizer"]["psnr_db"] < 20
     assert results["text_control"] == dict(colour=0.0, shape=1.0, motion=1.0, samples=20)
     # the same wrong colour in every scene: the object is kept
@@ -183,13 +218,16 @@ def test_an_object_that_changes_at_each_scene_is_not_kept():
 STILL_RIGHT_STILL = ["a red square stays still", "the red square moves right", "the red square stays still"]
 
 
-@pytest.mark.parametrize("switch, followed", [
-    (0, [True, True, True]),     # the world's own timing: a segment's first frame is its motion's first step
-    (-1, [False, True, True]),   # one frame early: the first still segment ends with a step right
-    (-2, [False, True, True]),
-    (1, [True, True, True]),     # one frame late: the step between two segments is read in neither
-    (2, [True, True, False]),    # two frames late: the last still segment starts with a step right
-])
+@pytest.mark.parametrize(
+    "switch, followed",
+    [
+        (0, [True, True, True]),  # the world's own timing: a segment's first frame is its motion's first step
+        (-1, [False, True, True]),  # one frame early: the first still segment ends with a step right
+        (-2, [False, True, True]),
+        (1, [True, True, True]),  # one frame late: the step between two segments is read in neither
+        (2, [True, True, False]),  # two frames late: the last still segment starts with a step right
+    ],
+)
 def test_story_segments_are_read_where_the_timeline_puts_them(switch, followed):
     """A still -> right -> still story whose motion starts `switch` frames off the timeline's boundaries (from the
     left border: it never reaches the right one). One stray step of SPEED px inside a still segment is motion by the
@@ -208,4 +246,7 @@ def test_a_mistimed_switch_between_two_motions_counts_by_which_motion_dominates(
     for switch in (-1, -7):
         model = GroundTruth(switch=switch, start=(0, world.MAX_POS))  # room for every step: nothing is clamped
         assert evaluation.story_scores(model, captions) == ([True], [True, True])
-    assert evaluation.story_scores(GroundTruth(switch=-8, start=(0, world.MAX_POS)), captions) == ([True], [False, True])
+    assert evaluation.story_scores(GroundTruth(switch=-8, start=(0, world.MAX_POS)), captions) == (
+        [True],
+        [False, True],
+    )

@@ -106,12 +106,14 @@ def test_null_context_rows_match_a_fully_masked_text(conditioned):
     with torch.no_grad():
         with reference_paths():
             reference = model.logits_at(x, positions, full_context, full_mask)
-        fast = model.logits_at(x, positions, context if conditioned else None, mask if conditioned else None,
-                               null_context_rows=null_rows)
+        fast = model.logits_at(
+            x, positions, context if conditioned else None, mask if conditioned else None, null_context_rows=null_rows
+        )
         whole = model(x, full_context, full_mask)  # the plain full forward, for good measure
     torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(reference, whole.gather(1, positions[..., None].expand(-1, -1, 50)),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        reference, whole.gather(1, positions[..., None].expand(-1, -1, 50)), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("scale", [0.0, 3.0, 12.0])
@@ -139,12 +141,15 @@ def test_guided_batch_shares_the_layers_before_the_first_cross_attention():
     first_self_attention = model.transformer.layers[0][0]
     second_self_attention = model.transformer.layers[1][0]
     batches = {1: [], 2: []}
-    hooks = [first_self_attention.register_forward_hook(lambda m, a, o: batches[1].append(o.shape[0])),
-             second_self_attention.register_forward_hook(lambda m, a, o: batches[2].append(o.shape[0]))]
+    hooks = [
+        first_self_attention.register_forward_hook(lambda m, a, o: batches[1].append(o.shape[0])),
+        second_self_attention.register_forward_hook(lambda m, a, o: batches[2].append(o.shape[0])),
+    ]
     try:
         with torch.no_grad():
-            model.guided_logits_at(torch.randint(0, 50, (3, 20)), torch.zeros(3, 4, dtype=torch.long),
-                                   torch.randn(3, 5, 24), None, 3.0)
+            model.guided_logits_at(
+                torch.randint(0, 50, (3, 20)), torch.zeros(3, 4, dtype=torch.long), torch.randn(3, 5, 24), None, 3.0
+            )
     finally:
         for hook in hooks:
             hook.remove()
@@ -230,9 +235,16 @@ def test_sampler_fast_path_matches_reference_logits_ids_and_frames(prefix, monke
     def run():
         with monkeypatch.context() as patch:
             recorder = LogitsRecorder(patch)
-            ids = sample_tokens(model.maskgit, length=length, context=context, context_mask=context_mask,
-                                settings=settings, prefix=prefix_ids, frame_tokens=model.frame_tokens,
-                                generator=torch.Generator().manual_seed(7))
+            ids = sample_tokens(
+                model.maskgit,
+                length=length,
+                context=context,
+                context_mask=context_mask,
+                settings=settings,
+                prefix=prefix_ids,
+                frame_tokens=model.frame_tokens,
+                generator=torch.Generator().manual_seed(7),
+            )
         return ids, recorder.logits
 
     fast_ids, fast_logits = run()
@@ -288,8 +300,16 @@ def test_bf16_autocast_path_runs_and_stays_close_on_cpu():
             half = model.logits_at(x, positions, context, mask, null_context_rows=2)
     assert half.dtype == torch.bfloat16
     assert (half.float() - full).abs().max() <= 0.05 * full.abs().max()
-    ids = sample_tokens(model, length=40, context=context, context_mask=mask, autocast=True, frame_tokens=8,
-                        settings=SamplingSettings(steps=4), generator=torch.Generator().manual_seed(0))
+    ids = sample_tokens(
+        model,
+        length=40,
+        context=context,
+        context_mask=mask,
+        autocast=True,
+        frame_tokens=8,
+        settings=SamplingSettings(steps=4),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert ids.shape == (2, 40) and ids.max() < 50 and ids.min() >= 0
 
 
@@ -302,8 +322,11 @@ class WeightCasts(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is torch.ops.aten._to_copy.default and args[0].data_ptr() == self.weight.data_ptr() \
-                and kwargs.get("dtype") == torch.bfloat16:
+        if (
+            func is torch.ops.aten._to_copy.default
+            and args[0].data_ptr() == self.weight.data_ptr()
+            and kwargs.get("dtype") == torch.bfloat16
+        ):
             self.count += 1
         return func(*args, **kwargs)
 
@@ -316,8 +339,15 @@ def test_autocast_makes_the_bf16_weights_once_a_window(refine_passes):
     context, mask = torch.randn(1, 6, 24), torch.ones(1, 6, dtype=torch.bool)
     seen = []
     with WeightCasts(model.transformer.layers[0][0].to_q.weight) as casts:
-        sample_tokens(model, length=64, context=context, context_mask=mask, autocast=True, on_step=seen.append,
-                      settings=SamplingSettings(steps=6, refine_passes=refine_passes))
+        sample_tokens(
+            model,
+            length=64,
+            context=context,
+            context_mask=mask,
+            autocast=True,
+            on_step=seen.append,
+            settings=SamplingSettings(steps=6, refine_passes=refine_passes),
+        )
     assert len(seen) == 6 + 4 * refine_passes and casts.count == 1
 
 
@@ -332,8 +362,15 @@ def test_bf16_weights_sample_and_stay_close_to_fp32():
         full = model.guided_logits_at(x, positions, context, mask, 3.0)
         low = half.guided_logits_at(x, positions, context.bfloat16(), mask, 3.0)
     assert low.dtype == torch.bfloat16 and (low.float() - full).abs().max() <= 0.05 * full.abs().max()
-    ids = sample_tokens(half, length=40, context=context.bfloat16(), context_mask=mask, frame_tokens=8,
-                        settings=SamplingSettings(steps=4), generator=torch.Generator().manual_seed(0))
+    ids = sample_tokens(
+        half,
+        length=40,
+        context=context.bfloat16(),
+        context_mask=mask,
+        frame_tokens=8,
+        settings=SamplingSettings(steps=4),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert ids.shape == (2, 40) and 0 <= ids.min() and ids.max() < 50
 
 
@@ -346,7 +383,6 @@ def test_transformer_with_every_row_unconditioned():
         with reference_paths():
             reference = transformer(x, context=torch.randn(3, 4, 24), context_mask=torch.zeros(3, 4, dtype=bool))
     torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
-
 
 
 @pytest.mark.parametrize("depth, guided", [(1, False), (3, False), (1, True), (3, True)])

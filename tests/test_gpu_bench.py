@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bench(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--size", "test", "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=240, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--size", "test", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
 
 
 def test_gpu_bench_runs_every_variant_on_the_cpu_and_checks_them_against_fp32(tmp_path):

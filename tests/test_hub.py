@@ -28,16 +28,26 @@ from phenaki.hub import (
 sys.path.insert(0, str(Path(__file__).parent))
 from hub_server import TOKEN, HubServer, hub_environment  # noqa: E402
 
-CONFIG = {"version": 1, "frame_size": [64, 48], "fps": 8, "prime_frames": 5, "critic": None,
-          "text_encoder": {"kind": "t5", "name": "org/tiny-t5", "max_length": 32},
-          "cvivit": {"dim": 64, "codebook_size": 512, "fsq_levels": [8, 8]}, "maskgit": {"dim": 128, "depth": 2}}
+CONFIG = {
+    "version": 1,
+    "frame_size": [64, 48],
+    "fps": 8,
+    "prime_frames": 5,
+    "critic": None,
+    "text_encoder": {"kind": "t5", "name": "org/tiny-t5", "max_length": 32},
+    "cvivit": {"dim": 64, "codebook_size": 512, "fsq_levels": [8, 8]},
+    "maskgit": {"dim": 128, "depth": 2},
+}
 
 
 def model_files(seed: int = 0, config: dict = CONFIG) -> dict[str, bytes]:
     torch.manual_seed(seed)
     weights = {"cvivit.proj.weight": torch.randn(16, 8), "maskgit.emb": torch.randn(32, 4).half()}
-    return {"config.json": json.dumps(config).encode(), "model.safetensors": safetensors_bytes(weights),
-            "README.md": b"---\nlibrary_name: phenaki\n---\n\n# test model\n"}
+    return {
+        "config.json": json.dumps(config).encode(),
+        "model.safetensors": safetensors_bytes(weights),
+        "README.md": b"---\nlibrary_name: phenaki\n---\n\n# test model\n",
+    }
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:
@@ -74,10 +84,14 @@ def test_check_safetensors_accepts_whole_files_and_rejects_damaged_ones(tmp_path
     good.write_bytes(data)
     assert set(check_safetensors(good)) >= {"cvivit.proj.weight", "maskgit.emb"}
     header_len = struct.unpack("<Q", data[:8])[0]
-    damaged = {"truncated": data[:-1], "padded": data + b"\0", "tiny": data[:5],
-               "no header": data[: 8 + header_len],
-               "bad json": data[:8] + b"{" * header_len + data[8 + header_len:],
-               "huge header": struct.pack("<Q", len(data)) + data[8:]}
+    damaged = {
+        "truncated": data[:-1],
+        "padded": data + b"\0",
+        "tiny": data[:5],
+        "no header": data[: 8 + header_len],
+        "bad json": data[:8] + b"{" * header_len + data[8 + header_len :],
+        "huge header": struct.pack("<Q", len(data)) + data[8:],
+    }
     for label, content in damaged.items():
         bad = tmp_path / f"{label}.safetensors"
         bad.write_bytes(content)
@@ -332,9 +346,16 @@ def test_model_card_has_hub_metadata_and_summary(tmp_path):
     assert card.data.library_name == "phenaki" and card.data.pipeline_tag == "text-to-video"
     assert card.data.license == "mit"
     assert {"text-to-video", "phenaki", "maskgit"} <= set(card.data.tags)
-    facts = ["**Frame size:** 64×48", "**Frames per second:** 8", "t5 `org/tiny-t5`",
-             "| `codebook_size` | `512` |", "| `fsq_levels` | `[8, 8]` |", "## Maskgit",
-             "**Parameters:** 256 (cvivit 128, maskgit 128)", "from_pretrained"]
+    facts = [
+        "**Frame size:** 64×48",
+        "**Frames per second:** 8",
+        "t5 `org/tiny-t5`",
+        "| `codebook_size` | `512` |",
+        "| `fsq_levels` | `[8, 8]` |",
+        "## Maskgit",
+        "**Parameters:** 256 (cvivit 128, maskgit 128)",
+        "from_pretrained",
+    ]
     for fact in facts:
         assert fact in card.text, fact
 
@@ -377,17 +398,21 @@ def test_environment_variables_set_before_import_are_honoured(hub, tmp_path):
     files = model_files()
     sha = hub.commit("org/model", files)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "env_home"), HF_HUB_DISABLE_XET="1",
-               HF_HUB_DISABLE_TELEMETRY="1")
+    env.update(
+        HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "env_home"), HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1"
+    )
     # load phenaki/hub.py alone: the package's __init__ imports the whole model library (torch), which is slow
-    script = ("import importlib.util as u; spec = u.spec_from_file_location('hub', %r);"
-              " hub = u.module_from_spec(spec); spec.loader.exec_module(hub);"
-              " print(hub.resolve_model_dir('org/model'))"
-              % str(Path(__file__).parents[1] / "phenaki" / "hub.py"))
+    hub_file = str(Path(__file__).parents[1] / "phenaki" / "hub.py")
+    script = (
+        f"import importlib.util as u; spec = u.spec_from_file_location('hub', {hub_file!r});"
+        " hub = u.module_from_spec(spec); spec.loader.exec_module(hub);"
+        " print(hub.resolve_model_dir('org/model'))"
+    )
 
     def run(**extra):
-        return subprocess.run([sys.executable, "-c", script], env={**env, **extra}, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [sys.executable, "-c", script], env={**env, **extra}, capture_output=True, text=True, timeout=120
+        )
 
     offline = run(HF_HUB_OFFLINE="1")
     assert offline.returncode != 0 and "not in the local cache" in offline.stderr

@@ -41,7 +41,7 @@ def read_frames(path) -> np.ndarray:
 def moving_bar(frames: int, height: int, width: int) -> np.ndarray:
     video = np.zeros((frames, height, width, 3), np.uint8)
     for i in range(frames):
-        video[i, :, (3 * i) % width: (3 * i) % width + 12] = (255, 200, 0)
+        video[i, :, (3 * i) % width : (3 * i) % width + 12] = (255, 200, 0)
     return video
 
 
@@ -120,17 +120,19 @@ def test_step_image_draws_masked_filled_and_the_heat_map(model):
     assert decoded.shape == states.shape == heat.shape == (9, 64, 64, 3)
     assert np.array_equal(decoded, insp.upscale(step.frames[[0, 1, 3, 5, 7, 9, 11, 13, 15]], 2))
     t, r, c = np.argwhere(step.masked)[0]
-    cell = states[t, 16 * r: 16 * r + 16, 16 * c: 16 * c + 16]
+    cell = states[t, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16]
     assert set(map(tuple, cell.reshape(-1, 3).astype(int))) == {(128, 128, 128), (70, 70, 70)}  # hatched grey
     t, r, c = np.argwhere(step.filled)[0]
-    assert (states[t, 16 * r, 16 * c: 16 * c + 16] == insp.GREEN).all()  # outlined in green
+    assert (states[t, 16 * r, 16 * c : 16 * c + 16] == insp.GREEN).all()  # outlined in green
     t, r, c = np.argwhere(~step.masked & ~step.filled)[0]  # fixed at step 1: as decoded, grey in the heat map
     assert np.array_equal(states[t, 16 * r + 5, 16 * c + 5], decoded[t, 16 * r + 5, 16 * c + 5])
     assert np.allclose(heat[t, 16 * r + 5, 16 * c + 5], 0.3 * decoded[t, 16 * r + 5, 16 * c + 5] + 0.7 * 128)
     t, r, c = np.argwhere(step.filled)[0]
     p = np.exp(step.score[t, r, c])
-    assert np.allclose(heat[t, 16 * r + 5, 16 * c + 5],
-                       0.25 * decoded[t, 16 * r + 5, 16 * c + 5] + 0.75 * insp.colormap(np.array([p]))[0])
+    assert np.allclose(
+        heat[t, 16 * r + 5, 16 * c + 5],
+        0.25 * decoded[t, 16 * r + 5, 16 * c + 5] + 0.75 * insp.colormap(np.array([p]))[0],
+    )
     assert np.array_equal(insp.colormap(np.array([0.0, 1.0, np.nan])), [[68, 1, 84], [253, 231, 37], [128] * 3])
     image = insp.render_step(trace, 1)
     assert image.shape[0] > 3 * 128 and image.shape[1] > 9 * 128 and image.dtype == np.uint8
@@ -164,8 +166,7 @@ def test_uploads_are_cut_to_a_window_and_resized(model, tmp_path):
     assert frames.shape == (17, 32, 32, 3)
     assert any("the first 17 frames are used" in n for n in notes) and any("96×64 to 32×32" in n for n in notes)
     decoded = read_frames(tmp_path / "long.mp4")[:17]
-    expected = as_uint8(media.resize_video(torch.from_numpy(decoded).permute(3, 0, 1, 2).float() / 255,
-                                           (32, 32))[None])
+    expected = as_uint8(media.resize_video(torch.from_numpy(decoded).permute(3, 0, 1, 2).float() / 255, (32, 32))[None])
     assert np.abs(frames.astype(int) - expected).max() <= 1  # centre crop to square, then area resize
     media.write_gif(tmp_path / "short.gif", moving_bar(10, 32, 32), fps=8)
     frames, notes = insp_tok.read_video(tmp_path / "short.gif", model)
@@ -193,20 +194,25 @@ def test_bad_uploads_are_refused_with_a_reason(model, tmp_path):
 
 
 def test_seeds_and_guidance_are_normal_generations(model):
-    by_seed, by_guidance = insp.compare_seeds(model, PROMPT, [3, 1], guidance_scale=3.0, baseline_guidance=1.0,
-                                              steps=2, temperature=1.0, critic_strength=0.0)
+    by_seed, by_guidance = insp.compare_seeds(
+        model, PROMPT, [3, 1], guidance_scale=3.0, baseline_guidance=1.0, steps=2, temperature=1.0, critic_strength=0.0
+    )
     for sample in by_seed:
         expected = model.sample(texts=PROMPT, num_frames=17, steps=2, guidance_scale=3.0, seed=sample.seed)
         assert np.array_equal(sample.frames, as_uint8(expected))
     assert [(x.seed, x.guidance_scale) for x in by_guidance] == [(3, 1.0), (3, 3.0)] and by_guidance[1] is by_seed[0]
-    assert np.array_equal(by_guidance[0].frames,
-                          as_uint8(model.sample(texts=PROMPT, num_frames=17, steps=2, guidance_scale=1.0, seed=3)))
+    assert np.array_equal(
+        by_guidance[0].frames, as_uint8(model.sample(texts=PROMPT, num_frames=17, steps=2, guidance_scale=1.0, seed=3))
+    )
     assert not np.array_equal(by_seed[0].frames, by_seed[1].frames)
     assert not np.array_equal(by_guidance[0].frames, by_guidance[1].frames)
     seen = world.describe(by_seed[0].frames)
     assert by_seed[0].seen == (seen.colour, seen.shape, seen.motions[0])
-    assert by_seed[0].matches == bool(seen.colour == "red" and seen.shape == "circle"
-                                      and world.motion_matches("right", seen.motions[0], by_seed[0].frames))
+    assert by_seed[0].matches == bool(
+        seen.colour == "red"
+        and seen.shape == "circle"
+        and world.motion_matches("right", seen.motions[0], by_seed[0].frames)
+    )
     other, _ = insp.compare_seeds(model, "hello world", [0], steps=1)
     assert other[0].matches is None  # not a shapes-world caption: nothing to match
     grid = insp.video_grid([x.frames for x in by_seed], ["seed 3", "seed 1"])
@@ -235,28 +241,32 @@ def test_views_take_api_strings_and_write_files(model, tmp_path):
     assert Image.open(cmp.sheet).size[1] > 3 * 64
 
 
-@pytest.mark.parametrize("view, args, message", [
-    ("steps", ("", 17, 2, 1, 0, 3, 0), "the prompt is empty"),
-    ("steps", (None, 17, 2, 1, 0, 3, 0), "the prompt is empty"),
-    ("steps", (5, 17, 2, 1, 0, 3, 0), "the prompt must be text"),
-    ("steps", ("x" * 301, 17, 2, 1, 0, 3, 0), "longer than 300"),
-    ("steps", (PROMPT, 18, 2, 1, 0, 3, 0), "frames must be between 1 and 17 (one window), got 18"),
-    ("steps", (PROMPT, "all", 2, 1, 0, 3, 0), "frames must be a number"),
-    ("steps", (PROMPT, 17, 0, 1, 0, 3, 0), "steps must be between 1 and 64"),
-    ("steps", (PROMPT, 17, 2, 1, 0.5, 3, 0), "no Token Critic"),
-    ("tokenizer", (None, -1), "clip seed must be between 0"),
-    ("tokenizer", (None, "x"), "clip seed must be a number"),
-    ("compare", (PROMPT, "a, b", 2, 1, 0, 3, 1), "seed must be a number, got 'a'"),
-    ("compare", (PROMPT, "", 2, 1, 0, 3, 1), "give 1 to 8 seeds"),
-    ("compare", (PROMPT, ",".join(map(str, range(9))), 2, 1, 0, 3, 1), "give 1 to 8 seeds"),
-    ("compare", (PROMPT, "0", 2, 1, 0, 3, 31), "baseline guidance must be between 0 and 30"),
-])
+@pytest.mark.parametrize(
+    "view, args, message",
+    [
+        ("steps", ("", 17, 2, 1, 0, 3, 0), "the prompt is empty"),
+        ("steps", (None, 17, 2, 1, 0, 3, 0), "the prompt is empty"),
+        ("steps", (5, 17, 2, 1, 0, 3, 0), "the prompt must be text"),
+        ("steps", ("x" * 301, 17, 2, 1, 0, 3, 0), "longer than 300"),
+        ("steps", (PROMPT, 18, 2, 1, 0, 3, 0), "frames must be between 1 and 17 (one window), got 18"),
+        ("steps", (PROMPT, "all", 2, 1, 0, 3, 0), "frames must be a number"),
+        ("steps", (PROMPT, 17, 0, 1, 0, 3, 0), "steps must be between 1 and 64"),
+        ("steps", (PROMPT, 17, 2, 1, 0.5, 3, 0), "no Token Critic"),
+        ("tokenizer", (None, -1), "clip seed must be between 0"),
+        ("tokenizer", (None, "x"), "clip seed must be a number"),
+        ("compare", (PROMPT, "a, b", 2, 1, 0, 3, 1), "seed must be a number, got 'a'"),
+        ("compare", (PROMPT, "", 2, 1, 0, 3, 1), "give 1 to 8 seeds"),
+        ("compare", (PROMPT, ",".join(map(str, range(9))), 2, 1, 0, 3, 1), "give 1 to 8 seeds"),
+        ("compare", (PROMPT, "0", 2, 1, 0, 3, 31), "baseline guidance must be between 0 and 30"),
+    ],
+)
 def test_views_explain_bad_inputs_and_write_nothing(view, args, message, tmp_path):
     no_critic = tiny_phenaki(critic=False)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=re.escape(message)):
         {"steps": insp.steps_view, "tokenizer": insp_tok.tokenizer_view, "compare": insp.compare_view}[view](
-            no_critic, out, *args)
+            no_critic, out, *args
+        )
     assert not out.exists()
 
 
@@ -265,14 +275,33 @@ def test_views_explain_bad_inputs_and_write_nothing(view, args, message, tmp_pat
 
 def test_api_names_and_parameters(server):
     endpoints = client(server).view_api(return_format="dict", print_info=False)["named_endpoints"]
-    params = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
-              for name in ("/inspect_steps", "/inspect_tokenizer", "/compare_seeds")}
+    params = {
+        name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
+        for name in ("/inspect_steps", "/inspect_tokenizer", "/compare_seeds")
+    }
     assert params == {
-        "/inspect_steps": ["prompt", "frames", "steps", "temperature", "critic_strength", "guidance_scale", "seed",
-                           "refine_passes"],
+        "/inspect_steps": [
+            "prompt",
+            "frames",
+            "steps",
+            "temperature",
+            "critic_strength",
+            "guidance_scale",
+            "seed",
+            "refine_passes",
+        ],
         "/inspect_tokenizer": ["video", "clip_seed"],
-        "/compare_seeds": ["prompt", "seeds", "steps", "temperature", "critic_strength", "guidance_scale",
-                           "baseline_guidance", "refine_passes"]}
+        "/compare_seeds": [
+            "prompt",
+            "seeds",
+            "steps",
+            "temperature",
+            "critic_strength",
+            "guidance_scale",
+            "baseline_guidance",
+            "refine_passes",
+        ],
+    }
     # refine_passes comes last and may be left out: callers written before it still work
     refine = [p for p in endpoints["/inspect_steps"]["parameters"] if p["parameter_name"] == "refine_passes"][0]
     assert refine["parameter_has_default"] and refine["parameter_default"] == 1
@@ -283,7 +312,8 @@ def test_api_steps_end_in_the_frames_that_generate_makes(server):
     gallery, table, video, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, api_name="/inspect_steps")
     refinement = [f"refinement 1, {half} frames" for half in ("even", "even", "odd", "odd")]
     assert [item["caption"].split(":")[0] for item in gallery] == (
-        ["step 1/7", "step 2/7", "step 3/7"] + [f"step {i}/7 ({p})" for i, p in enumerate(refinement, 4)])
+        ["step 1/7", "step 2/7", "step 3/7"] + [f"step {i}/7 ({p})" for i, p in enumerate(refinement, 4)]
+    )
     assert all(Image.open(item["image"]).size[0] > 5 * 128 for item in gallery)
     assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == list(range(1, 8))
     assert table["data"][-1][1] == 0 and "seed 11" in summary and "then 1 refinement pass (4 steps)" in summary
@@ -291,8 +321,9 @@ def test_api_steps_end_in_the_frames_that_generate_makes(server):
     assert len(gallery) == 3 and [r[-1] for r in table["data"]] == ["parallel"] * 3
     assert "refinement pass" not in summary
     assert np.abs(read_frames(video_plain).astype(int) - read_frames(video)).mean() > 0  # refinement changed them
-    *_, mp4, _, seed = c.predict({"headers": ["prompt", "seconds"], "data": [[PROMPT, 1]]}, 3, 1.0, 0.5, 3.0, 11,
-                                 api_name="/generate")  # 8 frames: one window
+    *_, mp4, _, seed = c.predict(
+        {"headers": ["prompt", "seconds"], "data": [[PROMPT, 1]]}, 3, 1.0, 0.5, 3.0, 11, api_name="/generate"
+    )  # 8 frames: one window
     inspected, generated = read_frames(video), read_frames(mp4)
     assert inspected.shape == generated.shape == (8, 512, 512, 3) and seed == 11
     assert np.abs(inspected.astype(int) - generated).mean() < 1  # the same frames, encoded the same way
@@ -338,15 +369,18 @@ def test_api_compare_seeds_and_bad_inputs(server):
     from gradio_client.exceptions import AppError
 
     c = client(server)
-    seeds_video, guidance_video, sheet, table, summary = c.predict(PROMPT, "4, 5", 1, 1.0, 0.0, 3.0, 1.0,
-                                                                   api_name="/compare_seeds")
+    seeds_video, guidance_video, sheet, table, summary = c.predict(
+        PROMPT, "4, 5", 1, 1.0, 0.0, 3.0, 1.0, api_name="/compare_seeds"
+    )
     assert read_frames(seeds_video).shape[0] == read_frames(guidance_video).shape[0] == 17
     assert read_frames(seeds_video).shape[2] >= 2 * 256 and Image.open(sheet).size[1] > 3 * 64
     assert [row[:2] for row in table["data"]] == [[4, 3.0], [5, 3.0], [4, 1.0]]
     assert "seeds 4, 5 at guidance 3; seed 4 at guidance 1 and 3" in summary
     runs = len(server.runs())
-    for args, message in [(("  ", "1", 1, 1.0, 0.0, 3.0, 1.0), "the prompt is empty"),
-                          ((PROMPT, "lucky", 1, 1.0, 0.0, 3.0, 1.0), "seed must be a number, got 'lucky'")]:
+    for args, message in [
+        (("  ", "1", 1, 1.0, 0.0, 3.0, 1.0), "the prompt is empty"),
+        ((PROMPT, "lucky", 1, 1.0, 0.0, 3.0, 1.0), "seed must be a number, got 'lucky'"),
+    ]:
         with pytest.raises(AppError, match=re.escape(message)):
             c.predict(*args, api_name="/compare_seeds")
     with pytest.raises(AppError, match="the prompt is empty"):

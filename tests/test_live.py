@@ -64,7 +64,7 @@ def test_steer_and_stop_from_another_thread(tiny_model):
     story.stop()
     player.join(60)
     assert not player.is_alive() and isinstance(story.seed, int)
-    assert [p for p, _ in story.timeline] == [A, B, C][:len(story.timeline)] and len(story.timeline) >= 2
+    assert [p for p, _ in story.timeline] == [A, B, C][: len(story.timeline)] and len(story.timeline) >= 2
     assert sum(tiny_model.timeline_frames(story.timeline)) == story.frames_made == len(frames(live))
     assert_same_story(live, replayed(tiny_model, story))
 
@@ -101,15 +101,18 @@ def test_seconds_round_trip_through_timeline_frames(tiny_model, monkeypatch):
         assert tiny_model.timeline_frames([(A, n / fps) for n in counts]) == counts
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(prompt="  "), "prompt: the prompt must be a non-empty string"),
-    (dict(max_seconds=0), "max_seconds must be a positive number of seconds or None"),
-    (dict(max_seconds=float("inf")), "max_seconds must be a positive number"),
-    (dict(max_seconds="3"), "max_seconds must be a positive number"),
-    (dict(seed=1.5), "seed must be None \\(a random one\\) or a whole number"),
-    (dict(cond_scale=3.0), "unknown sampling setting 'cond_scale'"),
-    (dict(settings=SamplingSettings(steps=0)), "steps must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(prompt="  "), "prompt: the prompt must be a non-empty string"),
+        (dict(max_seconds=0), "max_seconds must be a positive number of seconds or None"),
+        (dict(max_seconds=float("inf")), "max_seconds must be a positive number"),
+        (dict(max_seconds="3"), "max_seconds must be a positive number"),
+        (dict(seed=1.5), "seed must be None \\(a random one\\) or a whole number"),
+        (dict(cond_scale=3.0), "unknown sampling setting 'cond_scale'"),
+        (dict(settings=SamplingSettings(steps=0)), "steps must be an integer >= 1"),
+    ],
+)
 def test_bad_input_is_refused_before_any_work(tiny_model, kwargs, match):
     kwargs = {"prompt": A, **kwargs}
     with pytest.raises(ValueError, match=match):

@@ -66,7 +66,8 @@ def test_local_mixer_errors():
         MaskGit(num_tokens=10, max_seq_len=8, dim=16, depth=1, heads=2, dim_head=8, local_mixer=True)
     with pytest.raises(ValueError, match="need a transformer with position_grid"):
         MaskGit(num_tokens=10, max_seq_len=8, dim=16, depth=1, heads=2, dim_head=8).add_local_mixers()
-    model = MaskGit(num_tokens=10, max_seq_len=8, dim=16, depth=1, heads=2, dim_head=8, position_grid=[2, 2, 2],
-                    local_mixer=True)
+    model = MaskGit(
+        num_tokens=10, max_seq_len=8, dim=16, depth=1, heads=2, dim_head=8, position_grid=[2, 2, 2], local_mixer=True
+    )
     with pytest.raises(ValueError, match="already has local mixers"):
         model.add_local_mixers()

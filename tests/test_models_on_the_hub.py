@@ -34,8 +34,7 @@ def test_pushed_model_loads_back_identically_and_pins(hub, tiny_model):
     assert torch.equal(loaded.sample(**SAMPLE), tiny_model.sample(**SAMPLE))
 
     tiny_phenaki(seed=1).push_to_hub("org/phenaki-tiny", token=TOKEN)  # main moves on
-    assert not torch.equal(Phenaki.from_pretrained("org/phenaki-tiny").sample(**SAMPLE),
-                           tiny_model.sample(**SAMPLE))
+    assert not torch.equal(Phenaki.from_pretrained("org/phenaki-tiny").sample(**SAMPLE), tiny_model.sample(**SAMPLE))
     pinned = Phenaki.from_pretrained("org/phenaki-tiny", revision=first)
     assert torch.equal(pinned.sample(**SAMPLE), tiny_model.sample(**SAMPLE))
 
@@ -59,8 +58,9 @@ def test_a_t5_text_encoder_named_in_the_config_is_fetched_through_transformers(h
 
     tokenizer = ByT5Tokenizer()
     torch.manual_seed(0)
-    T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=1,
-                            num_heads=4)).save_pretrained(tmp_path / "t5")
+    T5EncoderModel(
+        T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4)
+    ).save_pretrained(tmp_path / "t5")
     tokenizer.save_pretrained(tmp_path / "t5")
     hub.commit_folder("org/tiny-t5", tmp_path / "t5")
 
@@ -111,7 +111,8 @@ def test_no_network_and_no_t5_at_import_or_construction():
         "from phenaki.training.presets import preset\n"
         "model = phenaki.Phenaki.from_config(preset('tiny')).eval()\n"
         "model.sample(texts='a red circle', num_frames=5, steps=2, seed=0)\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
 

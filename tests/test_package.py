@@ -30,22 +30,25 @@ def imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, 
             target = ".".join(base + ([node.module] if node.module else []))
             for alias in node.names:  # `from package import module` imports the module
                 submodule = f"{target}.{alias.name}"
-                found.append((submodule, "", node.lineno) if submodule in modules else
-                             (target, alias.name, node.lineno))
+                found.append(
+                    (submodule, "", node.lineno) if submodule in modules else (target, alias.name, node.lineno)
+                )
     return found
 
 
 def test_no_import_cycles():
     modules = module_names()
-    graph = {name: sorted({target for target, _, _ in imports(name, path, modules) if target in modules} - {name})
-             for name, path in modules.items()}
+    graph = {
+        name: sorted({target for target, _, _ in imports(name, path, modules) if target in modules} - {name})
+        for name, path in modules.items()
+    }
     cycles, state = [], {}  # state: 1 on the current path, 2 done
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(path[path.index(nxt):] + [node, nxt]) if nxt in path else f"{node} -> {nxt}")
+                cycles.append(" -> ".join(path[path.index(nxt) :] + [node, nxt]) if nxt in path else f"{node} -> {nxt}")
             elif nxt not in state:
                 visit(nxt, path + [node])
         state[node] = 2
@@ -58,7 +61,10 @@ def test_no_import_cycles():
 
 def test_no_private_names_imported_across_modules():
     modules = module_names()
-    private = [f"{path.relative_to(ROOT)}:{line} imports {imported} from {target}"
-               for name, path in modules.items() for target, imported, line in imports(name, path, modules)
-               if imported.startswith("_") and not imported.startswith("__")]
+    private = [
+        f"{path.relative_to(ROOT)}:{line} imports {imported} from {target}"
+        for name, path in modules.items()
+        for target, imported, line in imports(name, path, modules)
+        if imported.startswith("_") and not imported.startswith("__")
+    ]
     assert not private, "\n".join(private)

@@ -20,8 +20,9 @@ PROMPT = "a red circle moves left"
 
 
 def test_sample_shape_range_and_determinism(tiny_model):
-    video = tiny_model.sample(texts=PROMPT, num_frames=17, steps=4, temperature=1.0, guidance_scale=3.0,
-                              critic_strength=0.0, seed=0)
+    video = tiny_model.sample(
+        texts=PROMPT, num_frames=17, steps=4, temperature=1.0, guidance_scale=3.0, critic_strength=0.0, seed=0
+    )
     assert video.shape == (1, 3, 17, 32, 32) and video.dtype == torch.float32
     assert video.min() >= 0 and video.max() <= 1
     assert torch.equal(video, tiny_model.sample(texts=PROMPT, num_frames=17, steps=4, seed=0))
@@ -34,12 +35,27 @@ def test_the_issue_example_builds_offline_and_samples(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     torch.manual_seed(0)
-    cvivit = CViViT(dim=32, codebook_size=64, patch_size=32, temporal_patch_size=2, spatial_depth=1,
-                    temporal_depth=1, dim_head=16, heads=2)
+    cvivit = CViViT(
+        dim=32,
+        codebook_size=64,
+        patch_size=32,
+        temporal_patch_size=2,
+        spatial_depth=1,
+        temporal_depth=1,
+        dim_head=16,
+        heads=2,
+    )
     maskgit = MaskGit(num_tokens=64, max_seq_len=1024, dim=32, depth=1, heads=2, dim_head=16)
     phenaki = Phenaki(cvivit=cvivit, maskgit=maskgit).eval()
-    video = phenaki.sample(texts="a red circle moves left", num_frames=17, steps=12, temperature=1.0,
-                           guidance_scale=3.0, critic_strength=0.0, seed=0)
+    video = phenaki.sample(
+        texts="a red circle moves left",
+        num_frames=17,
+        steps=12,
+        temperature=1.0,
+        guidance_scale=3.0,
+        critic_strength=0.0,
+        seed=0,
+    )
     assert video.shape == (1, 3, 17, 256, 256)
 
 
@@ -80,8 +96,14 @@ def test_prime_frames_continue_a_video(tiny_model):
 
 
 def test_make_video(tiny_model):
-    whole, scenes = make_video(tiny_model, texts=[PROMPT, "the red circle moves up", "the red circle stays still"],
-                               num_frames=[9, 6, 4], prime_lengths=[5, 3], steps=2, seed=0)
+    whole, scenes = make_video(
+        tiny_model,
+        texts=[PROMPT, "the red circle moves up", "the red circle stays still"],
+        num_frames=[9, 6, 4],
+        prime_lengths=[5, 3],
+        steps=2,
+        seed=0,
+    )
     assert [s.shape[2] for s in scenes] == [9, 6, 4]
     assert whole.shape == (1, 3, 19, 32, 32)
     assert torch.equal(whole[:, :, 9:15], scenes[1])
@@ -136,34 +158,45 @@ def test_a_long_story_holds_no_more_than_a_short_one(tiny_model):
     assert max(held[4:]) <= max(held[1:4]) * 1.05, held  # nothing accumulates from window to window
 
 
-@pytest.mark.parametrize("timeline, match", [
-    ([], "non-empty list"),
-    ("a red circle", "non-empty list"),
-    ([("", 2.0)], "entry 0: the prompt must be a non-empty string"),
-    ([(PROMPT, 2.0), ("   ", 1.0)], "entry 1: the prompt must be a non-empty string"),
-    ([(PROMPT, 0)], "entry 0: seconds must be a positive number"),
-    ([(PROMPT, float("nan"))], "seconds must be a positive number"),
-    ([(PROMPT, "2")], "seconds must be a positive number"),
-    ([(PROMPT,)], "must be \\(prompt, seconds\\)"),
-])
+@pytest.mark.parametrize(
+    "timeline, match",
+    [
+        ([], "non-empty list"),
+        ("a red circle", "non-empty list"),
+        ([("", 2.0)], "entry 0: the prompt must be a non-empty string"),
+        ([(PROMPT, 2.0), ("   ", 1.0)], "entry 1: the prompt must be a non-empty string"),
+        ([(PROMPT, 0)], "entry 0: seconds must be a positive number"),
+        ([(PROMPT, float("nan"))], "seconds must be a positive number"),
+        ([(PROMPT, "2")], "seconds must be a positive number"),
+        ([(PROMPT,)], "must be \\(prompt, seconds\\)"),
+    ],
+)
 def test_bad_timelines_get_clear_errors_before_any_work(tiny_model, timeline, match):
     with pytest.raises(ValueError, match=match):
         next(tiny_model.stream(timeline, steps=1))
 
 
-@pytest.mark.parametrize("part, key, value, match", [
-    ("maskgit", "num_tokens", 32, "num_tokens \\(32\\) is smaller than the tokenizer's codebook \\(64\\)"),
-    (None, "frame_size", [30, 32], "not divisible by patch_size"),
-    ("maskgit", "max_seq_len", 20, "fewer than 2 latent frames"),
-    ("critic", "dim_context", 16, "critic takes text of width 16 but MaskGit 32: .*dim_context=32"),
-    ("maskgit", "width", 3, "config does not describe a Phenaki model"),
-    ("maskgit", "position_grid", [9, 4, 3], "position_grid must be \\(frames, rows, columns\\) of max_seq_len=144"),
-    ("maskgit", "position_grid", [9, 2, 8], "maskgit position_grid \\[9, 2, 8\\] differs from the window's token "
-                                            "grid \\[9, 4, 4\\].*: pass frame_size=\\(16, 64\\) \\(the frames "
-                                            "that grid was built for at patch_size 8\\), or build maskgit with "
-                                            "position_grid=\\[9, 4, 4\\]$"),
-    ("critic", "position_grid", [4, 4, 9], "critic position_grid .* differs"),
-])
+@pytest.mark.parametrize(
+    "part, key, value, match",
+    [
+        ("maskgit", "num_tokens", 32, "num_tokens \\(32\\) is smaller than the tokenizer's codebook \\(64\\)"),
+        (None, "frame_size", [30, 32], "not divisible by patch_size"),
+        ("maskgit", "max_seq_len", 20, "fewer than 2 latent frames"),
+        ("critic", "dim_context", 16, "critic takes text of width 16 but MaskGit 32: .*dim_context=32"),
+        ("maskgit", "width", 3, "config does not describe a Phenaki model"),
+        ("maskgit", "position_grid", [9, 4, 3], "position_grid must be \\(frames, rows, columns\\) of max_seq_len=144"),
+        (
+            "maskgit",
+            "position_grid",
+            [9, 2, 8],
+            "maskgit position_grid \\[9, 2, 8\\] differs from the window's token "
+            "grid \\[9, 4, 4\\].*: pass frame_size=\\(16, 64\\) \\(the frames "
+            "that grid was built for at patch_size 8\\), or build maskgit with "
+            "position_grid=\\[9, 4, 4\\]$",
+        ),
+        ("critic", "position_grid", [4, 4, 9], "critic position_grid .* differs"),
+    ],
+)
 def test_construction_errors(part, key, value, match):
     config = preset("tiny")
     (config if part is None else config[part])[key] = value
@@ -175,12 +208,24 @@ def test_a_window_too_small_for_the_frame_size_says_which_sizes_fit():
     """The fix is in the message: frame sizes that fit (half, a quarter, ... of the one given), or a longer
     max_seq_len; with a position_grid, the frame size that grid was built for."""
     torch.manual_seed(0)
-    cvivit = CViViT(dim=32, codebook_size=64, patch_size=8, spatial_depth=1, temporal_depth=1, dim_head=16, heads=2,
-                    quantizer="fsq", fsq_levels=[4, 4, 4])
+    cvivit = CViViT(
+        dim=32,
+        codebook_size=64,
+        patch_size=8,
+        spatial_depth=1,
+        temporal_depth=1,
+        dim_head=16,
+        heads=2,
+        quantizer="fsq",
+        fsq_levels=[4, 4, 4],
+    )
     maskgit = MaskGit(num_tokens=64, max_seq_len=1024, dim=32, depth=1, heads=2, dim_head=16)
-    with pytest.raises(ValueError, match="^max_seq_len 1024 holds fewer than 2 latent frames of 1024 tokens at frame "
-                       "size 256x256 \\(patch_size 8\\): pass frame_size=128 \\(a window of 4 latent frames\\) or "
-                       "smaller, or raise max_seq_len to at least 2048$"):
+    with pytest.raises(
+        ValueError,
+        match="^max_seq_len 1024 holds fewer than 2 latent frames of 1024 tokens at frame "
+        "size 256x256 \\(patch_size 8\\): pass frame_size=128 \\(a window of 4 latent frames\\) or "
+        "smaller, or raise max_seq_len to at least 2048$",
+    ):
         Phenaki(cvivit=cvivit, maskgit=maskgit, frame_size=256)
     with pytest.raises(ValueError, match="pass frame_size=\\(128, 256\\) \\(a window of 2 latent frames\\)"):
         Phenaki(cvivit=cvivit, maskgit=maskgit, frame_size=(256, 512))
@@ -188,12 +233,18 @@ def test_a_window_too_small_for_the_frame_size_says_which_sizes_fit():
     config = preset("tiny")
     config.update(frame_size=[128, 128])
     config["maskgit"]["position_grid"] = [9, 4, 4]
-    with pytest.raises(ValueError, match="pass frame_size=32 \\(a window of 9 latent frames\\), or raise max_seq_len "
-                       "to at least 512 \\(and position_grid with it\\)$"):
+    with pytest.raises(
+        ValueError,
+        match="pass frame_size=32 \\(a window of 9 latent frames\\), or raise max_seq_len "
+        "to at least 512 \\(and position_grid with it\\)$",
+    ):
         Phenaki.from_config(config)
     config.update(frame_size=[64, 64])  # fits max_seq_len, but not the grid
-    with pytest.raises(ValueError, match="grid \\[2, 8, 8\\] .*: pass frame_size=32 .*, or build maskgit with "
-                       "max_seq_len=128 and position_grid=\\[2, 8, 8\\]$"):
+    with pytest.raises(
+        ValueError,
+        match="grid \\[2, 8, 8\\] .*: pass frame_size=32 .*, or build maskgit with "
+        "max_seq_len=128 and position_grid=\\[2, 8, 8\\]$",
+    ):
         Phenaki.from_config(config)
 
 
@@ -286,12 +337,15 @@ def test_a_newer_config_version_asks_for_a_newer_phenaki(tiny_model, tiny_model_
     assert json.loads((tiny_model_dir / "config.json").read_text())["version"] == CONFIG_VERSION == 1
     with pytest.raises(ValueError) as error:
         Phenaki.from_pretrained(copy_model(tiny_model_dir, tmp_path / "new", version=99))
-    assert str(error.value) == ("this model's config is format version 99, newer than version 1 that this phenaki "
-                                "reads: upgrade phenaki (pip install -U phenaki) to load it")
+    assert str(error.value) == (
+        "this model's config is format version 99, newer than version 1 that this phenaki "
+        "reads: upgrade phenaki (pip install -U phenaki) to load it"
+    )
     unversioned = Phenaki.from_pretrained(copy_model(tiny_model_dir, tmp_path / "old", version=None))  # read as 1
     kwargs = dict(texts=PROMPT, num_frames=9, steps=2, seed=0)
-    assert unversioned.config == tiny_model.config and torch.equal(unversioned.sample(**kwargs),
-                                                                   tiny_model.sample(**kwargs))
+    assert unversioned.config == tiny_model.config and torch.equal(
+        unversioned.sample(**kwargs), tiny_model.sample(**kwargs)
+    )
     for bad in ("2", 0, True):
         with pytest.raises(ValueError, match="the config's version must be a positive integer"):
             Phenaki.from_config({**preset("tiny"), "version": bad})
@@ -304,12 +358,31 @@ def test_configs_are_the_constructor_arguments(tiny_model):
         names = list(inspect.signature(type(module).__init__).parameters)[1:]
         assert list(module.config) == names
         assert type(module)(**module.config).config == module.config
-    assert list(tiny_model.text_encoder.config) == ["kind", "dim", "depth", "heads", "dim_head", "ff_mult",
-                                                    "max_length"]
-    maskgit = MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, position_grid=(4, 2, 2),
-                      local_mixer=1)
-    assert maskgit.config == dict(num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, dim_context=8,
-                                  unconditional=False, ff_mult=4, position_grid=[4, 2, 2], local_mixer=True)
+    assert list(tiny_model.text_encoder.config) == [
+        "kind",
+        "dim",
+        "depth",
+        "heads",
+        "dim_head",
+        "ff_mult",
+        "max_length",
+    ]
+    maskgit = MaskGit(
+        num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, position_grid=(4, 2, 2), local_mixer=1
+    )
+    assert maskgit.config == dict(
+        num_tokens=8,
+        max_seq_len=16,
+        dim=8,
+        depth=1,
+        heads=1,
+        dim_head=8,
+        dim_context=8,
+        unconditional=False,
+        ff_mult=4,
+        position_grid=[4, 2, 2],
+        local_mixer=True,
+    )
     assert MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, unconditional=True).config["dim_context"] is None
     assert SelfCritic(maskgit).config == dict(self_critic=True)
     with pytest.raises(TypeError, match="width"):
@@ -317,8 +390,16 @@ def test_configs_are_the_constructor_arguments(tiny_model):
     # a later change is recorded: the saved config rebuilds the changed model
     plain = MaskGit(num_tokens=8, max_seq_len=16, dim=8, depth=1, heads=1, dim_head=8, position_grid=[4, 2, 2])
     assert plain.add_local_mixers().config["local_mixer"] and MaskGit(**plain.config).config == plain.config
-    cvivit = CViViT(dim=16, codebook_size=64, patch_size=8, heads=1, dim_head=8, quantizer="fsq",
-                    fsq_levels=[4, 4, 4], pixel_mlp_dim=4)
+    cvivit = CViViT(
+        dim=16,
+        codebook_size=64,
+        patch_size=8,
+        heads=1,
+        dim_head=8,
+        quantizer="fsq",
+        fsq_levels=[4, 4, 4],
+        pixel_mlp_dim=4,
+    )
     assert cvivit.config["pixel_refiner_dim"] is None
     assert cvivit.add_pixel_refiner(8).config["pixel_refiner_dim"] == 8
     assert CViViT(**cvivit.config).config == cvivit.config
@@ -383,7 +464,6 @@ def test_the_bundled_default_model_loads_and_makes_a_story():
     assert model.frame_size == (64, 64) and model.fps == 8 and model.has_critic
     assert (folder / "model.safetensors").stat().st_size < 25 * 2**20
     assert "pipeline_tag: text-to-video" in (folder / "README.md").read_text()
-    chunks = list(model.stream([("a red circle moves right", 1.0), ("the red circle moves up", 1.0)], steps=2,
-                               seed=0))
+    chunks = list(model.stream([("a red circle moves right", 1.0), ("the red circle moves up", 1.0)], steps=2, seed=0))
     frames = np.concatenate([c.frames for c in chunks])
     assert frames.shape == (16, 64, 64, 3) and frames.max() > 0

@@ -28,19 +28,22 @@ def test_cpu_flags_are_read_from_the_flags_line():
     assert cpu_flags("processor : 0\n") == frozenset() and cpu_flags("") == frozenset()
 
 
-@pytest.mark.parametrize("device, cpuinfo, environ, expected", [
-    ("cpu", EPYC, {}, "bf16"),  # AVX512-BF16
-    ("cpu", SAPPHIRE_RAPIDS, {}, "bf16"),  # AMX-BF16
-    ("cpu", OLDER, {}, "fp32"),  # no bf16 units: bf16 is emulated, slower
-    ("cpu", "", {}, "fp32"),  # no /proc/cpuinfo
-    ("cuda", "", {}, "bf16"),
-    ("mps", EPYC, {}, "fp32"),
-    ("cpu", EPYC, {"PHENAKI_PRECISION": "fp32"}, "fp32"),
-    ("cuda", "", {"PHENAKI_PRECISION": "fp32"}, "fp32"),
-    ("cpu", OLDER, {"PHENAKI_PRECISION": " BF16 "}, "bf16"),
-    ("cpu", OLDER, {"PHENAKI_PRECISION": ""}, "fp32"),  # empty: unset
-    ("cpu", EPYC, {"OTHER": "fp32"}, "bf16"),
-])
+@pytest.mark.parametrize(
+    "device, cpuinfo, environ, expected",
+    [
+        ("cpu", EPYC, {}, "bf16"),  # AVX512-BF16
+        ("cpu", SAPPHIRE_RAPIDS, {}, "bf16"),  # AMX-BF16
+        ("cpu", OLDER, {}, "fp32"),  # no bf16 units: bf16 is emulated, slower
+        ("cpu", "", {}, "fp32"),  # no /proc/cpuinfo
+        ("cuda", "", {}, "bf16"),
+        ("mps", EPYC, {}, "fp32"),
+        ("cpu", EPYC, {"PHENAKI_PRECISION": "fp32"}, "fp32"),
+        ("cuda", "", {"PHENAKI_PRECISION": "fp32"}, "fp32"),
+        ("cpu", OLDER, {"PHENAKI_PRECISION": " BF16 "}, "bf16"),
+        ("cpu", OLDER, {"PHENAKI_PRECISION": ""}, "fp32"),  # empty: unset
+        ("cpu", EPYC, {"OTHER": "fp32"}, "bf16"),
+    ],
+)
 def test_the_precision_rule(device, cpuinfo, environ, expected):
     assert choose_precision(device, cpu_flags(cpuinfo), environ) == expected
 
@@ -74,9 +77,17 @@ def test_fp32_reproduces_the_frames_made_before_bf16_was_a_default(tiny_model, m
     settings = SamplingSettings(steps=4)
     video = tiny_model.sample(texts=PROMPT, num_frames=17, settings=settings, seed=3)
     context, mask = tiny_model.encode_text([PROMPT])
-    ids = sample_tokens(tiny_model.maskgit, length=tiny_model.maskgit.max_seq_len, context=context, context_mask=mask,
-                        settings=settings, critic=tiny_model.critic, frame_tokens=tiny_model.frame_tokens,
-                        generator=torch.Generator().manual_seed(3), autocast=False)
+    ids = sample_tokens(
+        tiny_model.maskgit,
+        length=tiny_model.maskgit.max_seq_len,
+        context=context,
+        context_mask=mask,
+        settings=settings,
+        critic=tiny_model.critic,
+        frame_tokens=tiny_model.frame_tokens,
+        generator=torch.Generator().manual_seed(3),
+        autocast=False,
+    )
     grid = ids.view(1, -1, *tiny_model.grid)
     assert torch.equal(video, tiny_model.cvivit.decode(grid).clamp(0, 1))
 
@@ -106,8 +117,12 @@ def test_bf16_stays_within_its_tolerance_of_fp32(tiny_model, monkeypatch):
         seen.clear()
     scale = logits["fp32"].abs().max()
     assert 0 < (logits["bf16"] - logits["fp32"]).abs().max() <= 0.03 * scale
-    ids = torch.randint(0, tiny_model.cvivit.codebook_size, (1, tiny_model.maskgit.max_seq_len),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0,
+        tiny_model.cvivit.codebook_size,
+        (1, tiny_model.maskgit.max_seq_len),
+        generator=torch.Generator().manual_seed(0),
+    )
     with precision("fp32"):
         full = tiny_model.decode_ids(ids)
     with precision("bf16"):

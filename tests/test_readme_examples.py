@@ -13,19 +13,19 @@ def test_cvivit_example():
     from phenaki import CViViT
 
     cvivit = CViViT(
-        dim = 512,
-        codebook_size = 5000,
-        patch_size = 32,
-        temporal_patch_size = 2,
-        spatial_depth = 4,
-        temporal_depth = 4,
-        dim_head = 64,
-        heads = 8
+        dim=512,
+        codebook_size=5000,
+        patch_size=32,
+        temporal_patch_size=2,
+        spatial_depth=4,
+        temporal_depth=4,
+        dim_head=64,
+        heads=8,
     )
 
-    video = torch.randn(1, 3, 17, 256, 256) # (batch, channels, frames + 1 leading frame, image height, image width)
+    video = torch.randn(1, 3, 17, 256, 256)  # (batch, channels, frames + 1 leading frame, image height, image width)
 
-    loss = cvivit(video, return_loss = True)
+    loss = cvivit(video, return_loss=True)
     loss.backward()
 
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -38,14 +38,14 @@ def test_maskgit_example():
     from phenaki import MaskGit
 
     model = MaskGit(
-        num_tokens = 5000,
-        max_seq_len = 1024,
-        dim = 512,
-        depth = 6,
+        num_tokens=5000,
+        max_seq_len=1024,
+        dim=512,
+        depth=6,
     )
 
     x = torch.randint(0, 5000, (1, 1024))
-    logits = model(x)   # shape (1, 1024, 5000)
+    logits = model(x)  # shape (1, 1024, 5000)
 
     assert logits.shape == (1, 1024, 5000)
     assert torch.isfinite(logits).all()
@@ -88,6 +88,9 @@ def test_the_readme_library_example_runs_verbatim_and_its_comments_hold(tmp_path
     chunk = names["chunk"]  # the story's last window: 2 s + 3 s at 8 fps are 40 frames
     assert chunk.frames.dtype == np.uint8 and chunk.frames.shape[1:] == (256, 256, 3)
     assert chunk.segment == 1 and chunk.start + len(chunk.frames) == 40
-    assert sorted(p.name for p in (tmp_path / "my-model").iterdir()) == ["README.md", "config.json",
-                                                                         "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "my-model").iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     assert isinstance(names["phenaki"], Phenaki) and names["phenaki"].frame_size == (256, 256)

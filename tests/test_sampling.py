@@ -112,8 +112,10 @@ def test_token_temperature_zero_draws_the_most_likely_token(tiny_model):
     # where two logits tie at the top far less often than in bf16 (8-bit mantissa), and top-k keeps every tie
     one_step = dict(kwargs, steps=1, refine_passes=0)
     with precision("fp32"):
-        assert torch.equal(tiny_model.sample(token_temperature=0.0, seed=0, **one_step),
-                           tiny_model.sample(token_temperature=1.0, top_k=1, seed=2, **one_step))
+        assert torch.equal(
+            tiny_model.sample(token_temperature=0.0, seed=0, **one_step),
+            tiny_model.sample(token_temperature=1.0, top_k=1, seed=2, **one_step),
+        )
 
 
 def test_lower_token_temperature_draws_likelier_tokens(tiny_model):
@@ -121,6 +123,7 @@ def test_lower_token_temperature_draws_likelier_tokens(tiny_model):
     def first_step_confidence(token_temperature):
         state = states_of(tiny_model, steps=6, temperature=0.0, token_temperature=token_temperature, seed=0)[0]
         return state.confidence[0][state.filled[0]].mean()
+
     assert first_step_confidence(0.1) > first_step_confidence(1.0)
 
 
@@ -139,8 +142,9 @@ def test_critic_may_redo_tokens_fixed_at_earlier_steps():
     # its scores depend on the neighbours too, which change as the window fills in
     model = tiny_phenaki()
     randomised(model.critic, seed=3, scale=1.0)
-    states = states_of(model, steps=8, critic_strength=1.0, temperature=0.0, token_temperature=1.0,
-                       refine_passes=0, seed=0)  # no refinement: it masks fixed tokens again by itself
+    states = states_of(
+        model, steps=8, critic_strength=1.0, temperature=0.0, token_temperature=1.0, refine_passes=0, seed=0
+    )  # no refinement: it masks fixed tokens again by itself
     mask_id = model.maskgit.mask_id
     redone = sum(((a.ids != mask_id) & (b.ids == mask_id)).sum().item() for a, b in zip(states, states[1:]))
     assert redone > 0
@@ -186,42 +190,69 @@ def test_refinement_needs_whole_latent_frames(tiny_model):
     context, mask = tiny_model.encode_text([PROMPT])
     # the tiny MaskGit has learned positions, no grid to read a frame's size from
     with pytest.raises(ValueError, match="refine_passes > 0 needs frame_tokens"):
-        sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask,
-                      settings=SamplingSettings(steps=2, refine_passes=1))
+        sample_tokens(
+            tiny_model.maskgit,
+            length=144,
+            context=context,
+            context_mask=mask,
+            settings=SamplingSettings(steps=2, refine_passes=1),
+        )
     with pytest.raises(ValueError, match="a prefix of whole frames"):
-        sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask, frame_tokens=16,
-                      settings=SamplingSettings(steps=2, refine_passes=1), prefix=torch.zeros(1, 20, dtype=torch.long))
-    ids = sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask,
-                        settings=SamplingSettings(steps=2, refine_passes=0))
+        sample_tokens(
+            tiny_model.maskgit,
+            length=144,
+            context=context,
+            context_mask=mask,
+            frame_tokens=16,
+            settings=SamplingSettings(steps=2, refine_passes=1),
+            prefix=torch.zeros(1, 20, dtype=torch.long),
+        )
+    ids = sample_tokens(
+        tiny_model.maskgit,
+        length=144,
+        context=context,
+        context_mask=mask,
+        settings=SamplingSettings(steps=2, refine_passes=0),
+    )
     assert ids.shape == (1, 144) and (ids < 64).all()
 
 
 def test_prefix_is_kept(tiny_model):
     prefix = torch.randint(0, 64, (1, 48))
     context, mask = tiny_model.encode_text([PROMPT])
-    ids = sample_tokens(tiny_model.maskgit, length=144, context=context, context_mask=mask, frame_tokens=16,
-                        settings=SamplingSettings(steps=3), prefix=prefix)
+    ids = sample_tokens(
+        tiny_model.maskgit,
+        length=144,
+        context=context,
+        context_mask=mask,
+        frame_tokens=16,
+        settings=SamplingSettings(steps=3),
+        prefix=prefix,
+    )
     assert torch.equal(ids[:, :48], prefix) and (ids < 64).all()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(steps=0), "steps must be an integer >= 1"),
-    (dict(steps=2.5), "steps must be an integer"),
-    (dict(temperature=float("nan")), "temperature must be a finite number"),
-    (dict(guidance_scale=float("inf")), "guidance_scale must be a finite number"),
-    (dict(guidance_scale="3"), "guidance_scale must be a finite number"),
-    (dict(critic_strength=1.5), "critic_strength must be in \\[0, 1\\]"),
-    (dict(critic_strength=-0.1), "critic_strength must be in \\[0, 1\\]"),
-    (dict(texts=""), "non-empty string"),
-    (dict(texts=["ok", "  "]), "texts\\[1\\].*non-empty"),
-    (dict(num_frames=0), "num_frames must be a positive integer"),
-    (dict(top_k=0), "top_k"),
-    (dict(token_temperature=-0.5), "token_temperature must be >= 0"),
-    (dict(token_temperature=float("nan")), "token_temperature must be a finite number"),
-    (dict(refine_passes=-1), "refine_passes must be an integer >= 0"),
-    (dict(refine_passes=1.5), "refine_passes must be an integer >= 0"),
-    (dict(refine_passes=True), "refine_passes must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(steps=0), "steps must be an integer >= 1"),
+        (dict(steps=2.5), "steps must be an integer"),
+        (dict(temperature=float("nan")), "temperature must be a finite number"),
+        (dict(guidance_scale=float("inf")), "guidance_scale must be a finite number"),
+        (dict(guidance_scale="3"), "guidance_scale must be a finite number"),
+        (dict(critic_strength=1.5), "critic_strength must be in \\[0, 1\\]"),
+        (dict(critic_strength=-0.1), "critic_strength must be in \\[0, 1\\]"),
+        (dict(texts=""), "non-empty string"),
+        (dict(texts=["ok", "  "]), "texts\\[1\\].*non-empty"),
+        (dict(num_frames=0), "num_frames must be a positive integer"),
+        (dict(top_k=0), "top_k"),
+        (dict(token_temperature=-0.5), "token_temperature must be >= 0"),
+        (dict(token_temperature=float("nan")), "token_temperature must be a finite number"),
+        (dict(refine_passes=-1), "refine_passes must be an integer >= 0"),
+        (dict(refine_passes=1.5), "refine_passes must be an integer >= 0"),
+        (dict(refine_passes=True), "refine_passes must be an integer >= 0"),
+    ],
+)
 def test_bad_settings_get_clear_errors(tiny_model, kwargs, match):
     args = dict(texts=PROMPT, num_frames=9, steps=2)
     args.update(kwargs)
@@ -275,14 +306,20 @@ def test_the_pipeline_takes_its_settings_from_the_sampler(tiny_model, method):
     names = SamplingSettings.names()
     parameters = inspect.signature(getattr(Phenaki, method)).parameters
     assert not set(names) & set(parameters) and {"settings", "seed", "on_step", "overrides"} <= set(parameters)
-    run = (lambda **kw: tiny_model.sample(texts=PROMPT, num_frames=9, seed=0, **kw)) if method == "sample" else \
-        (lambda **kw: np.concatenate([c.frames for c in tiny_model.stream([(PROMPT, 1.0)], seed=0, **kw)]))
+    run = (
+        (lambda **kw: tiny_model.sample(texts=PROMPT, num_frames=9, seed=0, **kw))
+        if method == "sample"
+        else (lambda **kw: np.concatenate([c.frames for c in tiny_model.stream([(PROMPT, 1.0)], seed=0, **kw)]))
+    )
     default = run()
     assert np.array_equal(default, run(settings=SamplingSettings()))
     assert np.array_equal(default, run(**dataclasses.asdict(SamplingSettings())))
     assert np.array_equal(run(steps=3, guidance_scale=5.0), run(settings=SamplingSettings(steps=3), guidance_scale=5.0))
-    with pytest.raises(ValueError, match="unknown sampling setting 'cond_scale': the settings are steps, "
-                                         "temperature, guidance_scale, critic_strength, top_k"):
+    with pytest.raises(
+        ValueError,
+        match="unknown sampling setting 'cond_scale': the settings are steps, "
+        "temperature, guidance_scale, critic_strength, top_k",
+    ):
         run(cond_scale=3.0)
     with pytest.raises(ValueError, match="settings must be a phenaki.sampling.SamplingSettings, got dict"):
         run(settings=dict(steps=3))
@@ -293,8 +330,13 @@ def test_settings_limits_and_help_are_the_fields_metadata():
     assert list(limits) == list(help_texts) == SamplingSettings.names() and all(help_texts.values())
     assert limits["steps"] == (1, None) and limits["guidance_scale"] == (None, None)  # the library: open above
     assert limits["critic_strength"] == ui["critic_strength"] == (0.0, 1.0)
-    assert ui == dict(steps=(1, 64), temperature=(0.0, 10.0), guidance_scale=(0.0, 30.0), critic_strength=(0.0, 1.0),
-                      refine_passes=(0, 4))  # what the demo offers (phenaki.demo.stories.LIMITS)
+    assert ui == dict(
+        steps=(1, 64),
+        temperature=(0.0, 10.0),
+        guidance_scale=(0.0, 30.0),
+        critic_strength=(0.0, 1.0),
+        refine_passes=(0, 4),
+    )  # what the demo offers (phenaki.demo.stories.LIMITS)
     for name, (low, high) in ui.items():  # a slider never offers what the library refuses
         default = getattr(SamplingSettings, name)
         assert low <= default <= high
@@ -307,12 +349,15 @@ def test_settings_limits_and_help_are_the_fields_metadata():
         SamplingSettings(steps=0).validate(has_critic=False)
 
 
-@pytest.mark.parametrize("settings", [
-    dict(steps=4, critic_strength=0.5, refine_passes=1),
-    dict(steps=6, critic_strength=1.0, refine_passes=2, temperature=3.0, top_k=20),
-    dict(steps=64, critic_strength=0.5, refine_passes=1),  # the schedule ends before the last step
-    dict(steps=3, critic_strength=0.0, refine_passes=0, token_temperature=0.0),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(steps=4, critic_strength=0.5, refine_passes=1),
+        dict(steps=6, critic_strength=1.0, refine_passes=2, temperature=3.0, top_k=20),
+        dict(steps=64, critic_strength=0.5, refine_passes=1),  # the schedule ends before the last step
+        dict(steps=3, critic_strength=0.0, refine_passes=0, token_temperature=0.0),
+    ],
+)
 def test_an_on_step_callback_changes_no_frame(tiny_model, settings):
     """`on_step` sees extra work after a window's last step (a critic pass), but draws nothing: the generator is
     where sampling without it leaves it, so every later window and frame is the same."""

@@ -18,7 +18,12 @@ def frames(chunks) -> np.ndarray:
 def test_window_seed_is_splitmix64_from_the_seed_and_window_0_the_seed_itself():
     # SplitMix64's published outputs for the state 1234567 (Vigna's splitmix64.c, Java's SplittableRandom)
     assert [window_seed(1234567, k) for k in range(1, 6)] == [
-        6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431, 16408922859458223821]
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+        4593380528125082431,
+        16408922859458223821,
+    ]
     assert window_seed(5, 0) == 5 and window_seed(-3, 0) == -3  # one-window samples are seeded as before
     seeds = {window_seed(s, k) for s in range(50) for k in range(1, 50)}
     assert len(seeds) == 50 * 49 and all(0 <= x < 2**64 for x in seeds)  # neighbours get unrelated seeds

@@ -38,8 +38,18 @@ def test_both_stages_resume_and_load(tmp_path):
     assert iio.imread(tok / "samples" / "step0000004.gif", index=None).shape[0] == 17
 
     run = tmp_path / "phenaki"
-    train("transformer", "--tokenizer", str(tok / "final"), "--steps", "2", "--grad-accum", "2", "--out", str(run),
-          *common)
+    train(
+        "transformer",
+        "--tokenizer",
+        str(tok / "final"),
+        "--steps",
+        "2",
+        "--grad-accum",
+        "2",
+        "--out",
+        str(run),
+        *common,
+    )
     model = Phenaki.from_pretrained(run / "final")
     video = model.sample(texts="a red circle moves left", num_frames=9, steps=2, seed=0)
     assert video.shape == (1, 3, 9, 32, 32)
@@ -54,8 +64,7 @@ def test_both_stages_resume_and_load(tmp_path):
     assert record["tokenizer"]["wall_time_s"] >= round(first_run["elapsed_s"], 1)  # counts the resumed run too
 
     tokenizer = load_tokenizer(tok / "final")
-    assert all(torch.equal(a, b) for a, b in zip(tokenizer.state_dict().values(),
-                                                 model.cvivit.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(tokenizer.state_dict().values(), model.cvivit.state_dict().values()))
 
 
 @pytest.mark.parametrize("refiner", [False, True], ids=["decoder", "decoder + new pixel refiner"])
@@ -70,9 +79,24 @@ def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path, refine
     start = tiny_phenaki(seed=3, cvivit={**preset("tiny")["cvivit"], "pixel_mlp_dim": 4})
     start.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={})))
-    train("decoder", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "dec"), "--steps", "3",
-          "--batch-size", "2", "--lr", "0.01", "--ema-decay", "0.5", "--sample-every", "0",
-          *(["--pixel-refiner-dim", "5"] if refiner else []))
+    train(
+        "decoder",
+        "--model",
+        str(tmp_path / "model"),
+        "--out",
+        str(tmp_path / "dec"),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--lr",
+        "0.01",
+        "--ema-decay",
+        "0.5",
+        "--sample-every",
+        "0",
+        *(["--pixel-refiner-dim", "5"] if refiner else []),
+    )
     tuned = Phenaki.from_pretrained(tmp_path / "dec" / "final")
 
     video = torch.rand(2, 3, 9, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -102,8 +126,24 @@ def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers
     start = tiny_phenaki(seed=3, maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]})
     start.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={"steps": 7})))
-    train("transformer", "--model", str(tmp_path / "model"), "--local-mixers", "--out", str(tmp_path / "more"),
-          "--steps", "3", "--batch-size", "2", "--lr", "0.01", "--ema-decay", "0.5", "--sample-every", "0")
+    train(
+        "transformer",
+        "--model",
+        str(tmp_path / "model"),
+        "--local-mixers",
+        "--out",
+        str(tmp_path / "more"),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--lr",
+        "0.01",
+        "--ema-decay",
+        "0.5",
+        "--sample-every",
+        "0",
+    )
     tuned = Phenaki.from_pretrained(tmp_path / "more" / "final")
     assert tuned.config["maskgit"]["local_mixer"] is True
     before, after = start.state_dict(), tuned.state_dict()
@@ -117,19 +157,50 @@ def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers
 
 
 def test_a_stage_without_its_input_is_refused():
-    for args, message in ((["transformer"], "--tokenizer"), (["decoder"], "--model"),
-                          (["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
-                          (["decoder", "--model", "m", "--local-mixers"], "--local-mixers is for the transformer")):
-        result = subprocess.run([sys.executable, "-m", "phenaki.training.trainer", *args, "--out", "x"], capture_output=True,
-                                text=True, timeout=120, env=ENV)
+    for args, message in (
+        (["transformer"], "--tokenizer"),
+        (["decoder"], "--model"),
+        (["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
+        (["decoder", "--model", "m", "--local-mixers"], "--local-mixers is for the transformer"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "phenaki.training.trainer", *args, "--out", "x"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=ENV,
+        )
         assert result.returncode == 2 and message in result.stderr
 
 
 def test_two_processes_on_the_cpu(tmp_path):
-    out = train("tokenizer", "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--save-every", "2",
-                "--sample-every", "0", "--cpu", "--out", str(tmp_path / "run"),
-                launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29561", "-m", "phenaki.training.trainer"))
+    out = train(
+        "tokenizer",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--save-every",
+        "2",
+        "--sample-every",
+        "0",
+        "--cpu",
+        "--out",
+        str(tmp_path / "run"),
+        launcher=(
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29561",
+            "-m",
+            "phenaki.training.trainer",
+        ),
+    )
     assert "training on 2 process(es)" in out
     meta = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
     assert meta["processes"] == 2 and meta["step"] == 2
@@ -175,12 +246,20 @@ def test_world_clips_are_deterministic_and_include_scene_changes():
 
 def test_a_folder_of_videos_skips_unreadable_files(tmp_path):
     rng = np.random.default_rng(0)
-    iio.imwrite(tmp_path / "a.mp4", rng.integers(0, 255, (12, 48, 64, 3), dtype=np.uint8), fps=8,
-                codec="libx264", macro_block_size=1)
+    iio.imwrite(
+        tmp_path / "a.mp4",
+        rng.integers(0, 255, (12, 48, 64, 3), dtype=np.uint8),
+        fps=8,
+        codec="libx264",
+        macro_block_size=1,
+    )
     iio.imwrite(tmp_path / "b.gif", rng.integers(0, 255, (4, 40, 40, 3), dtype=np.uint8), duration=125, loop=0)
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
-    lines = [{"video": "a.mp4", "caption": "noise"}, {"video": "broken.mp4", "caption": "bad"},
-             {"video": "b.gif", "caption": "short noise"}]
+    lines = [
+        {"video": "a.mp4", "caption": "noise"},
+        {"video": "broken.mp4", "caption": "bad"},
+        {"video": "b.gif", "caption": "short noise"},
+    ]
     (tmp_path / "captions.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     data = VideoFolder(tmp_path, num_frames=9, frame_size=(32, 32))
     assert data[0]["video"].shape == (3, 9, 32, 32)
@@ -190,8 +269,23 @@ def test_a_folder_of_videos_skips_unreadable_files(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once, then remembered
         assert data[1]["caption"] == "short noise"
-    out = train("tokenizer", "--preset", "tiny", "--videos", str(tmp_path), "--num-frames", "9", "--steps", "2",
-                "--batch-size", "2", "--sample-every", "0", "--out", str(tmp_path / "run"))
+    out = train(
+        "tokenizer",
+        "--preset",
+        "tiny",
+        "--videos",
+        str(tmp_path),
+        "--num-frames",
+        "9",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--sample-every",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert "broken.mp4" in out and (tmp_path / "run" / "final" / "model.safetensors").exists()
 
     (tmp_path / "bad.jsonl").write_text('{"video": "a.mp4"}\n')

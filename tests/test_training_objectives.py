@@ -30,8 +30,9 @@ def test_maskgit_takes_heads_dim_head_and_a_text_context():
     mask[:, 3:] = False  # masked text tokens are ignored
     changed = context.clone()
     changed[:, 3:] = torch.randn(2, 4, 24)
-    assert torch.allclose(model(x, context=context, context_mask=mask), model(x, context=changed, context_mask=mask),
-                          atol=1e-5)
+    assert torch.allclose(
+        model(x, context=context, context_mask=mask), model(x, context=changed, context_mask=mask), atol=1e-5
+    )
 
 
 def test_logits_at_matches_the_full_forward():
@@ -40,8 +41,9 @@ def test_logits_at_matches_the_full_forward():
     context, mask = torch.randn(2, 5, 24), torch.ones(2, 5, dtype=torch.bool)
     positions = torch.tensor([[0, 5, 29], [3, 4, 7]])
     full = model(x, context, mask)
-    assert torch.allclose(model.logits_at(x, positions, context, mask), full.gather(
-        1, positions[..., None].expand(-1, -1, 50)), atol=1e-5)
+    assert torch.allclose(
+        model.logits_at(x, positions, context, mask), full.gather(1, positions[..., None].expand(-1, -1, 50)), atol=1e-5
+    )
 
 
 def test_bad_inputs_get_clear_errors():
@@ -82,8 +84,9 @@ def test_continuation_keeps_a_prefix_of_whole_frames_unmasked():
     assert (first_masked >= 4).all()  # at least one whole frame primed in every row
     unmasked_prefix = torch.stack([(~row).long().cumprod(0).sum() for row in masked])
     assert len(set((unmasked_prefix // 4).tolist())) > 3  # various prefix lengths
-    fixed = random_mask(ids[:3], frame_tokens=4, continuation_prob=0.0, prefix=torch.tensor([3, -1, 0]),
-                        generator=generator)
+    fixed = random_mask(
+        ids[:3], frame_tokens=4, continuation_prob=0.0, prefix=torch.tensor([3, -1, 0]), generator=generator
+    )
     assert not fixed[0, :12].any()
 
 
@@ -110,12 +113,16 @@ def test_condition_dropout_is_applied_in_training():
     model = tiny_phenaki(critic=False, cond_drop_prob=1.0).train()
     video = torch.rand(2, 3, 17, 32, 32)
     ids = model.cvivit.encode(video)
-    losses = [model(video_codebook_ids=ids, texts=[t, t], generator=torch.Generator().manual_seed(3)).item()
-              for t in ("a red circle moves left", "a blue square stays still")]
+    losses = [
+        model(video_codebook_ids=ids, texts=[t, t], generator=torch.Generator().manual_seed(3)).item()
+        for t in ("a red circle moves left", "a blue square stays still")
+    ]
     assert losses[0] == pytest.approx(losses[1], abs=1e-6)
     model = tiny_phenaki(critic=False, cond_drop_prob=0.0).train()
-    losses = [model(video_codebook_ids=ids, texts=[t, t], generator=torch.Generator().manual_seed(3)).item()
-              for t in ("a red circle moves left", "a blue square stays still")]
+    losses = [
+        model(video_codebook_ids=ids, texts=[t, t], generator=torch.Generator().manual_seed(3)).item()
+        for t in ("a red circle moves left", "a blue square stays still")
+    ]
     assert losses[0] != pytest.approx(losses[1], abs=1e-6)
 
 

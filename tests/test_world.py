@@ -28,8 +28,15 @@ def centroid(frame):
 
 
 def test_constants():
-    assert COLOURS == {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
-                       "cyan": (0, 255, 255), "magenta": (255, 0, 255), "white": (255, 255, 255)}
+    assert COLOURS == {
+        "red": (255, 0, 0),
+        "green": (0, 255, 0),
+        "blue": (0, 0, 255),
+        "yellow": (255, 255, 0),
+        "cyan": (0, 255, 255),
+        "magenta": (255, 0, 255),
+        "white": (255, 255, 255),
+    }
     assert list(COLOURS) == ["red", "green", "blue", "yellow", "cyan", "magenta", "white"]
     assert (w.FRAME_SIZE, w.FPS, w.OBJECT_SIZE, w.SPEED) == (64, 8, 14, 2)
     assert SHAPES == ("circle", "square", "triangle")
@@ -48,8 +55,7 @@ def test_exact_colour_pixels(colour):
 
 
 def test_object_sizes():
-    counts = {s: len(object_pixels(w.render_clip("white", s, "still", 1, start=(20, 20))[0]))
-              for s in SHAPES}
+    counts = {s: len(object_pixels(w.render_clip("white", s, "still", 1, start=(20, 20))[0])) for s in SHAPES}
     assert counts["square"] == 196
     assert abs(counts["circle"] - np.pi * 49) < 0.05 * np.pi * 49
     assert 85 <= counts["triangle"] <= 115
@@ -62,16 +68,19 @@ def test_object_sizes():
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("motion,step", [("left", (-2, 0)), ("right", (2, 0)), ("up", (0, -2)),
-                                         ("down", (0, 2)), ("still", (0, 0))])
+@pytest.mark.parametrize(
+    "motion,step", [("left", (-2, 0)), ("right", (2, 0)), ("up", (0, -2)), ("down", (0, 2)), ("still", (0, 0))]
+)
 def test_motion_two_px_per_frame(shape, motion, step):
     frames = w.render_clip("green", shape, motion, num_frames=10, start=(25, 25))
     c = np.array([centroid(f) for f in frames])
     np.testing.assert_allclose(np.diff(c, axis=0), np.tile(step, (9, 1)), atol=1e-9)
 
 
-@pytest.mark.parametrize("motion,start,final", [("left", (5, 30), (0, 30)), ("right", (44, 30), (50, 30)),
-                                                ("up", (30, 3), (30, 0)), ("down", (30, 47), (30, 50))])
+@pytest.mark.parametrize(
+    "motion,start,final",
+    [("left", (5, 30), (0, 30)), ("right", (44, 30), (50, 30)), ("up", (30, 3), (30, 0)), ("down", (30, 47), (30, 50))],
+)
 def test_clamped_at_border(motion, start, final):
     frames = w.render_clip("blue", "circle", motion, num_frames=17, start=start)
     counts = [len(object_pixels(f)) for f in frames]
@@ -121,10 +130,20 @@ def test_captions_and_parse_roundtrip():
     assert w.parse_caption("The magenta square stays still") == ("magenta", "square", "still")
 
 
-@pytest.mark.parametrize("bad", ["", "a red circle", "a purple circle moves left", "a red hexagon moves up",
-                                 "a red circle moves sideways", "a red circle stays left",
-                                 "red circle moves left", "an red circle moves left",
-                                 "a red circle moves left quickly"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "a red circle",
+        "a purple circle moves left",
+        "a red hexagon moves up",
+        "a red circle moves sideways",
+        "a red circle stays left",
+        "red circle moves left",
+        "an red circle moves left",
+        "a red circle moves left quickly",
+    ],
+)
 def test_parse_caption_rejects(bad):
     with pytest.raises(ValueError) as err:
         w.parse_caption(bad)
@@ -150,8 +169,7 @@ def test_paraphrases():
 
 def test_story_keeps_object_and_position():
     red_sq = Scene("red", "square", "right")
-    frames, captions = w.render_story([(red_sq, 6), ("down", 5), (Scene("red", "square", "still"), 4)],
-                                      start=(30, 10))
+    frames, captions = w.render_story([(red_sq, 6), ("down", 5), (Scene("red", "square", "still"), 4)], start=(30, 10))
     assert frames.shape == (15, 64, 64, 3)
     assert captions == ["a red square moves right", "the red square moves down", "the red square stays still"]
     lit = frames[frames.max(axis=-1) > 0]
@@ -204,8 +222,10 @@ def test_expected_motion_and_clamping():
 def _random_starts(rng, n):
     # Half uniform, half hugging a border, so clamping is well covered.
     starts = [tuple(rng.integers(0, w.MAX_POS + 1, 2)) for _ in range(n)]
-    starts += [(int(rng.choice([0, 1, 2, 3, 47, 48, 49, 50])), int(rng.integers(0, 51)))[::int(rng.choice([1, -1]))]
-               for _ in range(n)]
+    starts += [
+        (int(rng.choice([0, 1, 2, 3, 47, 48, 49, 50])), int(rng.integers(0, 51)))[:: int(rng.choice([1, -1]))]
+        for _ in range(n)
+    ]
     return starts
 
 
@@ -234,8 +254,10 @@ def test_describe_stories_exact_and_degraded():
         frames, _ = w.render_story(segments, start=start)
         pos = w.trajectory(segments, start)
         bounds = np.cumsum([0] + lengths)
-        truth = [w.expected_motion(Scene(scene0.colour, scene0.shape, m), tuple(pos[a]), n)
-                 for m, a, n in zip([scene0.motion] + motions[1:], bounds[:-1], lengths)]
+        truth = [
+            w.expected_motion(Scene(scene0.colour, scene0.shape, m), tuple(pos[a]), n)
+            for m, a, n in zip([scene0.motion] + motions[1:], bounds[:-1], lengths)
+        ]
         for version in (frames, degrade(frames, rng)):
             d = w.describe(version, lengths)
             assert (d.colour, d.shape, d.motions) == (scene0.colour, scene0.shape, truth), seed

@@ -16,8 +16,8 @@ def degrade(frames, rng, sigma=8.0, dim=1.0, box=3):
     """Simulate a tokenizer reconstruction: box-filter blur (box x box), dimming, gaussian noise."""
     r = box // 2
     p = np.pad(frames.astype(np.float32), ((0, 0), (r, r), (r, r), (0, 0)))
-    x = sum(p[:, i:i + 64] for i in range(box))
-    x = sum(x[:, :, j:j + 64] for j in range(box)) * (dim / box ** 2)
+    x = sum(p[:, i : i + 64] for i in range(box))
+    x = sum(x[:, :, j : j + 64] for j in range(box)) * (dim / box**2)
     x += sigma * rng.standard_normal(x.shape, dtype=np.float32)
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
@@ -46,13 +46,19 @@ def one(colour="white", shape="square", motion="still", size=None):
 
 
 def test_constants():
-    assert COLOURS == {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
-                       "cyan": (0, 255, 255), "magenta": (255, 0, 255), "white": (255, 255, 255)}
+    assert COLOURS == {
+        "red": (255, 0, 0),
+        "green": (0, 255, 0),
+        "blue": (0, 0, 255),
+        "yellow": (255, 255, 0),
+        "cyan": (0, 255, 255),
+        "magenta": (255, 0, 255),
+        "white": (255, 255, 255),
+    }
     assert (w.FRAME_SIZE, w.FPS, w.SPEED, w.SIZES) == (64, 8, 2, {"small": 10, "big": 18})
     assert SHAPES == ("circle", "square", "triangle", "diamond")
     assert MOTIONS == ("left", "right", "up", "down", "still", "grows", "shrinks")
-    assert set(HELD_OUT) == {("yellow", "triangle"), ("cyan", "square"), ("magenta", "circle"),
-                             ("white", "diamond")}
+    assert set(HELD_OUT) == {("yellow", "triangle"), ("cyan", "square"), ("magenta", "circle"), ("white", "diamond")}
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -64,10 +70,14 @@ def test_shape_geometry(shape, size):
     assert np.all(frame[lit] == 255) and np.all(frame[~lit] == 0)
     ys, xs = np.nonzero(lit)
     assert (xs.min(), ys.min(), xs.max(), ys.max()) == (20, 7, 19 + s, 6 + s)  # extent s x s at the corner
-    m = lit[7:7 + s, 20:20 + s]
+    m = lit[7 : 7 + s, 20 : 20 + s]
     assert np.array_equal(m, w.MASKS[(shape, s)]) and np.array_equal(m, m[:, ::-1])  # left-right symmetric
-    counts = {"circle": {10: 80, 18: 256}, "square": {10: 100, 18: 324},
-              "triangle": {10: 52, 18: 164}, "diamond": {10: 60, 18: 180}}
+    counts = {
+        "circle": {10: 80, 18: 256},
+        "square": {10: 100, 18: 324},
+        "triangle": {10: 52, 18: 164},
+        "diamond": {10: 60, 18: 180},
+    }
     assert m.sum() == counts[shape][s]
     rows, cols = m.sum(axis=1), m.sum(axis=0)
     if shape == "circle":
@@ -91,8 +101,9 @@ def test_exact_colours(colour):
     assert {tuple(int(v) for v in p) for p in lit} == {COLOURS[colour]}
 
 
-@pytest.mark.parametrize("motion,step", [("left", (-2, 0)), ("right", (2, 0)), ("up", (0, -2)),
-                                         ("down", (0, 2)), ("still", (0, 0))])
+@pytest.mark.parametrize(
+    "motion,step", [("left", (-2, 0)), ("right", (2, 0)), ("up", (0, -2)), ("down", (0, 2)), ("still", (0, 0))]
+)
 @pytest.mark.parametrize("shape", ["triangle", "diamond"])
 def test_speed(motion, step, shape):
     frames = w.render_clip(one("green", shape, motion, "big"), 8, starts=[(23, 23)])
@@ -114,8 +125,10 @@ def test_growth_about_centre_then_stays():
     assert w.simulate([(one(motion="grows"), 10)], [(0, 0)])[-1, 0].tolist() == [0, 0, 11]
 
 
-@pytest.mark.parametrize("motion,start,final", [("left", (5, 30), (1, 30)), ("right", (42, 30), (46, 30)),
-                                                ("up", (30, 4), (30, 0)), ("down", (30, 41), (30, 45))])
+@pytest.mark.parametrize(
+    "motion,start,final",
+    [("left", (5, 30), (1, 30)), ("right", (42, 30), (46, 30)), ("up", (30, 4), (30, 0)), ("down", (30, 41), (30, 45))],
+)
 def test_stops_at_border(motion, start, final):
     frames = w.render_clip(one("blue", "circle", motion, "big"), 12, starts=[start])
     states = states_of(frames, one("blue", "circle"))
@@ -160,13 +173,19 @@ def test_held_out_never_in_training_and_always_in_eval():
     assert 0.45 < np.mean([t.size is not None for t in sizeable]) < 0.55
     assert {t.motion for s in train for t in s} == set(MOTIONS)
     for seed in range(300):
-        for caption in [wdata.random_clip(seed)[1], *wdata.random_story(seed, 2, 8)[1],
-                        wdata.make_example(seed, paraphrase_prob=0.0)["caption"]]:
+        for caption in [
+            wdata.random_clip(seed)[1],
+            *wdata.random_story(seed, 2, 8)[1],
+            wdata.make_example(seed, paraphrase_prob=0.0)["caption"],
+        ]:
             assert not {(p.colour, p.shape) for p in wc.parse_caption(caption)} & set(HELD_OUT), caption
     for held_out, n in [(True, 1), (True, 2), (True, None)]:
         for seed in range(100):
-            scene = wdata.random_clip(seed, 5, held_out=held_out)[2] if n is None else \
-                wdata.random_scene(np.random.default_rng(seed), held_out=held_out, num_objects=n)
+            scene = (
+                wdata.random_clip(seed, 5, held_out=held_out)[2]
+                if n is None
+                else wdata.random_scene(np.random.default_rng(seed), held_out=held_out, num_objects=n)
+            )
             assert {(t.colour, t.shape) for t in scene} & set(HELD_OUT)
     anything = [wdata.random_scene(rng, held_out=None) for _ in range(500)]
     assert len({(t.colour, t.shape) for s in anything for t in s}) == 28
@@ -196,13 +215,28 @@ def test_captions_and_parse_round_trip():
     assert wc.parse_scene("the red circle moves up") == one("red", "circle", "up")
 
 
-@pytest.mark.parametrize("bad", [
-    "", "a red circle", "a purple circle moves left", "a red hexagon moves up", "a red circle moves sideways",
-    "a red circle stays left", "red circle moves left", "an red circle moves left", "a huge red circle grows",
-    "a big red circle grows", "a small red circle shrinks", "the big red circle moves up",
-    "a red circle moves left and the blue square grows", "a red circle moves left and a red square grows",
-    "a red circle moves left and", "a red circle moves left and a blue square grows and a green circle grows",
-    "a red circle moves left quickly"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "a red circle",
+        "a purple circle moves left",
+        "a red hexagon moves up",
+        "a red circle moves sideways",
+        "a red circle stays left",
+        "red circle moves left",
+        "an red circle moves left",
+        "a huge red circle grows",
+        "a big red circle grows",
+        "a small red circle shrinks",
+        "the big red circle moves up",
+        "a red circle moves left and the blue square grows",
+        "a red circle moves left and a red square grows",
+        "a red circle moves left and",
+        "a red circle moves left and a blue square grows and a green circle grows",
+        "a red circle moves left quickly",
+    ],
+)
 def test_parse_caption_rejects(bad):
     with pytest.raises(ValueError) as err:
         wc.parse_caption(bad)
@@ -273,8 +307,10 @@ def _truth(frames, scenes, lengths):
     states = states_of(frames, scenes[0])
     motions = w.state_motions(states, lengths)
     ends = np.cumsum(lengths) - 1
-    return sorted((t.colour, t.shape, tuple(motions[i]), tuple(w.size_name(states[e, i, 2]) for e in ends))
-                  for i, t in enumerate(scenes[0]))
+    return sorted(
+        (t.colour, t.shape, tuple(motions[i]), tuple(w.size_name(states[e, i, 2]) for e in ends))
+        for i, t in enumerate(scenes[0])
+    )
 
 
 def _read(frames, lengths):
@@ -285,8 +321,19 @@ def _wild(rng):
     """A story from uniformly random starts and motions: blocked moves, partial growth, collisions."""
     scene = wdata.random_scene(rng, held_out=None)
     while True:
-        starts = [(*rng.integers(0, 47, 2), 10 if t.motion == "grows" else 18 if t.motion == "shrinks"
-                   else w.SIZES[t.size] if t.size else rng.choice([10, 18])) for t in scene]
+        starts = [
+            (
+                *rng.integers(0, 47, 2),
+                10
+                if t.motion == "grows"
+                else 18
+                if t.motion == "shrinks"
+                else w.SIZES[t.size]
+                if t.size
+                else rng.choice([10, 18]),
+            )
+            for t in scene
+        ]
         if len(scene) == 1 or state_gaps(np.array([starts]))[0] > 2:
             break
     lengths = [int(n) for n in rng.integers(3, 10, 3)]
@@ -363,8 +410,10 @@ def test_score_and_kept():
     assert [o.motions for o in later] == [["still"], ["still"]] and wd.score(scene, later).right
     assert not wd.score("a red square moves down and a blue diamond moves left", later).right
     s = wd.score("a small green square moves right and a blue circle moves up", seen)
-    assert [(o.colour, o.shape, o.size, o.motion) for o in s.objects] == [(False, True, False, True),
-                                                                          (True, False, None, False)]
+    assert [(o.colour, o.shape, o.size, o.motion) for o in s.objects] == [
+        (False, True, False, True),
+        (True, False, None, False),
+    ]
     assert s.count and not s.right
     s = wd.score("a red square stays still", seen)
     assert not s.count and s.objects[0].colour and not s.objects[0].motion
@@ -393,8 +442,9 @@ def test_make_example():
     for e in changed[:20]:  # the caption is what happens after the primed frames
         phrases = wc.parse_caption(e["caption"])
         seen = wd.describe(e["frames"][4:])
-        assert sorted((d.colour, d.shape, d.motions[0]) for d in seen) == \
-            sorted((p.colour, p.shape, p.motion) for p in phrases)
+        assert sorted((d.colour, d.shape, d.motions[0]) for d in seen) == sorted(
+            (p.colour, p.shape, p.motion) for p in phrases
+        )
     assert wdata.make_example(1, num_frames=9, prime_frames=2, change_prob=1.0)["frames"].shape[0] == 9
     with pytest.raises(ValueError, match="prime_frames"):
         wdata.make_example(0, num_frames=5, prime_frames=5)
@@ -409,11 +459,13 @@ def test_speed_sanity():
 
 
 def test_validation_errors():
-    for args, word in [(("purple", "circle", None, "left"), "colour"),
-                       (("red", "hexagon", None, "left"), "shape"),
-                       (("red", "circle", "huge", "left"), "size"),
-                       (("red", "circle", None, "jumps"), "motion"),
-                       (("red", "circle", "big", "grows"), "size word")]:
+    for args, word in [
+        (("purple", "circle", None, "left"), "colour"),
+        (("red", "hexagon", None, "left"), "shape"),
+        (("red", "circle", "huge", "left"), "size"),
+        (("red", "circle", None, "jumps"), "motion"),
+        (("red", "circle", "big", "grows"), "size word"),
+    ]:
         with pytest.raises(ValueError, match=word):
             Thing(*args)
     red = Thing("red", "circle", "big", "left")

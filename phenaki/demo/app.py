@@ -45,11 +45,18 @@ def _whole(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description="Serves the Phenaki text-to-video demo (Gradio).",
-                                     epilog="An option left out comes from the environment variable in its help.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serves the Phenaki text-to-video demo (Gradio).",
+        epilog="An option left out comes from the environment variable in its help.",
+    )
     for option, variable, metavar, text in OPTIONS:
-        parser.add_argument(f"--{option.replace('_', '-')}", type=_whole if option in WHOLE_NUMBERS else str,
-                            metavar=metavar, help=f"{text}; ${variable}")
+        parser.add_argument(
+            f"--{option.replace('_', '-')}",
+            type=_whole if option in WHOLE_NUMBERS else str,
+            metavar=metavar,
+            help=f"{text}; ${variable}",
+        )
     return parser.parse_args(argv)
 
 
@@ -95,20 +102,30 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     from .ui import build_demo, can_stream_video  # after the model: a missing model is told without waiting for gradio
 
     live = can_stream_video()
-    demo = build_demo(model, model_name=shown_name, revision=revision, examples=examples, concurrency=concurrency,
-                      live_preview=live, gpu=zero_gpu())
+    demo = build_demo(
+        model,
+        model_name=shown_name,
+        revision=revision,
+        examples=examples,
+        concurrency=concurrency,
+        live_preview=live,
+        gpu=zero_gpu(),
+    )
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     cpu = f" ({threads} CPU thread{'s' if threads > 1 else ''})" if threads else ""
-    line = (f"Phenaki demo: model {shown_name} on {model.device}{cpu}; {concurrency} generation(s) at once, queue of "
-            f"{queue_size}; live preview {'on' if live else 'off (needs ffmpeg and ffprobe)'}")
+    line = (
+        f"Phenaki demo: model {shown_name} on {model.device}{cpu}; {concurrency} generation(s) at once, queue of "
+        f"{queue_size}; live preview {'on' if live else 'off (needs ffmpeg and ffprobe)'}"
+    )
     return demo, line
 
 
 def environment(argv: list[str] | None, prog: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """`environ` with the options given in `argv` written over their variables."""
     args = parse_args(argv, prog)
-    overrides = {variable: str(getattr(args, option)) for option, variable, *_ in OPTIONS
-                 if getattr(args, option) is not None}
+    overrides = {
+        variable: str(getattr(args, option)) for option, variable, *_ in OPTIONS if getattr(args, option) is not None
+    }
     return {**environ, **overrides}
 
 

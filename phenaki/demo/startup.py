@@ -27,8 +27,9 @@ class StartupError(RuntimeError):
     """The demo cannot start (no model); the message says what to do."""
 
 
-def bundled(name: str, package_root: str | os.PathLike = PACKAGE_ROOT, cwd: str | os.PathLike | None = None
-            ) -> Path | None:
+def bundled(
+    name: str, package_root: str | os.PathLike = PACKAGE_ROOT, cwd: str | os.PathLike | None = None
+) -> Path | None:
     """The repository's `name` folder: next to the `phenaki` package (a checkout, or an editable install), else in
     the working directory (a package installed elsewhere, run from a checkout); None when neither has it."""
     for folder in (Path(package_root) / name, Path(cwd or Path.cwd()) / name):
@@ -37,8 +38,9 @@ def bundled(name: str, package_root: str | os.PathLike = PACKAGE_ROOT, cwd: str 
     return None
 
 
-def model_source(environ: Mapping[str, str] = os.environ, default: str | os.PathLike | None = DEFAULT_MODEL_DIR
-                 ) -> tuple[str, str | None]:
+def model_source(
+    environ: Mapping[str, str] = os.environ, default: str | os.PathLike | None = DEFAULT_MODEL_DIR
+) -> tuple[str, str | None]:
     """(PHENAKI_MODEL or the default folder, PHENAKI_REVISION or None). With neither (`default` None: no bundled
     model was found), StartupError saying where it looked and what to set."""
     name = (environ.get(ENV_MODEL) or "").strip() or (str(default) if default is not None else "")
@@ -48,7 +50,8 @@ def model_source(environ: Mapping[str, str] = os.environ, default: str | os.Path
             f"the phenaki package ({PACKAGE_ROOT}; an installed package does not include the repository's bundled "
             f"model) or in the working directory ({Path.cwd()}). Set {ENV_MODEL} to a Phenaki model folder or a "
             f"Hugging Face Hub repo id ({ENV_REVISION} pins a revision), or start the demo in a folder that has "
-            f"{DEFAULT_MODEL_DIR}/.")
+            f"{DEFAULT_MODEL_DIR}/."
+        )
     revision = (environ.get(ENV_REVISION) or "").strip() or None
     return name, revision
 
@@ -87,22 +90,29 @@ def pick_threads(device: str, environ: Mapping[str, str] = os.environ, default: 
     return default - 1 if default > 1 else None
 
 
-def load_model(name: str, revision: str | None = None, device: str | None = None, *,
-               default: str | os.PathLike | None = None):
+def load_model(
+    name: str, revision: str | None = None, device: str | None = None, *, default: str | os.PathLike | None = None
+):
     """The model in eval mode on `device`, or StartupError naming PHENAKI_MODEL and the default folder."""
     from ..pipeline import Phenaki
 
     shown_default = f"{Path(default or DEFAULT_MODEL_DIR).name}/"
-    how = (f"Set {ENV_MODEL} to a Phenaki model folder or a Hugging Face Hub repo id ({ENV_REVISION} pins a "
-           f"revision), or put the bundled model in {shown_default} (the default).")
+    how = (
+        f"Set {ENV_MODEL} to a Phenaki model folder or a Hugging Face Hub repo id ({ENV_REVISION} pins a "
+        f"revision), or put the bundled model in {shown_default} (the default)."
+    )
     if default is not None and Path(name) == Path(default) and not Path(name).exists():
-        raise StartupError(f"No Phenaki model found: {ENV_MODEL} is not set and the default model folder "
-                           f"{shown_default} ({Path(name).resolve()}) does not exist. {how}")
+        raise StartupError(
+            f"No Phenaki model found: {ENV_MODEL} is not set and the default model folder "
+            f"{shown_default} ({Path(name).resolve()}) does not exist. {how}"
+        )
     try:
         model = Phenaki.from_pretrained(name, revision=revision, device=device)
     except Exception as error:  # noqa: BLE001 - every failure becomes one start-up message
-        raise StartupError(f"Could not load the Phenaki model {name!r}"
-                           f"{f' at revision {revision!r}' if revision else ''}: {error}\n{how}") from error
+        raise StartupError(
+            f"Could not load the Phenaki model {name!r}"
+            f"{f' at revision {revision!r}' if revision else ''}: {error}\n{how}"
+        ) from error
     return model.eval()
 
 
@@ -112,9 +122,11 @@ def describe_model(model, name: str, revision: str | None = None) -> str:
     params = sum(p.numel() for p in model.parameters())
     critic = "Token Critic: yes" if model.has_critic else "Token Critic: none"
     rev = f" @ `{revision[:12]}`" if revision else ""
-    return (f"**Model** `{name}`{rev} · **device** `{model.device}` · **frames** {width}×{height} px · "
-            f"**{model.fps} fps** · windows of {model.window_frames} frames · {params / 1e6:.1f} M parameters · "
-            f"{critic}")
+    return (
+        f"**Model** `{name}`{rev} · **device** `{model.device}` · **frames** {width}×{height} px · "
+        f"**{model.fps} fps** · windows of {model.window_frames} frames · {params / 1e6:.1f} M parameters · "
+        f"{critic}"
+    )
 
 
 @dataclass
@@ -133,10 +145,10 @@ def load_examples(folder: str | os.PathLike) -> list[Example]:
         try:
             timeline = parse_timeline(data["timeline"])
             seed = data.get("seed", 0)
-            settings = {k: data[k] for k in ("steps", "temperature", "critic_strength", "guidance_scale")
-                        if k in data}
+            settings = {k: data[k] for k in ("steps", "temperature", "critic_strength", "guidance_scale") if k in data}
         except (KeyError, InputError) as error:
             raise ValueError(f"{path}: not a valid example timeline ({error})") from error
-        examples.append(Example(str(data.get("title") or path.stem), [list(row) for row in timeline],
-                                int(seed), settings))
+        examples.append(
+            Example(str(data.get("title") or path.stem), [list(row) for row in timeline], int(seed), settings)
+        )
     return examples

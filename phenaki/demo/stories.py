@@ -18,9 +18,9 @@ import numbers
 import os
 import secrets
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -49,8 +49,10 @@ GIF_MAX_FRAMES = 240  # longer stories are subsampled (keeping real-time speed) 
 # (low, high) accepted from the UI and API, and the UI sliders' ranges: the `ui` ranges of SamplingSettings' fields
 LIMITS = SamplingSettings.limits(ui=True)
 DEFAULTS = dict(seed=RANDOM_SEED, **{name: getattr(SamplingSettings, name) for name in LIMITS})  # the library's
-REFINE_NOTE = ("After the parallel steps, the even latent frames are redrawn beside the odd ones, then the odd "
-               "ones (0: off; a pass costs 4 steps without guidance)")
+REFINE_NOTE = (
+    "After the parallel steps, the even latent frames are redrawn beside the odd ones, then the odd "
+    "ones (0: off; a pass costs 4 steps without guidance)"
+)
 DEFAULT_TIMELINE = [["a red circle moves right", 2.0], ["the red circle moves up", 2.0]]
 NEW_SCENE_SECONDS = 2.0
 TIMELINE_HEADERS = ["prompt", "seconds"]
@@ -123,8 +125,9 @@ def _columns(headers: list[str] | None) -> tuple[int, int]:
     return 0, 1
 
 
-def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes: int = MAX_SCENES
-                   ) -> list[tuple[str, float]]:
+def parse_timeline(
+    value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes: int = MAX_SCENES
+) -> list[tuple[str, float]]:
     """The (prompt, seconds) scenes of the table the UI or an API caller sent.
 
     Columns are found by their headers (`prompt`, `seconds`) when given, else taken in that order. Fully empty
@@ -147,8 +150,9 @@ def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes:
         if is_blank(prompt):
             raise InputError(f"timeline row {number} has no prompt: describe the scene, or delete the row")
         if not isinstance(prompt, str):
-            raise InputError(f"timeline row {number}: the prompt must be text, got {prompt!r} "
-                             f"(columns are: prompt, seconds)")
+            raise InputError(
+                f"timeline row {number}: the prompt must be text, got {prompt!r} (columns are: prompt, seconds)"
+            )
         prompt = " ".join(prompt.split())
         if len(prompt) > MAX_PROMPT_CHARS:
             raise InputError(f"timeline row {number}: the prompt is longer than {MAX_PROMPT_CHARS} characters")
@@ -162,17 +166,19 @@ def parse_timeline(value, *, max_seconds: float = MAX_STORY_SECONDS, max_scenes:
         raise InputError(f"the timeline has {len(timeline)} scenes; at most {max_scenes} are allowed")
     total = sum(seconds for _, seconds in timeline)
     if total > max_seconds + 1e-9:
-        raise InputError(f"the timeline lasts {total:g} s; at most {max_seconds:g} s ({max_seconds / 60:g} min) "
-                         f"in all are allowed")
+        raise InputError(
+            f"the timeline lasts {total:g} s; at most {max_seconds:g} s ({max_seconds / 60:g} min) in all are allowed"
+        )
     return timeline
 
 
 @dataclass(frozen=True)
 class Settings(SamplingSettings):
     """The sampling settings and the seed of a story (what the UI and API send)."""
+
     seed: int | None = None  # None: pick one at random when the story starts
 
-    def resolve_seed(self) -> "Settings":
+    def resolve_seed(self) -> Settings:
         """The same settings with a concrete seed (so it can be shown and reused)."""
         if self.seed is not None:
             return self
@@ -183,17 +189,20 @@ class Settings(SamplingSettings):
         return asdict(self)
 
 
-def parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes=None, *,
-                   has_critic: bool) -> Settings:
+def parse_settings(
+    steps, temperature, critic_strength, guidance_scale, seed, refine_passes=None, *, has_critic: bool
+) -> Settings:
     """Checked sampling settings from UI or API values (numbers or numeric strings); seed -1 (or empty): random;
     refine passes empty: the default."""
-    values = dict(steps=parse_number("steps", steps, integer=True),
-                  temperature=parse_number("temperature", temperature),
-                  critic_strength=parse_number("critic strength",
-                                               0 if is_blank(critic_strength) else critic_strength),
-                  guidance_scale=parse_number("guidance scale", guidance_scale),
-                  refine_passes=DEFAULTS["refine_passes"] if is_blank(refine_passes)
-                  else parse_number("refine passes", refine_passes, integer=True))
+    values = dict(
+        steps=parse_number("steps", steps, integer=True),
+        temperature=parse_number("temperature", temperature),
+        critic_strength=parse_number("critic strength", 0 if is_blank(critic_strength) else critic_strength),
+        guidance_scale=parse_number("guidance scale", guidance_scale),
+        refine_passes=DEFAULTS["refine_passes"]
+        if is_blank(refine_passes)
+        else parse_number("refine passes", refine_passes, integer=True),
+    )
     for name, value in values.items():
         low, high = LIMITS[name]
         if not low <= value <= high:
@@ -273,6 +282,7 @@ def delete_scene(value) -> list[list]:
 class StoryUpdate:
     """What `generate_story` yields: a window's frames, then (if asked for) its MP4, for every window (`final`
     False); and once at the end (`final` True)."""
+
     scene: int  # 0-based scene of the latest window (the last one made when final)
     scenes: int
     prompt: str
@@ -299,10 +309,18 @@ def stop_requested(stop_file: str | os.PathLike | None) -> bool:
     return stop_file is not None and os.path.exists(stop_file)
 
 
-def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLike, *,
-                   stop_file: str | os.PathLike | None = None, window_videos: bool = True,
-                   display_size: int = DISPLAY_SIZE, gif_size: int = GIF_SIZE,
-                   gif_max_frames: int = GIF_MAX_FRAMES) -> Iterator[StoryUpdate]:
+def generate_story(
+    model,
+    timeline,
+    settings: Settings,
+    out_dir: str | os.PathLike,
+    *,
+    stop_file: str | os.PathLike | None = None,
+    window_videos: bool = True,
+    display_size: int = DISPLAY_SIZE,
+    gif_size: int = GIF_SIZE,
+    gif_max_frames: int = GIF_MAX_FRAMES,
+) -> Iterator[StoryUpdate]:
     """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
     `StoryUpdate` with its frames side by side (`window_sheet`) as soon as it is decoded and, with `window_videos`,
     a second one that adds its MP4 (`window_video`, for a live preview); the last update is `final`.
@@ -326,9 +344,18 @@ def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLi
     started = time.monotonic()
 
     def update(**kwargs) -> StoryUpdate:
-        return StoryUpdate(scene=scene, scenes=len(timeline), prompt=timeline[scene][0], frames_done=done,
-                           frames_total=total, windows_done=windows, seed=settings.seed, fps=fps,
-                           elapsed=time.monotonic() - started, **kwargs)
+        return StoryUpdate(
+            scene=scene,
+            scenes=len(timeline),
+            prompt=timeline[scene][0],
+            frames_done=done,
+            frames_total=total,
+            windows_done=windows,
+            seed=settings.seed,
+            fps=fps,
+            elapsed=time.monotonic() - started,
+            **kwargs,
+        )
 
     stream = model.stream(list(timeline), **settings.sampling_kwargs())
     try:
@@ -353,8 +380,9 @@ def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLi
             writer.append(big)
             gif_frames.extend(frame for i, frame in enumerate(frames, start=chunk.start) if i % gif_stride == 0)
             if window_videos:
-                yield update(window_sheet=sheet, window_video=str(write_mp4(out / f"window_{windows:04d}.mp4", big,
-                                                                            fps)))
+                yield update(
+                    window_sheet=sheet, window_video=str(write_mp4(out / f"window_{windows:04d}.mp4", big, fps))
+                )
             stopped = stop_requested(stop_file) and done < total
     except BaseException:
         writer.abort()
@@ -370,8 +398,9 @@ def generate_story(model, timeline, settings: Settings, out_dir: str | os.PathLi
     yield update(final=True, window_sheet=sheet, video=str(video), gif=str(gif), stopped=stopped, error=error)
 
 
-def estimate_seconds(model, timeline, settings: Settings, seconds_per_step: float = 0.05,
-                     low: float = 30.0, high: float = 120.0) -> int:
+def estimate_seconds(
+    model, timeline, settings: Settings, seconds_per_step: float = 0.05, low: float = 30.0, high: float = 120.0
+) -> int:
     """A generous guess at how long a story takes on a GPU (for ZeroGPU's `duration`): windows x steps x a per-step
     cost (doubled with guidance, which batches an unconditioned pass; refinement's 4 steps a pass are unguided),
     plus start-up; clamped to [low, high]."""

@@ -41,20 +41,35 @@ def can_stream_video() -> bool:
     return bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
 
 
-def build_demo(model, *, model_name: str = "Phenaki", revision: str | None = None,
-               examples: Sequence[Example] = (), runs_dir: str | Path | None = None, concurrency: int = 1,
-               live_preview: bool | None = None, gpu: Callable | None = None) -> gr.Blocks:
+def build_demo(
+    model,
+    *,
+    model_name: str = "Phenaki",
+    revision: str | None = None,
+    examples: Sequence[Example] = (),
+    runs_dir: str | Path | None = None,
+    concurrency: int = 1,
+    live_preview: bool | None = None,
+    gpu: Callable | None = None,
+) -> gr.Blocks:
     """The demo page for `model` (a loaded `phenaki.Phenaki`), not yet queued or launched.
 
     model_name, revision: shown in the header. examples: timelines offered under Generate (not cached: nothing is
     generated at start-up). runs_dir: where each session's files go (default: <temp>/phenaki-demo/<pid>).
     concurrency: generations and Inspect views at once (they share one model). live_preview: stream each window
     as a clip (default: when ffmpeg and ffprobe are on PATH). gpu: `spaces.GPU` on ZeroGPU, else None."""
-    ctx = DemoContext(model, Path(runs_dir) if runs_dir is not None else default_runs_dir(), concurrency,
-                      can_stream_video() if live_preview is None else live_preview, gpu)
+    ctx = DemoContext(
+        model,
+        Path(runs_dir) if runs_dir is not None else default_runs_dir(),
+        concurrency,
+        can_stream_video() if live_preview is None else live_preview,
+        gpu,
+    )
     with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
-        gr.Markdown("# Phenaki: text to video\nWrite a story as a timeline of scenes; each scene continues the one "
-                    "before. The video is made window by window, and you watch the frames as they are decoded.")
+        gr.Markdown(
+            "# Phenaki: text to video\nWrite a story as a timeline of scenes; each scene continues the one "
+            "before. The video is made window by window, and you watch the frames as they are decoded."
+        )
         gr.Markdown(describe_model(model, model_name, revision), elem_id="model-info")
         with gr.Tab("Generate", id="generate"):
             stories = generate_tab(ctx, list(examples))
@@ -71,5 +86,6 @@ def launch_options() -> dict:
     # system fonts only: the default theme's web fonts would be one more download (and Google Fonts is outside)
     theme = gr.themes.Default(
         font=[gr.themes.Font("system-ui"), gr.themes.Font("Segoe UI"), gr.themes.Font("Roboto"), "sans-serif"],
-        font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("Consolas"), "monospace"])
+        font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("Consolas"), "monospace"],
+    )
     return dict(theme=theme, css=CSS, share=False, show_error=True, ssr_mode=False)

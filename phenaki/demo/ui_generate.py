@@ -30,8 +30,11 @@ VIDEO_HEIGHT = 360
 
 def status_html(title: str, detail: str = "", fraction: float | None = None, kind: str = "info") -> str:
     """The status box: a title, a progress bar when `fraction` is known, a detail line; `kind` colours it."""
-    bar = "" if fraction is None else (f'<progress max="1000" value="{round(1000 * fraction)}" '
-                                       f'aria-label="story progress"></progress>')
+    bar = (
+        ""
+        if fraction is None
+        else (f'<progress max="1000" value="{round(1000 * fraction)}" aria-label="story progress"></progress>')
+    )
     detail = f'<div class="detail">{detail}</div>' if detail else ""
     return f'<div class="story-status {kind}"><b>{title}</b>{bar}{detail}</div>'
 
@@ -42,8 +45,12 @@ def update_status(u: logic.StoryUpdate) -> str:
     if not u.final:
         return status_html(f"Generating… {scene}", frames, u.fraction)
     if u.error:
-        return status_html(f"Failed in scene {u.scene + 1}/{u.scenes}", f"{html.escape(u.error)}<br>Kept what was "
-                           f"made: {frames}", u.fraction, "error")
+        return status_html(
+            f"Failed in scene {u.scene + 1}/{u.scenes}",
+            f"{html.escape(u.error)}<br>Kept what was made: {frames}",
+            u.fraction,
+            "error",
+        )
     if u.stopped:
         return status_html("Stopped", f"Kept what was made: {frames}", u.fraction, "warning")
     return status_html("Done", f"{u.scenes} scene{'s' if u.scenes > 1 else ''} · {frames}", 1.0, "done")
@@ -61,8 +68,18 @@ class StoryHandlers:
     def __init__(self, ctx: DemoContext):
         self.ctx = ctx
 
-    def generate(self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
-                 request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress bar
+    def generate(
+        self,
+        timeline,
+        steps,
+        temperature,
+        critic_strength,
+        guidance_scale,
+        seed,
+        refine_passes,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008 - Gradio's way to ask for a progress bar
+    ):
         """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
 
         Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used):
@@ -72,57 +89,76 @@ class StoryHandlers:
         session = self.ctx.sessions.folder(request)
         stop_file, running = session / STOP, session / RUNNING
         unlink(session / QUEUED)
-        story, settings = self.checked(timeline, steps, temperature, critic_strength, guidance_scale, seed,
-                                       refine_passes)
+        story, settings = self.checked(
+            timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes
+        )
         settings = settings.resolve_seed()
         touch(running)
         run_dir = self.ctx.sessions.new_run(request)
         first = story[0][0]
         progress(0.0, desc=f"Scene 1/{len(story)}: {first}")
-        starting = status_html(f"Starting… Scene 1/{len(story)}: <i>{html.escape(first)}</i>",
-                               f"seed {settings.seed}", 0.0)
+        starting = status_html(
+            f"Starting… Scene 1/{len(story)}: <i>{html.escape(first)}</i>", f"seed {settings.seed}", 0.0
+        )
         yield None, None, starting, None, None, None, settings.seed
         update = None
         try:
             for update in self.ctx.story(story, settings, str(run_dir), str(stop_file), self.ctx.live_preview):
-                progress((update.frames_done, update.frames_total), unit="frames",
-                         desc=f"Scene {update.scene + 1}/{update.scenes}: {update.prompt}")
+                progress(
+                    (update.frames_done, update.frames_total),
+                    unit="frames",
+                    desc=f"Scene {update.scene + 1}/{update.scenes}: {update.prompt}",
+                )
                 if not update.final:
-                    yield (update.window_video, update.window_sheet, update_status(update), None, None, None,
-                           update.seed)
+                    yield (
+                        update.window_video,
+                        update.window_sheet,
+                        update_status(update),
+                        None,
+                        None,
+                        None,
+                        update.seed,
+                    )
         except gr.Error:
             raise
         except Exception as error:  # the first window failed (later failures come back in the final update)
-            raise gr.Error(f"The generation failed: {type(error).__name__}: {error}", title="Generation failed") \
-                from error
+            raise gr.Error(
+                f"The generation failed: {type(error).__name__}: {error}", title="Generation failed"
+            ) from error
         finally:
             unlink(running, stop_file)
         if update is None or not update.final:  # cannot happen: generate_story always ends with a final update
             raise gr.Error("The generation ended without a result", title="Generation failed")
         if update.error:  # a message, not gr.Error: an error would cover the outputs, and the frames made are kept
-            gr.Warning(f"The story failed in scene {update.scene + 1}: {html.escape(update.error)}. The "
-                       f"{update.frames_done} frames made before it are kept.", title="Generation failed",
-                       duration=None)
+            gr.Warning(
+                f"The story failed in scene {update.scene + 1}: {html.escape(update.error)}. The "
+                f"{update.frames_done} frames made before it are kept.",
+                title="Generation failed",
+                duration=None,
+            )
         elif update.stopped:
-            gr.Info(f"Stopped after {update.frames_done} of {update.frames_total} frames; the video has what was "
-                    f"made.", title="Stopped")
-        yield (None, update.window_sheet, update_status(update), update.video, update.video, update.gif,
-               update.seed)
+            gr.Info(
+                f"Stopped after {update.frames_done} of {update.frames_total} frames; the video has what was made.",
+                title="Stopped",
+            )
+        yield (None, update.window_sheet, update_status(update), update.video, update.video, update.gif, update.seed)
 
     def checked(self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes):
         """(timeline, settings) checked against the model, or gr.Error with what to fix."""
         model = self.ctx.model
         try:
             story = logic.parse_timeline(timeline)
-            settings = logic.parse_settings(steps, temperature, critic_strength, guidance_scale, seed,
-                                            refine_passes, has_critic=model.has_critic)
+            settings = logic.parse_settings(
+                steps, temperature, critic_strength, guidance_scale, seed, refine_passes, has_critic=model.has_critic
+            )
             logic.check_story(model, story, settings)
         except logic.InputError as error:
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         return story, settings
 
-    def prepare(self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
-                request: gr.Request):
+    def prepare(
+        self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
+    ):
         """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued); otherwise it
         clears the last result and arms the stop button. One round trip before the story is queued, not two."""
         self.checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
@@ -136,8 +172,9 @@ class StoryHandlers:
         """Stops this session's story after the window being made (or before it starts, if it is still queued)."""
         if self.ctx.sessions.busy(request):
             touch(self.ctx.sessions.folder(request, create=False) / STOP)
-            return status_html("Stopping after the current window…", "The frames made so far are kept.", None,
-                               "warning")
+            return status_html(
+                "Stopping after the current window…", "The frames made so far are kept.", None, "warning"
+            )
         return gr.skip()
 
     def on_unload(self, request: gr.Request):
@@ -172,21 +209,45 @@ def reuse_seed(last_seed):
 
 def _settings_accordion(model) -> list:
     """Steps, guidance, temperature, critic strength, refinement passes (the controls, in display order)."""
-    critic_note = ("How much the Token Critic, rather than the generator's own confidence, picks the tokens to keep."
-                   if model.has_critic else "This model has no Token Critic, so this stays at 0.")
+    critic_note = (
+        "How much the Token Critic, rather than the generator's own confidence, picks the tokens to keep."
+        if model.has_critic
+        else "This model has no Token Critic, so this stays at 0."
+    )
     with gr.Accordion("Sampling settings", open=False, elem_id="sampling"):
-        steps = gr.Slider(*logic.LIMITS["steps"], value=logic.DEFAULTS["steps"], step=1, label="Steps",
-                          info="MaskGIT decoding steps per window (more: slower)", elem_id="steps")
-        guidance = gr.Slider(*logic.LIMITS["guidance_scale"], value=logic.DEFAULTS["guidance_scale"], step=0.5,
-                             label="Guidance scale",
-                             info="How strongly the prompt is followed (1: no guidance, 0: prompt ignored)",
-                             elem_id="guidance")
-        temperature = gr.Slider(*logic.LIMITS["temperature"], value=logic.DEFAULTS["temperature"], step=0.1,
-                                label="Temperature", info="Randomness of which tokens are kept at each step",
-                                elem_id="temperature")
-        critic = gr.Slider(*logic.LIMITS["critic_strength"], value=logic.DEFAULTS["critic_strength"], step=0.05,
-                           label="Critic strength", info=critic_note, interactive=model.has_critic,
-                           elem_id="critic")
+        steps = gr.Slider(
+            *logic.LIMITS["steps"],
+            value=logic.DEFAULTS["steps"],
+            step=1,
+            label="Steps",
+            info="MaskGIT decoding steps per window (more: slower)",
+            elem_id="steps",
+        )
+        guidance = gr.Slider(
+            *logic.LIMITS["guidance_scale"],
+            value=logic.DEFAULTS["guidance_scale"],
+            step=0.5,
+            label="Guidance scale",
+            info="How strongly the prompt is followed (1: no guidance, 0: prompt ignored)",
+            elem_id="guidance",
+        )
+        temperature = gr.Slider(
+            *logic.LIMITS["temperature"],
+            value=logic.DEFAULTS["temperature"],
+            step=0.1,
+            label="Temperature",
+            info="Randomness of which tokens are kept at each step",
+            elem_id="temperature",
+        )
+        critic = gr.Slider(
+            *logic.LIMITS["critic_strength"],
+            value=logic.DEFAULTS["critic_strength"],
+            step=0.05,
+            label="Critic strength",
+            info=critic_note,
+            interactive=model.has_critic,
+            elem_id="critic",
+        )
         refine = refine_slider("refine")
     return [steps, guidance, temperature, critic, refine]
 
@@ -198,47 +259,91 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> StoryHandler
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             timeline = gr.Dataframe(
-                value=logic.DEFAULT_TIMELINE, headers=logic.TIMELINE_HEADERS, datatype=["str", "number"],
-                column_count=(2, "fixed"), type="pandas", interactive=True, label="Timeline",
-                column_widths=["75%", "25%"], wrap=True, show_row_numbers=True, elem_id="timeline")
-            summary = gr.Markdown(logic.timeline_summary(logic.DEFAULT_TIMELINE, model.fps),
-                                  elem_id="timeline-summary")
+                value=logic.DEFAULT_TIMELINE,
+                headers=logic.TIMELINE_HEADERS,
+                datatype=["str", "number"],
+                column_count=(2, "fixed"),
+                type="pandas",
+                interactive=True,
+                label="Timeline",
+                column_widths=["75%", "25%"],
+                wrap=True,
+                show_row_numbers=True,
+                elem_id="timeline",
+            )
+            summary = gr.Markdown(logic.timeline_summary(logic.DEFAULT_TIMELINE, model.fps), elem_id="timeline-summary")
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")
             with gr.Row(equal_height=True):
-                seed_box = gr.Number(label="Seed (-1: random)", value=logic.RANDOM_SEED, precision=0, minimum=-1,
-                                     interactive=False, elem_id="seed")
+                seed_box = gr.Number(
+                    label="Seed (-1: random)",
+                    value=logic.RANDOM_SEED,
+                    precision=0,
+                    minimum=-1,
+                    interactive=False,
+                    elem_id="seed",
+                )
                 randomize = gr.Checkbox(label="Randomize seed", value=True, elem_id="randomize")
             steps, guidance, temperature, critic, refine = _settings_accordion(model)
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
             if examples:  # not cached, so nothing is generated at start-up
-                gr.Examples(examples=[[ex.timeline, ex.seed] for ex in examples], inputs=[timeline, seed_box],
-                            example_labels=[ex.title for ex in examples], cache_examples=False,
-                            label="Examples (pick one, then press Generate)", examples_per_page=12)
+                gr.Examples(
+                    examples=[[ex.timeline, ex.seed] for ex in examples],
+                    inputs=[timeline, seed_box],
+                    example_labels=[ex.title for ex in examples],
+                    cache_examples=False,
+                    label="Examples (pick one, then press Generate)",
+                    examples_per_page=12,
+                )
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="status")
             with gr.Row(equal_height=True):
-                live = gr.Video(label="Live preview (each window as it is decoded)", streaming=True, autoplay=True,
-                                interactive=False, visible=ctx.live_preview, height=VIDEO_HEIGHT, buttons=[],
-                                elem_id="live", elem_classes="pixelated")
-                video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, height=VIDEO_HEIGHT,
-                                 buttons=["download"], elem_id="video", elem_classes="pixelated")
-            sheet = gr.Image(label="Frames of the latest window", type="filepath", interactive=False, format="png",
-                             buttons=["download", "fullscreen"], elem_id="frames", elem_classes="pixelated")
+                live = gr.Video(
+                    label="Live preview (each window as it is decoded)",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                    visible=ctx.live_preview,
+                    height=VIDEO_HEIGHT,
+                    buttons=[],
+                    elem_id="live",
+                    elem_classes="pixelated",
+                )
+                video = gr.Video(
+                    label="Video",
+                    interactive=False,
+                    autoplay=True,
+                    loop=True,
+                    height=VIDEO_HEIGHT,
+                    buttons=["download"],
+                    elem_id="video",
+                    elem_classes="pixelated",
+                )
+            sheet = gr.Image(
+                label="Frames of the latest window",
+                type="filepath",
+                interactive=False,
+                format="png",
+                buttons=["download", "fullscreen"],
+                elem_id="frames",
+                elem_classes="pixelated",
+            )
             with gr.Row(equal_height=True):
                 mp4_file = gr.File(label="MP4 (H.264)", interactive=False, height=80, elem_id="mp4")
                 gif_file = gr.File(label="GIF", interactive=False, height=80, elem_id="gif")
             with gr.Row(equal_height=False):
-                seed_used = gr.Number(label="Seed used", value=None, precision=0, interactive=False, scale=3,
-                                      elem_id="seed-used")
+                seed_used = gr.Number(
+                    label="Seed used", value=None, precision=0, interactive=False, scale=3, elem_id="seed-used"
+                )
                 reuse_btn = gr.Button("Reuse this seed", size="sm", scale=1, min_width=120, elem_id="reuse-seed")
 
     private = dict(queue=False, api_visibility="private")  # the page's own helpers: not part of the API
-    timeline.change(lambda t: logic.timeline_summary(t, model.fps), timeline, summary, show_progress="hidden",
-                    **private)
+    timeline.change(
+        lambda t: logic.timeline_summary(t, model.fps), timeline, summary, show_progress="hidden", **private
+    )
     add_btn.click(logic.add_scene, timeline, timeline, **private)
     del_btn.click(logic.delete_scene, timeline, timeline, **private)
     randomize.change(randomize_changed, [randomize, seed_box, seed_used], seed_box, **private)
@@ -247,13 +352,24 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> StoryHandler
     inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine]  # refine last: API callers may omit it
     # Generate: check and clear the last result (a bad input is a message, nothing queued) -> generate (queued,
     # streaming). The check is queued too, so that its error shows as a message, but never waits: no limit.
-    prepared = generate_btn.click(handlers.prepare, inputs, [video, mp4_file, gif_file, status, generate_btn],
-                                  preprocess=False, show_progress="hidden", concurrency_limit=None,
-                                  api_visibility="private")
+    prepared = generate_btn.click(
+        handlers.prepare,
+        inputs,
+        [video, mp4_file, gif_file, status, generate_btn],
+        preprocess=False,
+        show_progress="hidden",
+        concurrency_limit=None,
+        api_visibility="private",
+    )
     generated = prepared.success(
-        handlers.generate, inputs, [live, sheet, status, video, mp4_file, gif_file, seed_used], api_name="generate",
-        concurrency_limit=ctx.concurrency, concurrency_id="generate",
-        preprocess=False)  # raw values: phenaki.demo.stories checks them (API callers may send strings)
+        handlers.generate,
+        inputs,
+        [live, sheet, status, video, mp4_file, gif_file, seed_used],
+        api_name="generate",
+        concurrency_limit=ctx.concurrency,
+        concurrency_id="generate",
+        preprocess=False,
+    )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
     generated.then(lambda: gr.Button(interactive=True), None, generate_btn, **private)
     stop_btn.click(handlers.stop, None, status, queue=False, api_name="stop", show_progress="hidden")
     return handlers

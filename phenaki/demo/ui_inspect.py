@@ -50,17 +50,38 @@ class InspectViews:
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         except Exception as error:
             shutil.rmtree(run_dir, ignore_errors=True)
-            raise gr.Error(f"The inspection failed: {type(error).__name__}: {error}", title="Inspection failed") \
-                from error
+            raise gr.Error(
+                f"The inspection failed: {type(error).__name__}: {error}", title="Inspection failed"
+            ) from error
 
-    def inspect_steps(self, prompt, frames, steps, temperature, critic_strength, guidance_scale, seed,
-                      refine_passes, request: gr.Request):
+    def inspect_steps(
+        self,
+        prompt,
+        frames,
+        steps,
+        temperature,
+        critic_strength,
+        guidance_scale,
+        seed,
+        refine_passes,
+        request: gr.Request,
+    ):
         """Decodes the first window of `prompt` step by step (seed -1: random).
 
         Returns (one image per MaskGIT step, refinement's included, with its caption, a table of the steps, the
         window as MP4, a summary)."""
-        v = self.run_view(inspecting.steps_view, request, prompt, frames, steps, temperature, critic_strength,
-                          guidance_scale, seed, refine_passes)
+        v = self.run_view(
+            inspecting.steps_view,
+            request,
+            prompt,
+            frames,
+            steps,
+            temperature,
+            critic_strength,
+            guidance_scale,
+            seed,
+            refine_passes,
+        )
         return v.gallery, _table(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
 
     def inspect_tokenizer(self, video, clip_seed, request: gr.Request):
@@ -72,21 +93,47 @@ class InspectViews:
         v = self.run_view(views_tokenizer.tokenizer_view, request, path, clip_seed)
         return v.video, _table(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
 
-    def compare_seeds(self, prompt, seeds, steps, temperature, critic_strength, guidance_scale,
-                      baseline_guidance, refine_passes, request: gr.Request):
+    def compare_seeds(
+        self,
+        prompt,
+        seeds,
+        steps,
+        temperature,
+        critic_strength,
+        guidance_scale,
+        baseline_guidance,
+        refine_passes,
+        request: gr.Request,
+    ):
         """One prompt under several seeds ("0, 1, 2, 3"), and the first seed at `baseline_guidance` and at
         `guidance_scale`. Returns (MP4 of the seeds, MP4 of the two guidance scales, a sheet of frames, what the
         shapes-world analyser reads in each clip, a summary)."""
-        v = self.run_view(inspecting.compare_view, request, prompt, seeds, steps, temperature, critic_strength,
-                          guidance_scale, baseline_guidance, refine_passes)
+        v = self.run_view(
+            inspecting.compare_view,
+            request,
+            prompt,
+            seeds,
+            steps,
+            temperature,
+            critic_strength,
+            guidance_scale,
+            baseline_guidance,
+            refine_passes,
+        )
         table = _table(v.table, inspecting.COMPARE_COLUMNS)
         return v.seeds_video, v.guidance_video, v.sheet, table, v.summary
 
 
 def refine_slider(elem_id: str) -> gr.Slider:
     """The refinement passes control (Generate and the Inspect views)."""
-    return gr.Slider(*logic.LIMITS["refine_passes"], value=logic.DEFAULTS["refine_passes"], step=1,
-                     label="Refinement passes", info=logic.REFINE_NOTE, elem_id=elem_id)
+    return gr.Slider(
+        *logic.LIMITS["refine_passes"],
+        value=logic.DEFAULTS["refine_passes"],
+        step=1,
+        label="Refinement passes",
+        info=logic.REFINE_NOTE,
+        elem_id=elem_id,
+    )
 
 
 def show_step(gallery, step):
@@ -99,113 +146,224 @@ def show_step(gallery, step):
 
 def first_step(gallery):
     count = len(gallery or [])
-    return (gr.Slider(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1),
-            *show_step(gallery, 1))
+    return (gr.Slider(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1), *show_step(gallery, 1))
 
 
 def inspect_tab(ctx: DemoContext) -> InspectViews:
     """Builds the tab's views inside the current `gr.Tab` and wires them; they queue with the generations (one
     model). Returns the handlers."""
     views, model = InspectViews(ctx), ctx.model
-    gr.Markdown("See what the model does: MaskGIT filling a window token by token, the C-ViViT tokenizer on a "
-                "video of yours, and how the seed and the guidance scale change a clip.")
+    gr.Markdown(
+        "See what the model does: MaskGIT filling a window token by token, the C-ViViT tokenizer on a "
+        "video of yours, and how the seed and the guidance scale change a clip."
+    )
 
     def settings_sliders(prefix: str) -> list:
         """Steps, temperature, critic strength, guidance scale: the order of the API's arguments."""
-        return [gr.Slider(*logic.LIMITS[name], value=logic.DEFAULTS[name], step=step, label=label,
-                          interactive=name != "critic_strength" or model.has_critic, elem_id=f"{prefix}-{name}")
-                for name, step, label in [("steps", 1, "Steps"), ("temperature", 0.1, "Temperature"),
-                                          ("critic_strength", 0.05, "Critic strength"),
-                                          ("guidance_scale", 0.5, "Guidance scale")]]
+        return [
+            gr.Slider(
+                *logic.LIMITS[name],
+                value=logic.DEFAULTS[name],
+                step=step,
+                label=label,
+                interactive=name != "critic_strength" or model.has_critic,
+                elem_id=f"{prefix}-{name}",
+            )
+            for name, step, label in [
+                ("steps", 1, "Steps"),
+                ("temperature", 0.1, "Temperature"),
+                ("critic_strength", 0.05, "Critic strength"),
+                ("guidance_scale", 0.5, "Guidance scale"),
+            ]
+        ]
 
     with gr.Tab("Decoding, step by step", id="inspect-steps"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
-                steps_prompt = gr.Textbox(value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2,
-                                          elem_id="steps-prompt")
-                steps_frames = gr.Slider(1, model.window_frames, value=model.window_frames, step=1,
-                                         label="Frames", info="of the first window", elem_id="steps-frames")
+                steps_prompt = gr.Textbox(
+                    value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="steps-prompt"
+                )
+                steps_frames = gr.Slider(
+                    1,
+                    model.window_frames,
+                    value=model.window_frames,
+                    step=1,
+                    label="Frames",
+                    info="of the first window",
+                    elem_id="steps-frames",
+                )
                 steps_settings = settings_sliders("steps")
-                steps_seed = gr.Number(label="Seed (-1: random)", value=0, precision=0, minimum=-1,
-                                       elem_id="steps-seed")
+                steps_seed = gr.Number(
+                    label="Seed (-1: random)", value=0, precision=0, minimum=-1, elem_id="steps-seed"
+                )
                 steps_refine = refine_slider("steps-refine_passes")
                 steps_btn = gr.Button("Decode step by step", variant="primary", elem_id="steps-run")
             with gr.Column(scale=8, min_width=320):
-                step_slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False,
-                                        elem_id="step-slider")
+                step_slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=False, elem_id="step-slider")
                 step_caption = gr.Markdown(label="Step", elem_id="step-caption")
-                step_image = gr.Image(label="Decoded frames, token states and confidence at this step",
-                                      type="filepath", format="png", interactive=False,
-                                      buttons=["download", "fullscreen"], elem_id="step-image",
-                                      elem_classes="pixelated")
+                step_image = gr.Image(
+                    label="Decoded frames, token states and confidence at this step",
+                    type="filepath",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="step-image",
+                    elem_classes="pixelated",
+                )
                 steps_summary = gr.Markdown(label="Summary", elem_id="steps-summary")
                 with gr.Row(equal_height=False):
-                    steps_video = gr.Video(label="The window", interactive=False, autoplay=True, loop=True,
-                                           height=280, elem_id="steps-video", elem_classes="pixelated")
+                    steps_video = gr.Video(
+                        label="The window",
+                        interactive=False,
+                        autoplay=True,
+                        loop=True,
+                        height=280,
+                        elem_id="steps-video",
+                        elem_classes="pixelated",
+                    )
                     steps_table = gr.Dataframe(label="Steps", interactive=False, elem_id="steps-table")
                 with gr.Accordion("All steps", open=False):
-                    steps_gallery = gr.Gallery(label="All steps", columns=4, format="png", object_fit="contain",
-                                               elem_id="steps-gallery", elem_classes="pixelated")
+                    steps_gallery = gr.Gallery(
+                        label="All steps",
+                        columns=4,
+                        format="png",
+                        object_fit="contain",
+                        elem_id="steps-gallery",
+                        elem_classes="pixelated",
+                    )
     with gr.Tab("Tokenizer", id="inspect-tokenizer"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
-                tok_file = gr.File(label=f"Your video (MP4, WebM, GIF; at most "
-                                   f"{views_tokenizer.MAX_UPLOAD_BYTES // 2**20} MB; the first "
-                                   f"{model.window_frames} frames are used)", file_types=["video", ".gif"],
-                                   type="filepath", height=120, elem_id="tok-file")
-                tok_seed = gr.Number(label="…or, without a file, the shapes-world clip", value=0, precision=0,
-                                     minimum=0, elem_id="tok-seed")
+                tok_file = gr.File(
+                    label=f"Your video (MP4, WebM, GIF; at most "
+                    f"{views_tokenizer.MAX_UPLOAD_BYTES // 2**20} MB; the first "
+                    f"{model.window_frames} frames are used)",
+                    file_types=["video", ".gif"],
+                    type="filepath",
+                    height=120,
+                    elem_id="tok-file",
+                )
+                tok_seed = gr.Number(
+                    label="…or, without a file, the shapes-world clip",
+                    value=0,
+                    precision=0,
+                    minimum=0,
+                    elem_id="tok-seed",
+                )
                 tok_btn = gr.Button("Tokenize and reconstruct", variant="primary", elem_id="tok-run")
                 tok_summary = gr.Markdown(label="Summary", elem_id="tok-summary")
             with gr.Column(scale=8, min_width=320):
-                tok_video = gr.Video(label="Original | reconstruction", interactive=False, autoplay=True,
-                                     loop=True, height=300, elem_id="tok-video", elem_classes="pixelated")
-                tok_psnr = gr.LinePlot(x="frame", y="PSNR (dB)", title="PSNR per frame", label="PSNR per frame",
-                                       height=220, elem_id="tok-psnr")
-                tok_grid = gr.Image(label="Token grid", type="filepath", format="png", interactive=False,
-                                    buttons=["download", "fullscreen"], elem_id="tok-grid",
-                                    elem_classes="pixelated")
+                tok_video = gr.Video(
+                    label="Original | reconstruction",
+                    interactive=False,
+                    autoplay=True,
+                    loop=True,
+                    height=300,
+                    elem_id="tok-video",
+                    elem_classes="pixelated",
+                )
+                tok_psnr = gr.LinePlot(
+                    x="frame",
+                    y="PSNR (dB)",
+                    title="PSNR per frame",
+                    label="PSNR per frame",
+                    height=220,
+                    elem_id="tok-psnr",
+                )
+                tok_grid = gr.Image(
+                    label="Token grid",
+                    type="filepath",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="tok-grid",
+                    elem_classes="pixelated",
+                )
     with gr.Tab("Seeds and guidance", id="inspect-compare"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
-                cmp_prompt = gr.Textbox(value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2,
-                                        elem_id="cmp-prompt")
-                cmp_seeds = gr.Textbox(value="0, 1, 2, 3", label=f"Seeds (1 to {inspecting.MAX_SEEDS})",
-                                       elem_id="cmp-seeds")
+                cmp_prompt = gr.Textbox(
+                    value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="cmp-prompt"
+                )
+                cmp_seeds = gr.Textbox(
+                    value="0, 1, 2, 3", label=f"Seeds (1 to {inspecting.MAX_SEEDS})", elem_id="cmp-seeds"
+                )
                 cmp_settings = settings_sliders("cmp")
-                cmp_baseline = gr.Slider(*logic.LIMITS["guidance_scale"], value=1.0, step=0.5,
-                                         label="Compared with guidance scale",
-                                         info="the first seed again, at this scale (1: no guidance)",
-                                         elem_id="cmp-baseline")
+                cmp_baseline = gr.Slider(
+                    *logic.LIMITS["guidance_scale"],
+                    value=1.0,
+                    step=0.5,
+                    label="Compared with guidance scale",
+                    info="the first seed again, at this scale (1: no guidance)",
+                    elem_id="cmp-baseline",
+                )
                 cmp_refine = refine_slider("cmp-refine_passes")
                 cmp_btn = gr.Button("Compare", variant="primary", elem_id="cmp-run")
             with gr.Column(scale=8, min_width=320):
                 cmp_summary = gr.Markdown(label="Summary", elem_id="cmp-summary")
-                cmp_seeds_video = gr.Video(label="Seeds side by side", interactive=False, autoplay=True,
-                                           loop=True, height=300, elem_id="cmp-seeds-video",
-                                           elem_classes="pixelated")
-                cmp_guidance_video = gr.Video(label="One seed, two guidance scales", interactive=False,
-                                              autoplay=True, loop=True, height=300,
-                                              elem_id="cmp-guidance-video", elem_classes="pixelated")
-                cmp_sheet = gr.Image(label="Every other frame", type="filepath", format="png",
-                                     interactive=False, buttons=["download", "fullscreen"],
-                                     elem_id="cmp-sheet", elem_classes="pixelated")
-                cmp_table = gr.Dataframe(label="What the shapes-world analyser sees", interactive=False,
-                                         elem_id="cmp-table")
+                cmp_seeds_video = gr.Video(
+                    label="Seeds side by side",
+                    interactive=False,
+                    autoplay=True,
+                    loop=True,
+                    height=300,
+                    elem_id="cmp-seeds-video",
+                    elem_classes="pixelated",
+                )
+                cmp_guidance_video = gr.Video(
+                    label="One seed, two guidance scales",
+                    interactive=False,
+                    autoplay=True,
+                    loop=True,
+                    height=300,
+                    elem_id="cmp-guidance-video",
+                    elem_classes="pixelated",
+                )
+                cmp_sheet = gr.Image(
+                    label="Every other frame",
+                    type="filepath",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="cmp-sheet",
+                    elem_classes="pixelated",
+                )
+                cmp_table = gr.Dataframe(
+                    label="What the shapes-world analyser sees", interactive=False, elem_id="cmp-table"
+                )
     # raw values (preprocess=False): the views check them, API callers may send strings; one model, so
     # these queue with the generations
     shared = dict(concurrency_limit=ctx.concurrency, concurrency_id="generate", preprocess=False)
-    decoded = steps_btn.click(views.inspect_steps, [steps_prompt, steps_frames, *steps_settings, steps_seed,
-                                                    steps_refine],
-                              [steps_gallery, steps_table, steps_video, steps_summary], api_name="inspect_steps",
-                              **shared)
-    decoded.success(first_step, steps_gallery, [step_slider, step_image, step_caption], queue=False,
-                    api_visibility="private")
-    step_slider.input(show_step, [steps_gallery, step_slider], [step_image, step_caption], queue=False,
-                      show_progress="hidden", api_visibility="private")
-    tok_btn.click(views.inspect_tokenizer, [tok_file, tok_seed], [tok_video, tok_psnr, tok_grid, tok_summary],
-                  api_name="inspect_tokenizer", **shared)
-    cmp_btn.click(views.compare_seeds, [cmp_prompt, cmp_seeds, *cmp_settings, cmp_baseline, cmp_refine],
-                  [cmp_seeds_video, cmp_guidance_video, cmp_sheet, cmp_table, cmp_summary],
-                  api_name="compare_seeds", **shared)
+    decoded = steps_btn.click(
+        views.inspect_steps,
+        [steps_prompt, steps_frames, *steps_settings, steps_seed, steps_refine],
+        [steps_gallery, steps_table, steps_video, steps_summary],
+        api_name="inspect_steps",
+        **shared,
+    )
+    decoded.success(
+        first_step, steps_gallery, [step_slider, step_image, step_caption], queue=False, api_visibility="private"
+    )
+    step_slider.input(
+        show_step,
+        [steps_gallery, step_slider],
+        [step_image, step_caption],
+        queue=False,
+        show_progress="hidden",
+        api_visibility="private",
+    )
+    tok_btn.click(
+        views.inspect_tokenizer,
+        [tok_file, tok_seed],
+        [tok_video, tok_psnr, tok_grid, tok_summary],
+        api_name="inspect_tokenizer",
+        **shared,
+    )
+    cmp_btn.click(
+        views.compare_seeds,
+        [cmp_prompt, cmp_seeds, *cmp_settings, cmp_baseline, cmp_refine],
+        [cmp_seeds_video, cmp_guidance_video, cmp_sheet, cmp_table, cmp_summary],
+        api_name="compare_seeds",
+        **shared,
+    )
     return views

@@ -39,11 +39,13 @@ TILE = 128  # about this many pixels a frame in the step and token images
 GREY, GREEN, RED = np.array((128, 128, 128)), np.array((40, 230, 90)), np.array((235, 50, 50))
 # viridis at 0, 1/4, 1/2, 3/4, 1: probabilities as colours without matplotlib
 VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], np.float32)
-LEGEND = ("Hatched grey: still [MASK] (decoded as token 0: those pixels mean nothing); green outline: filled at "
-          "this step; red hatch: fixed before, sent back by the critic or by refinement (after the parallel steps, "
-          "it redraws the even latent frames, then the odd ones, without guidance). Heat map: the probability that "
-          "ranked each token (the generator's, blended with the critic's when critic strength > 0), purple 0 to "
-          "yellow 1; grey: fixed, no longer ranked.")
+LEGEND = (
+    "Hatched grey: still [MASK] (decoded as token 0: those pixels mean nothing); green outline: filled at "
+    "this step; red hatch: fixed before, sent back by the critic or by refinement (after the parallel steps, "
+    "it redraws the even latent frames, then the odd ones, without guidance). Heat map: the probability that "
+    "ranked each token (the generator's, blended with the critic's when critic strength > 0), purple 0 to "
+    "yellow 1; grey: fixed, no longer ranked."
+)
 STEP_COLUMNS = ["step", "masked", "filled", "sent back", "mean p (filled)", "mean p (ranked)", "phase"]
 COMPARE_COLUMNS = ["seed", "guidance", "colour seen", "shape seen", "motion seen", "matches prompt"]
 
@@ -73,14 +75,26 @@ class Step:
         phase."""
         ranked = np.isfinite(self.score)
         mean = lambda x: round(float(np.exp(x).mean()), 4) if x.size else None  # noqa: E731
-        return [self.step + 1, int(self.masked.sum()), int(self.filled.sum()), int(self.sent_back.sum()),
-                mean(self.score[self.filled & ranked]), mean(self.score[ranked]), self.phase]
+        return [
+            self.step + 1,
+            int(self.masked.sum()),
+            int(self.filled.sum()),
+            int(self.sent_back.sum()),
+            mean(self.score[self.filled & ranked]),
+            mean(self.score[ranked]),
+            self.phase,
+        ]
 
     def caption(self, steps: int) -> str:
         _, masked, filled, back, p, _, phase = self.row()
-        return (f"step {self.step + 1}/{steps}" + ("" if phase == "parallel" else f" ({phase})") + f": {filled} filled"
-                + (f", {back} sent back" if back else "") + f", {masked} still masked"
-                + (f", mean p {p:.3f}" if p is not None else ""))
+        return (
+            f"step {self.step + 1}/{steps}"
+            + ("" if phase == "parallel" else f" ({phase})")
+            + f": {filled} filled"
+            + (f", {back} sent back" if back else "")
+            + f", {masked} still masked"
+            + (f", mean p {p:.3f}" if p is not None else "")
+        )
 
 
 @dataclass
@@ -97,19 +111,37 @@ def trace_decoding(model, text: str, num_frames: int | None = None, **settings) 
     """The first window of `model.sample(texts=text, num_frames=num_frames, **settings)`, step by step: that very
     call, with an `on_step` that keeps every step's state (which changes no frame)."""
     states = []
-    video = model.sample(texts=text, num_frames=min(num_frames or model.window_frames, model.window_frames),
-                         on_step=states.append, **settings)
+    video = model.sample(
+        texts=text,
+        num_frames=min(num_frames or model.window_frames, model.window_frames),
+        on_step=states.append,
+        **settings,
+    )
     mask_id, (h, w) = model.maskgit.mask_id, model.grid
     ids = torch.cat([s.ids for s in states])  # (steps, t*h*w): a first window has no primed prefix
     # [MASK] is no codebook entry: decode it as token 0, and draw those patches as masked
     decoded = torch.cat([model.decode_ids(chunk.masked_fill(chunk == mask_id, 0)) for chunk in ids.split(8)])
     grid = lambda x: rearrange(x.cpu().numpy(), "(t h w) -> t h w", h=h, w=w)  # noqa: E731
-    steps = [Step(state.step, grid(state.ids[0] == mask_id), grid(state.filled[0]), grid(state.sent_back[0]),
-                  grid(state.confidence[0].float()), to_uint8_frames(pixels), state.phase)
-             for state, pixels in zip(states, decoded)]
+    steps = [
+        Step(
+            state.step,
+            grid(state.ids[0] == mask_id),
+            grid(state.filled[0]),
+            grid(state.sent_back[0]),
+            grid(state.confidence[0].float()),
+            to_uint8_frames(pixels),
+            state.phase,
+        )
+        for state, pixels in zip(states, decoded)
+    ]
     latent = ids.shape[1] // model.frame_tokens
-    return Trace(grid(ids[-1]), to_uint8_frames(video[0]), steps, model.cvivit.patch_size,
-                 first_frames(latent, model.cvivit.temporal_patch_size))
+    return Trace(
+        grid(ids[-1]),
+        to_uint8_frames(video[0]),
+        steps,
+        model.cvivit.patch_size,
+        first_frames(latent, model.cvivit.temporal_patch_size),
+    )
 
 
 def step_tiles(trace: Trace, index: int, tile: int = TILE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,10 +163,15 @@ def step_tiles(trace: Trace, index: int, tile: int = TILE) -> tuple[np.ndarray, 
 
 
 def render_step(trace: Trace, index: int, tile: int = TILE) -> np.ndarray:
-    rows = [[(f, f"frame {i}" if r == 0 else "") for f, i in zip(tiles, trace.first_frames)]
-            for r, tiles in enumerate(step_tiles(trace, index, tile))]
-    return board(rows, ["decoded", "tokens\n(masked,\nfilled)", "p(token)\nheat map"],
-                 trace.steps[index].caption(len(trace.steps)))
+    rows = [
+        [(f, f"frame {i}" if r == 0 else "") for f, i in zip(tiles, trace.first_frames)]
+        for r, tiles in enumerate(step_tiles(trace, index, tile))
+    ]
+    return board(
+        rows,
+        ["decoded", "tokens\n(masked,\nfilled)", "p(token)\nheat map"],
+        trace.steps[index].caption(len(trace.steps)),
+    )
 
 
 # ---- text control -------------------------------------------------------------------------------------------
@@ -150,8 +187,16 @@ class Sample:
 
 
 @torch.no_grad()
-def compare_seeds(model, text: str, seeds: list[int], *, guidance_scale: float = 3.0, baseline_guidance: float = 1.0,
-                  num_frames: int | None = None, **settings) -> tuple[list[Sample], list[Sample]]:
+def compare_seeds(
+    model,
+    text: str,
+    seeds: list[int],
+    *,
+    guidance_scale: float = 3.0,
+    baseline_guidance: float = 1.0,
+    num_frames: int | None = None,
+    **settings,
+) -> tuple[list[Sample], list[Sample]]:
     """(a sample per seed at `guidance_scale`, [the first seed at `baseline_guidance`, at `guidance_scale`]);
     each is exactly `model.sample(texts=text, seed=seed, ...)`."""
     try:
@@ -160,11 +205,17 @@ def compare_seeds(model, text: str, seeds: list[int], *, guidance_scale: float =
         wanted = None
 
     def one(seed: int, guidance: float) -> Sample:
-        frames = to_uint8_frames(model.sample(texts=text, num_frames=num_frames or model.window_frames,
-                                              seed=seed, guidance_scale=guidance, **settings)[0])
+        frames = to_uint8_frames(
+            model.sample(
+                texts=text, num_frames=num_frames or model.window_frames, seed=seed, guidance_scale=guidance, **settings
+            )[0]
+        )
         d = world.describe(frames)
-        matches = None if wanted is None else bool(
-            (d.colour, d.shape) == wanted[:2] and world.motion_matches(wanted[2], d.motions[0], frames))
+        matches = (
+            None
+            if wanted is None
+            else bool((d.colour, d.shape) == wanted[:2] and world.motion_matches(wanted[2], d.motions[0], frames))
+        )
         return Sample(seed, guidance, frames, (d.colour, d.shape, d.motions[0]), matches)
 
     by_seed = [one(seed, guidance_scale) for seed in seeds]
@@ -174,8 +225,17 @@ def compare_seeds(model, text: str, seeds: list[int], *, guidance_scale: float =
 def video_grid(videos: list[np.ndarray], captions: list[str], columns: int = 4, tile: int = 256) -> np.ndarray:
     """Videos (f, H, W, 3) of one length, tiled frame by frame under their captions: (f, H', W', 3)."""
     big = [upscale(v, display_scale(v.shape[1:3], tile)) for v in videos]
-    return np.stack([board([[(big[k][i], captions[k]) for k in range(r, min(r + columns, len(big)))]
-                            for r in range(0, len(big), columns)]) for i in range(len(videos[0]))])
+    return np.stack(
+        [
+            board(
+                [
+                    [(big[k][i], captions[k]) for k in range(r, min(r + columns, len(big)))]
+                    for r in range(0, len(big), columns)
+                ]
+            )
+            for i in range(len(videos[0]))
+        ]
+    )
 
 
 # ---- the views: raw UI / API values in, files out -----------------------------------------------------------
@@ -193,8 +253,13 @@ def check_prompt(text) -> str:
 
 def parse_seeds(value) -> list[int]:
     """Seeds from '0, 1, 2' (or a list, or one number): 1 to MAX_SEEDS distinct whole numbers, in order."""
-    items = value.replace(",", " ").split() if isinstance(value, str) else \
-        list(value) if isinstance(value, (list, tuple)) else [value]
+    items = (
+        value.replace(",", " ").split()
+        if isinstance(value, str)
+        else list(value)
+        if isinstance(value, (list, tuple))
+        else [value]
+    )
     seeds = list(dict.fromkeys(parse_number("seed", item, integer=True) for item in items))
     if not 1 <= len(seeds) <= MAX_SEEDS or not all(0 <= s <= MAX_SEED for s in seeds):
         raise InputError(f"give 1 to {MAX_SEEDS} seeds between 0 and {MAX_SEED}, e.g. '0, 1, 2, 3'; got {seeds}")
@@ -220,25 +285,30 @@ class StepsView:
     seed: int
 
 
-def steps_view(model, out_dir, text, num_frames, steps, temperature, critic_strength, guidance_scale, seed,
-               refine_passes=None) -> StepsView:
+def steps_view(
+    model, out_dir, text, num_frames, steps, temperature, critic_strength, guidance_scale, seed, refine_passes=None
+) -> StepsView:
     text = check_prompt(text)
-    s = parse_settings(steps, temperature, critic_strength, guidance_scale, seed, refine_passes,
-                       has_critic=model.has_critic).resolve_seed()
+    s = parse_settings(
+        steps, temperature, critic_strength, guidance_scale, seed, refine_passes, has_critic=model.has_critic
+    ).resolve_seed()
     if not 1 <= (frames := parse_number("frames", num_frames, integer=True)) <= model.window_frames:
         raise InputError(f"frames must be between 1 and {model.window_frames} (one window), got {frames}")
     trace, out = trace_decoding(model, text, frames, **s.sampling_kwargs()), output_folder(out_dir)
-    gallery = [(str(write_png(out / f"step_{i + 1:03d}.png", render_step(trace, i))), step.caption(len(trace.steps)))
-               for i, step in enumerate(trace.steps)]
-    video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True),
-                      model.fps)
+    gallery = [
+        (str(write_png(out / f"step_{i + 1:03d}.png", render_step(trace, i))), step.caption(len(trace.steps)))
+        for i, step in enumerate(trace.steps)
+    ]
+    video = write_mp4(out / "window.mp4", upscale(trace.frames, display_scale(model.frame_size), even=True), model.fps)
     refined = sum(step.phase != "parallel" for step in trace.steps)
     passes = f", then {_passes(s.refine_passes)} ({refined} steps)" if refined else ""
-    summary = (f"**{text}** · seed {s.seed} · {s.steps} steps{passes} · guidance {s.guidance_scale:g} · "
-               f"temperature {s.temperature:g} · critic {s.critic_strength:g} · "
-               f"{'×'.join(map(str, trace.ids.shape))} = {trace.ids.size} tokens for {frames} frames. The frames "
-               f"made are exactly the first window that Generate (and `Phenaki.sample`) makes with this seed and "
-               f"these settings.\n\n{LEGEND}")
+    summary = (
+        f"**{text}** · seed {s.seed} · {s.steps} steps{passes} · guidance {s.guidance_scale:g} · "
+        f"temperature {s.temperature:g} · critic {s.critic_strength:g} · "
+        f"{'×'.join(map(str, trace.ids.shape))} = {trace.ids.size} tokens for {frames} frames. The frames "
+        f"made are exactly the first window that Generate (and `Phenaki.sample`) makes with this seed and "
+        f"these settings.\n\n{LEGEND}"
+    )
     return StepsView(gallery, [step.row() for step in trace.steps], str(video), summary, s.seed)
 
 
@@ -251,32 +321,67 @@ class CompareView:
     summary: str
 
 
-def compare_view(model, out_dir, text, seeds, steps, temperature, critic_strength, guidance_scale,
-                 baseline_guidance, refine_passes=None) -> CompareView:
+def compare_view(
+    model,
+    out_dir,
+    text,
+    seeds,
+    steps,
+    temperature,
+    critic_strength,
+    guidance_scale,
+    baseline_guidance,
+    refine_passes=None,
+) -> CompareView:
     text, seeds = check_prompt(text), parse_seeds(seeds)
-    s = parse_settings(steps, temperature, critic_strength, guidance_scale, seeds[0], refine_passes,
-                       has_critic=model.has_critic)
+    s = parse_settings(
+        steps, temperature, critic_strength, guidance_scale, seeds[0], refine_passes, has_critic=model.has_critic
+    )
     low, high = LIMITS["guidance_scale"]
     if not low <= (base := parse_number("baseline guidance", baseline_guidance)) <= high:
         raise InputError(f"baseline guidance must be between {low:g} and {high:g}, got {base:g}")
-    by_seed, by_guidance = compare_seeds(model, text, seeds, guidance_scale=s.guidance_scale, baseline_guidance=base,
-                                         steps=s.steps, temperature=s.temperature, critic_strength=s.critic_strength,
-                                         refine_passes=s.refine_passes)
+    by_seed, by_guidance = compare_seeds(
+        model,
+        text,
+        seeds,
+        guidance_scale=s.guidance_scale,
+        baseline_guidance=base,
+        steps=s.steps,
+        temperature=s.temperature,
+        critic_strength=s.critic_strength,
+        refine_passes=s.refine_passes,
+    )
     out, samples = output_folder(out_dir), by_seed + by_guidance[:1]
-    videos = [write_mp4(out / f"{name}.mp4", video_grid([x.frames for x in group], [
-        f"seed {x.seed}" + (f", guidance {x.guidance_scale:g}" if name == "guidance" else "") for x in group]),
-        model.fps) for name, group in (("seeds", by_seed), ("guidance", by_guidance))]
+    videos = [
+        write_mp4(
+            out / f"{name}.mp4",
+            video_grid(
+                [x.frames for x in group],
+                [f"seed {x.seed}" + (f", guidance {x.guidance_scale:g}" if name == "guidance" else "") for x in group],
+            ),
+            model.fps,
+        )
+        for name, group in (("seeds", by_seed), ("guidance", by_guidance))
+    ]
     scale = display_scale(model.frame_size, 64)
-    rows = [[(f, f"frame {2 * i}" if r == 0 else "") for i, f in enumerate(upscale(x.frames[::2], scale))]
-            for r, x in enumerate(samples)]
-    sheet = write_png(out / "sheet.png", board(rows, [f"seed {x.seed}\nguidance {x.guidance_scale:g}"
-                                                      for x in samples], f"{text} (every other frame)", 84))
+    rows = [
+        [(f, f"frame {2 * i}" if r == 0 else "") for i, f in enumerate(upscale(x.frames[::2], scale))]
+        for r, x in enumerate(samples)
+    ]
+    sheet = write_png(
+        out / "sheet.png",
+        board(
+            rows, [f"seed {x.seed}\nguidance {x.guidance_scale:g}" for x in samples], f"{text} (every other frame)", 84
+        ),
+    )
     table = [[x.seed, x.guidance_scale, *x.seen, {None: "", True: "yes", False: "no"}[x.matches]] for x in samples]
     matched = [x.matches for x in by_seed if x.matches is not None]
     score = f" · {sum(matched)} of {len(matched)} seeds match the prompt (shapes-world read-back)" if matched else ""
-    summary = (f"**{text}** · {s.steps} steps · {_passes(s.refine_passes)} · temperature {s.temperature:g} "
-               f"· critic {s.critic_strength:g} · seeds "
-               f"{', '.join(map(str, seeds))} at guidance {s.guidance_scale:g}; seed {seeds[0]} at guidance {base:g} "
-               f"and {s.guidance_scale:g}{score}. Each clip is the first window Generate makes with that seed and "
-               f"these settings.")
+    summary = (
+        f"**{text}** · {s.steps} steps · {_passes(s.refine_passes)} · temperature {s.temperature:g} "
+        f"· critic {s.critic_strength:g} · seeds "
+        f"{', '.join(map(str, seeds))} at guidance {s.guidance_scale:g}; seed {seeds[0]} at guidance {base:g} "
+        f"and {s.guidance_scale:g}{score}. Each clip is the first window Generate makes with that seed and "
+        f"these settings."
+    )
     return CompareView(str(videos[0]), str(videos[1]), str(sheet), table, summary)

@@ -47,8 +47,9 @@ def _fit(frame: np.ndarray, size) -> np.ndarray:
     return to_uint8_frames(resize_video(pixels, tuple(size)))[0]
 
 
-def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int = MAX_UPLOAD_SIDE
-               ) -> tuple[np.ndarray, list[str]]:
+def read_video(
+    path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int = MAX_UPLOAD_SIDE
+) -> tuple[np.ndarray, list[str]]:
     """An uploaded video (or image) as at most one window of frames at the model's size, and notes on what was
     changed. Frames are read and resized one by one, so a long or large file never sits in memory."""
     import imageio.v3 as iio
@@ -58,15 +59,18 @@ def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int 
         raise InputError(f"no such file: {path.name}")
     size, limit, tp = path.stat().st_size, model.window_frames, model.cvivit.temporal_patch_size
     if size > max_bytes:
-        raise InputError(f"{path.name} is {size / 2**20:.1f} MB; at most {max_bytes / 2**20:g} MB is taken "
-                         f"(only the first {limit} frames are used: cut the video to a few seconds)")
+        raise InputError(
+            f"{path.name} is {size / 2**20:.1f} MB; at most {max_bytes / 2**20:g} MB is taken "
+            f"(only the first {limit} frames are used: cut the video to a few seconds)"
+        )
     frames, notes, source = [], [], None
     try:
         for frame in iio.imiter(path):
             source = np.shape(frame)[:2]
             if max(source) > max_side:
-                raise InputError(f"{path.name}: frames of {source[1]}×{source[0]} px are too large "
-                                 f"(at most {max_side} px a side)")
+                raise InputError(
+                    f"{path.name}: frames of {source[1]}×{source[0]} px are too large (at most {max_side} px a side)"
+                )
             if len(frames) == limit:
                 notes.append(f"longer than one window: the first {limit} frames are used")
                 break
@@ -75,16 +79,19 @@ def read_video(path, model, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: int 
         raise
     except Exception as error:  # noqa: BLE001 - every decoder failure means the same to the user
         first = (str(error).strip().splitlines() or [""])[0][:160]  # ffmpeg appends pages of its log
-        raise InputError(f"could not read {path.name} as a video or an image ({type(error).__name__}: {first}); "
-                         f"upload an MP4, WebM or GIF") from None
+        raise InputError(
+            f"could not read {path.name} as a video or an image ({type(error).__name__}: {first}); "
+            f"upload an MP4, WebM or GIF"
+        ) from None
     if not frames:
         raise InputError(f"{path.name} has no frames")
     usable = model.cvivit.usable_frames(len(frames))
     if usable < len(frames):
         notes.append(f"{len(frames)} frames cut to {usable}: the tokenizer takes 1 + {tp}·k frames")
     if tuple(source) != tuple(model.frame_size):
-        notes.append(f"resized from {source[1]}×{source[0]} to {model.frame_size[1]}×{model.frame_size[0]} px "
-                     f"(centre crop)")
+        notes.append(
+            f"resized from {source[1]}×{source[0]} to {model.frame_size[1]}×{model.frame_size[0]} px (centre crop)"
+        )
     return np.stack(frames[:usable]), notes
 
 
@@ -113,8 +120,15 @@ def tokenize(model, frames: np.ndarray) -> Tokenized:
     ids = model.cvivit.encode(video)
     recon = to_uint8_frames(model.cvivit.decode(ids)[0])
     _, perplexity = codebook_usage(ids, model.cvivit.codebook_size)
-    return Tokenized(frames, recon, ids[0].cpu().numpy(), psnr(frames, recon, per_frame=True),
-                     int(ids.unique().numel()), perplexity, model.cvivit.codebook_size)
+    return Tokenized(
+        frames,
+        recon,
+        ids[0].cpu().numpy(),
+        psnr(frames, recon, per_frame=True),
+        int(ids.unique().numel()),
+        perplexity,
+        model.cvivit.codebook_size,
+    )
 
 
 def render_tokens(tok: Tokenized, patch: int, temporal_patch_size: int, tile: int = TILE) -> np.ndarray:
@@ -128,8 +142,9 @@ def render_tokens(tok: Tokenized, patch: int, temporal_patch_size: int, tile: in
     hues = {i: colorsys.hsv_to_rgb(i * 0.618034 % 1, 0.55, 0.95) for i in np.unique(tok.ids).tolist()}
     grids = []
     for ids in tok.ids:
-        image = Image.fromarray(upscale((np.array([[hues[i] for i in r] for r in ids.tolist()]) * 255
-                                         ).astype(np.uint8), cell))
+        image = Image.fromarray(
+            upscale((np.array([[hues[i] for i in r] for r in ids.tolist()]) * 255).astype(np.uint8), cell)
+        )
         if cell >= 8 * len(str(tok.codebook - 1)):  # the ids themselves, where they fit
             for (r, c), i in np.ndenumerate(ids):
                 ImageDraw.Draw(image).text((c * cell + 2, r * cell + cell // 2 - 6), str(i), fill=(0, 0, 0))
@@ -137,9 +152,12 @@ def render_tokens(tok: Tokenized, patch: int, temporal_patch_size: int, tile: in
     error = colormap(np.abs(tok.original.astype(np.float32) - tok.recon).mean(-1)[index] / 255 * 4)
     tiles = [upscale(tok.original[index], scale), grids, upscale(tok.recon[index], scale), upscale(error, scale)]
     rows = [[(f, f"frame {i}" if r == 0 else "") for f, i in zip(row, index)] for r, row in enumerate(tiles)]
-    return board(rows, ["original", "token ids", "recon-\nstruction", "error x4"],
-                 f"{'x'.join(map(str, tok.ids.shape))} tokens: {tok.used} of {tok.codebook} codebook entries, "
-                 f"perplexity {tok.perplexity:.1f}")
+    return board(
+        rows,
+        ["original", "token ids", "recon-\nstruction", "error x4"],
+        f"{'x'.join(map(str, tok.ids.shape))} tokens: {tok.used} of {tok.codebook} codebook entries, "
+        f"perplexity {tok.perplexity:.1f}",
+    )
 
 
 @dataclass
@@ -164,7 +182,9 @@ def tokenizer_view(model, out_dir, video_path, clip_seed) -> TokenizerView:
     tokens = write_png(out / "tokens.png", render_tokens(tok, model.cvivit.patch_size, tp))
     rows = [[f, round(float(p), 2), model.cvivit.latent_frames_covering(f + 1) - 1] for f, p in enumerate(tok.psnr)]
     rest = f", later frames {tok.psnr[1:].mean():.2f} dB" if len(frames) > 1 else ""
-    summary = (f"{source} · {len(frames)} frames → {'×'.join(map(str, tok.ids.shape))} tokens · **{tok.used} of "
-               f"{tok.codebook} codebook entries, perplexity {tok.perplexity:.1f}** · PSNR {tok.psnr.mean():.2f} dB "
-               f"(first frame, patched alone: {tok.psnr[0]:.2f} dB{rest})" + "".join(f"\n- {n}" for n in notes))
+    summary = (
+        f"{source} · {len(frames)} frames → {'×'.join(map(str, tok.ids.shape))} tokens · **{tok.used} of "
+        f"{tok.codebook} codebook entries, perplexity {tok.perplexity:.1f}** · PSNR {tok.psnr.mean():.2f} dB "
+        f"(first frame, patched alone: {tok.psnr[0]:.2f} dB{rest})" + "".join(f"\n- {n}" for n in notes)
+    )
     return TokenizerView(str(video), rows, str(tokens), summary)

@@ -17,8 +17,8 @@ and outputs wanted at some positions only (`positions`), for which the last laye
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -77,8 +77,14 @@ class Attention(nn.Module):
             self.context_norm = nn.LayerNorm(dim_context)
             self.null_kv = nn.Parameter(torch.randn(2, heads, 1, dim_head) * 0.02)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None,
-                causal: bool = False, queries: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        queries: Tensor | None = None,
+    ) -> Tensor:
         """x: (b, n, dim). mask: (b, m) bool, True = attend (keys of `context`, or of `x` for self-attention).
         `queries` (b, k): self-attention answered at these positions only, (b, k, dim); keys and values still come
         from all of `x`."""
@@ -157,8 +163,16 @@ class Transformer(nn.Module):
     """Pre-norm transformer: self-attention, optional cross-attention on a text context, feed-forward; with
     `local_grid` (frames, rows, columns), each layer starts with a `LocalMixer` over that token grid."""
 
-    def __init__(self, dim: int, depth: int, heads: int = 8, dim_head: int = 64, dim_context: int | None = None,
-                 ff_mult: int = 4, local_grid: tuple[int, int, int] | None = None):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int = 8,
+        dim_head: int = 64,
+        dim_context: int | None = None,
+        ff_mult: int = 4,
+        local_grid: tuple[int, int, int] | None = None,
+    ):
         super().__init__()
         self.layers = nn.ModuleList()
         for _ in range(depth):
@@ -174,9 +188,17 @@ class Transformer(nn.Module):
         device = self.norm_out.weight.device
         self.local_mixers = nn.ModuleList(LocalMixer(dim, grid) for _ in self.layers).to(device)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, context: Tensor | None = None,
-                context_mask: Tensor | None = None, causal: bool = False, null_context_rows: int = 0,
-                guided: bool = False, positions: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        causal: bool = False,
+        null_context_rows: int = 0,
+        guided: bool = False,
+        positions: Tensor | None = None,
+    ) -> Tensor:
         """x (b, n, dim) -> (b, n, dim), or (b, k, dim) at `positions` (b, k).
 
         `null_context_rows`: the last rows of `x` see no text at all; `context` and `context_mask` then cover
@@ -193,8 +215,9 @@ class Transformer(nn.Module):
         position and picks these at the end."""
         if guided:
             if null_context_rows or x.shape[0] % 2:
-                raise ValueError("guided takes an even batch (cond rows, then the same rows unconditioned) and no "
-                                 "null_context_rows")
+                raise ValueError(
+                    "guided takes an even batch (cond rows, then the same rows unconditioned) and no null_context_rows"
+                )
             null_context_rows = x.shape[0] // 2
         rows = x.shape[0]
         conditioned = rows - null_context_rows
@@ -202,8 +225,9 @@ class Transformer(nn.Module):
             raise ValueError(f"null_context_rows must be in [0, {rows}], got {null_context_rows}")
         has_cross = any(cross_attn is not None for _, cross_attn, _ in self.layers)
         if has_cross and null_context_rows and conditioned and (context is None or context.shape[0] != conditioned):
-            raise ValueError(f"with null_context_rows={null_context_rows}, context must cover the first "
-                             f"{conditioned} rows")
+            raise ValueError(
+                f"with null_context_rows={null_context_rows}, context must cover the first {conditioned} rows"
+            )
         if positions is not None and positions.shape[0] != (conditioned if guided else rows):
             raise ValueError(f"positions must have {conditioned if guided else rows} rows, got {positions.shape[0]}")
         if guided:

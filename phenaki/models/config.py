@@ -19,6 +19,7 @@ def register_to_config(init: Callable | None = None, *, ignore: tuple[str, ...] 
     """Decorates `__init__(self, ...)`: `self.config` = `fixed` entries first (e.g. `kind="byte"`), then every
     named argument but those in `ignore` (e.g. a module passed in, which is not config); `**kwargs` are left out
     (hub options). Usable bare (`@register_to_config`) or with options."""
+
     def decorate(init: Callable) -> Callable:
         signature = inspect.signature(init)
         names = [name for name, p in list(signature.parameters.items())[1:] if p.kind in _NAMED and name not in ignore]

@@ -34,16 +34,30 @@ class LossBreakdown(NamedTuple):
 
 class CViViT(nn.Module):
     @register_to_config
-    def __init__(self, *, dim: int, codebook_size: int, patch_size: int, temporal_patch_size: int = 2,
-                 spatial_depth: int = 4, temporal_depth: int = 4, dim_head: int = 64, heads: int = 8,
-                 channels: int = 3, ff_mult: int = 4, quantizer: str = "vq", codebook_dim: int = 32,
-                 fsq_levels: list[int] | None = None, pixel_mlp_dim: int | None = None,
-                 pixel_refiner_dim: int | None = None):
+    def __init__(
+        self,
+        *,
+        dim: int,
+        codebook_size: int,
+        patch_size: int,
+        temporal_patch_size: int = 2,
+        spatial_depth: int = 4,
+        temporal_depth: int = 4,
+        dim_head: int = 64,
+        heads: int = 8,
+        channels: int = 3,
+        ff_mult: int = 4,
+        quantizer: str = "vq",
+        codebook_dim: int = 32,
+        fsq_levels: list[int] | None = None,
+        pixel_mlp_dim: int | None = None,
+        pixel_refiner_dim: int | None = None,
+    ):
         super().__init__()
         self.dim, self.codebook_size, self.channels = dim, codebook_size, channels
         self.patch_size, self.temporal_patch_size = patch_size, temporal_patch_size
 
-        first_pixels = channels * patch_size ** 2
+        first_pixels = channels * patch_size**2
         rest_pixels = first_pixels * temporal_patch_size
         self.to_tokens_first = _patch_embedding(first_pixels, dim)
         self.to_tokens_rest = _patch_embedding(rest_pixels, dim)
@@ -71,9 +85,11 @@ class CViViT(nn.Module):
         """`CViViT(**config)`, for a config saved by any version: the keys of the removed discriminator are
         dropped while it is off (they did nothing then), and refused when it is on."""
         if config.get("use_discriminator"):
-            raise ValueError("this tokenizer config has use_discriminator: true, but this version of Phenaki has no "
-                             "discriminator trainer (the untrained adversarial / perceptual path was removed): "
-                             "set use_discriminator to false, or remove it, to load the tokenizer without one")
+            raise ValueError(
+                "this tokenizer config has use_discriminator: true, but this version of Phenaki has no "
+                "discriminator trainer (the untrained adversarial / perceptual path was removed): "
+                "set use_discriminator to false, or remove it, to load the tokenizer without one"
+            )
         return cls(**{k: v for k, v in config.items() if k not in RETIRED_KEYS})
 
     # ---- shapes ---------------------------------------------------------------------------------------------
@@ -81,9 +97,11 @@ class CViViT(nn.Module):
     def latent_frames(self, num_frames: int) -> int:
         """Latent frames for a clip of `num_frames` (1 + k * temporal_patch_size) frames."""
         if num_frames < 1 or (num_frames - 1) % self.temporal_patch_size:
-            raise ValueError(f"a video must have 1 + k * {self.temporal_patch_size} frames "
-                             f"(1, {1 + self.temporal_patch_size}, {1 + 2 * self.temporal_patch_size}, ...), "
-                             f"got {num_frames}")
+            raise ValueError(
+                f"a video must have 1 + k * {self.temporal_patch_size} frames "
+                f"(1, {1 + self.temporal_patch_size}, {1 + 2 * self.temporal_patch_size}, ...), "
+                f"got {num_frames}"
+            )
         return 1 + (num_frames - 1) // self.temporal_patch_size
 
     def num_frames(self, latent_frames: int) -> int:
@@ -107,8 +125,9 @@ class CViViT(nn.Module):
 
     def _check_video(self, video: Tensor) -> None:
         if video.ndim != 5 or video.shape[1] != self.channels:
-            raise ValueError(f"expected a video of shape (batch, {self.channels}, frames, height, width), "
-                             f"got {tuple(video.shape)}")
+            raise ValueError(
+                f"expected a video of shape (batch, {self.channels}, frames, height, width), got {tuple(video.shape)}"
+            )
         self.latent_frames(video.shape[2])
         self.token_grid(*video.shape[-2:])
 
@@ -156,11 +175,16 @@ class CViViT(nn.Module):
         p, pt, c = self.patch_size, self.temporal_patch_size, self.pixel_features
         x = self._contextualise(quantized, self.dec_spatial, self.dec_temporal, spatial_first=False)
         # each token -> the features of its patch's pixels, feature-major: (c p1 p2), or (c pt p1 p2) for tubelets
-        video = rearrange(self.to_pixels_first(x[:, :1]), "b 1 h w (c p1 p2) -> b c 1 (h p1) (w p2)",
-                          c=c, p1=p, p2=p)
+        video = rearrange(self.to_pixels_first(x[:, :1]), "b 1 h w (c p1 p2) -> b c 1 (h p1) (w p2)", c=c, p1=p, p2=p)
         if x.shape[1] > 1:
-            rest = rearrange(self.to_pixels_rest(x[:, 1:]), "b t h w (c pt p1 p2) -> b c (t pt) (h p1) (w p2)",
-                             c=c, pt=pt, p1=p, p2=p)
+            rest = rearrange(
+                self.to_pixels_rest(x[:, 1:]),
+                "b t h w (c pt p1 p2) -> b c (t pt) (h p1) (w p2)",
+                c=c,
+                pt=pt,
+                p1=p,
+                p2=p,
+            )
             video = torch.cat((video, rest), dim=2)
         return self._pixel_head(video)
 
@@ -174,7 +198,7 @@ class CViViT(nn.Module):
             video = video + rearrange(frames, "(b f) c h w -> b c f h w", b=features.shape[0])
         return video
 
-    def add_pixel_refiner(self, dim: int) -> "CViViT":
+    def add_pixel_refiner(self, dim: int) -> CViViT:
         """Adds a `PixelRefiner` of width `dim` to the per-pixel head. Its last layer starts at zero, so a trained
         decoder decodes exactly as before until the refiner is trained (`python -m phenaki.training.trainer decoder
         --pixel-refiner-dim`)."""
@@ -200,13 +224,15 @@ class CViViT(nn.Module):
         if ids.ndim != 4:
             raise ValueError(f"expected token ids of shape (batch, latent_frames, h, w), got {tuple(ids.shape)}")
         if ids.dtype.is_floating_point or ids.min() < 0 or ids.max() >= self.codebook_size:
-            raise ValueError(f"token ids must be integers in [0, {self.codebook_size}), got "
-                             f"{ids.dtype} in [{ids.min().item()}, {ids.max().item()}]")
+            raise ValueError(
+                f"token ids must be integers in [0, {self.codebook_size}), got "
+                f"{ids.dtype} in [{ids.min().item()}, {ids.max().item()}]"
+            )
         b, t, h, w = ids.shape
         codes = self.quantizer.codes(rearrange(ids.long(), "b t h w -> b (t h w)"))
         return self.decode_embeddings(rearrange(codes, "b (t h w) d -> b t h w d", t=t, h=h))
 
-    def freeze_codes(self) -> "CViViT":
+    def freeze_codes(self) -> CViViT:
         """Fixes the map from video to token ids (patch embeddings, encoder, quantizer: no gradients, and eval
         mode so that a VQ codebook stops moving) and leaves the decoder trainable. Fine-tuning the decoder this
         way sharpens the pixels while every video keeps its ids, so a transformer trained on them stays valid."""
@@ -240,12 +266,20 @@ class CViViT(nn.Module):
         recon_loss = F.mse_loss(recon, video)
         loss = recon_loss + quantizer_loss
         # the usage figures read values back from the device: only when asked for
-        breakdown = LossBreakdown(recon_loss, quantizer_loss, *codebook_usage(ids, self.codebook_size)) if usage \
-            else None
+        breakdown = (
+            LossBreakdown(recon_loss, quantizer_loss, *codebook_usage(ids, self.codebook_size)) if usage else None
+        )
         return loss, breakdown, recon
 
-    def forward(self, video: Tensor, *, return_loss: bool = False, return_loss_breakdown: bool = False,
-                return_only_codebook_ids: bool = False, return_recons: bool = False):
+    def forward(
+        self,
+        video: Tensor,
+        *,
+        return_loss: bool = False,
+        return_loss_breakdown: bool = False,
+        return_only_codebook_ids: bool = False,
+        return_recons: bool = False,
+    ):
         """Reconstructs `video` (`reconstruct`). The flags are the reference implementation's spellings, kept so
         its code runs unchanged: `return_only_codebook_ids` -> `encode(video)`; `return_loss` -> the loss;
         `return_loss_breakdown` -> `loss(video)`, (loss, breakdown); with `return_recons` as well, the
@@ -275,8 +309,13 @@ class PixelRefiner(nn.Sequential):
     reconstruction error lies within a pixel of an edge). Frame by frame, so the decoder stays causal in time."""
 
     def __init__(self, features: int, dim: int, channels: int):
-        super().__init__(nn.Conv2d(features, dim, 3, padding=1), nn.GELU(), nn.Conv2d(dim, dim, 3, padding=1),
-                         nn.GELU(), nn.Conv2d(dim, channels, 1))
+        super().__init__(
+            nn.Conv2d(features, dim, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(dim, dim, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(dim, channels, 1),
+        )
         nn.init.zeros_(self[-1].weight)
         nn.init.zeros_(self[-1].bias)
 

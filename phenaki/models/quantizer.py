@@ -16,8 +16,15 @@ QUANTIZERS = ("vq", "lfq", "fsq")
 
 
 class Quantizer(nn.Module):
-    def __init__(self, kind: str, dim: int, codebook_size: int, codebook_dim: int = 32,
-                 fsq_levels: list[int] | None = None, commitment_weight: float = 0.25):
+    def __init__(
+        self,
+        kind: str,
+        dim: int,
+        codebook_size: int,
+        codebook_dim: int = 32,
+        fsq_levels: list[int] | None = None,
+        commitment_weight: float = 0.25,
+    ):
         super().__init__()
         if kind not in QUANTIZERS:
             raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {kind!r}")
@@ -26,17 +33,24 @@ class Quantizer(nn.Module):
 
         self.kind, self.codebook_size = kind, codebook_size
         if kind == "vq":
-            self.impl = VectorQuantize(dim=dim, codebook_size=codebook_size, codebook_dim=codebook_dim,
-                                       kmeans_init=True, threshold_ema_dead_code=2,
-                                       commitment_weight=commitment_weight)
+            self.impl = VectorQuantize(
+                dim=dim,
+                codebook_size=codebook_size,
+                codebook_dim=codebook_dim,
+                kmeans_init=True,
+                threshold_ema_dead_code=2,
+                commitment_weight=commitment_weight,
+            )
         elif kind == "lfq":
             if codebook_size & (codebook_size - 1):
                 raise ValueError(f"the lfq quantizer needs a power-of-two codebook_size, got {codebook_size}")
             self.impl = LFQ(dim=dim, codebook_size=codebook_size)
         else:
             if not fsq_levels or math.prod(fsq_levels) != codebook_size:
-                raise ValueError(f"the fsq quantizer needs fsq_levels whose product is codebook_size "
-                                 f"({codebook_size}), got {fsq_levels}")
+                raise ValueError(
+                    f"the fsq quantizer needs fsq_levels whose product is codebook_size "
+                    f"({codebook_size}), got {fsq_levels}"
+                )
             self.impl = FSQ(levels=list(fsq_levels), dim=dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

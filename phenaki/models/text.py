@@ -18,17 +18,32 @@ class ByteTextEncoder(nn.Module):
     saved_with_model = True
 
     @register_to_config(kind="byte")
-    def __init__(self, dim: int = 256, depth: int = 2, heads: int = 4, dim_head: int = 64, ff_mult: int = 2,
-                 max_length: int = 128):
+    def __init__(
+        self,
+        dim: int = 256,
+        depth: int = 2,
+        heads: int = 4,
+        dim_head: int = 64,
+        ff_mult: int = 2,
+        max_length: int = 128,
+    ):
         super().__init__()
         # imported here, so that `import phenaki` and the video models alone work without transformers
         from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
         self.dim, self.max_length = dim, max_length
         self.tokenizer = ByT5Tokenizer()
-        t5 = T5Config(vocab_size=len(self.tokenizer), d_model=dim, d_kv=dim_head, d_ff=dim * ff_mult,
-                      num_layers=depth, num_heads=heads, dropout_rate=0.0, feed_forward_proj="gated-gelu",
-                      tie_word_embeddings=False)
+        t5 = T5Config(
+            vocab_size=len(self.tokenizer),
+            d_model=dim,
+            d_kv=dim_head,
+            d_ff=dim * ff_mult,
+            num_layers=depth,
+            num_heads=heads,
+            dropout_rate=0.0,
+            feed_forward_proj="gated-gelu",
+            tie_word_embeddings=False,
+        )
         self.encoder = T5EncoderModel(t5)
 
     def forward(self, texts: list[str]) -> tuple[Tensor, Tensor]:

@@ -34,8 +34,11 @@ def train_command(record: dict) -> str:
     return " ".join(parts)
 
 
-STAGE_LABELS = dict(tokenizer="tokenizer (C-ViViT)", transformer="MaskGit + critic + text encoder (tokenizer frozen)",
-                    decoder="tokenizer decoder fine-tuned (codes frozen)")
+STAGE_LABELS = dict(
+    tokenizer="tokenizer (C-ViViT)",
+    transformer="MaskGit + critic + text encoder (tokenizer frozen)",
+    decoder="tokenizer decoder fine-tuned (codes frozen)",
+)
 
 
 def training_stages(record: dict) -> list[dict]:
@@ -59,29 +62,39 @@ def _stage_label(record: dict) -> str:
 def _stage_row(record: dict) -> str:
     args = record["args"]
     batch = args["batch_size"] * args["grad_accum"] * record["processes"]
-    hardware = (f"{record['device']}; {record['processes']} process(es) x {record['torch_threads']} torch "
-                f"thread(s); {record['mixed_precision']} mixed precision; torch {record['torch']}")
-    return (f"| {_stage_label(record)} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
-            f"{record['wall_time_s'] / 60:.0f} min | {hardware} |")
+    hardware = (
+        f"{record['device']}; {record['processes']} process(es) x {record['torch_threads']} torch "
+        f"thread(s); {record['mixed_precision']} mixed precision; torch {record['torch']}"
+    )
+    return (
+        f"| {_stage_label(record)} | {args['steps']} | {batch} | {args['lr']:g}, cosine | "
+        f"{record['wall_time_s'] / 60:.0f} min | {hardware} |"
+    )
 
 
 def _data_line(model: Phenaki) -> str:
     data = {k: p.default for k, p in inspect.signature(WorldClips).parameters.items()}
-    return (f"Data: shapes-world clips made on the fly from seeds ({data['paraphrase_prob']:.0%} of captions "
-            f"paraphrased; {data['change_prob']:.0%} of clips change motion after {data['prime_frames']} frames, "
-            "captioned in the story form, with those frames as a primed prefix). Text dropped for "
-            f"{model.cond_drop_prob:.0%} of examples (classifier-free guidance); {model.continuation_prob:.0%} of "
-            "the others keep a random prefix of latent frames unmasked (continuation). The saved weights are the "
-            "EMA of the trained ones.")
+    return (
+        f"Data: shapes-world clips made on the fly from seeds ({data['paraphrase_prob']:.0%} of captions "
+        f"paraphrased; {data['change_prob']:.0%} of clips change motion after {data['prime_frames']} frames, "
+        "captioned in the story form, with those frames as a primed prefix). Text dropped for "
+        f"{model.cond_drop_prob:.0%} of examples (classifier-free guidance); {model.continuation_prob:.0%} of "
+        "the others keep a random prefix of latent frames unmasked (continuation). The saved weights are the "
+        "EMA of the trained ones."
+    )
 
 
 def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | None = None) -> str:
     parameters = sum(p.numel() for p in model.parameters())
     cv = model.cvivit.config
     missed = missed_targets(results)
-    status = ("It meets every target below." if not missed else
-              f"**It misses {len(missed)} of {len(TARGETS) + 1} targets** (measured values below, targets unchanged): "
-              + "; ".join(missed) + ".")
+    status = (
+        "It meets every target below."
+        if not missed
+        else f"**It misses {len(missed)} of {len(TARGETS) + 1} targets** (measured values below, targets unchanged): "
+        + "; ".join(missed)
+        + "."
+    )
     lines = [
         "# Phenaki, shapes world (the demo's default model)",
         "",
@@ -94,8 +107,12 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         f"Tokenizer: patches {cv['patch_size']}x{cv['patch_size']}, {cv['temporal_patch_size']} frames per "
         f"tubelet after the first frame, quantizer {cv['quantizer']} with {cv['codebook_size']} codes"
         + (f", a per-pixel MLP head of width {cv['pixel_mlp_dim']}" if cv.get("pixel_mlp_dim") else "")
-        + (f" and a pixel refiner of width {cv['pixel_refiner_dim']} (3x3 convolutions over each frame)"
-           if cv.get("pixel_refiner_dim") else "") + ".",
+        + (
+            f" and a pixel refiner of width {cv['pixel_refiner_dim']} (3x3 convolutions over each frame)"
+            if cv.get("pixel_refiner_dim")
+            else ""
+        )
+        + ".",
         "",
         status,
         *(["", "## What to expect", "", notes.strip()] if notes else []),
@@ -116,19 +133,29 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
     if record is not None:
         stages = training_stages(record)
         lines += [
-            "", "## Training", "",
-            "| stage | steps | batch | lr | wall time | hardware |", "| --- | --- | --- | --- | --- | --- |",
+            "",
+            "## Training",
+            "",
+            "| stage | steps | batch | lr | wall time | hardware |",
+            "| --- | --- | --- | --- | --- | --- |",
             *[_stage_row(r) for r in stages],
             "",
             _data_line(model),
-            "", "## Reproduce", "", "```bash",
+            "",
+            "## Reproduce",
+            "",
+            "```bash",
             *[train_command(r) for r in stages],
             f"cp {stages[-1]['args']['out']}/final/* weights/",
             "phenaki eval weights --card --card-notes scripts/default-model-notes.md",
             "```",
         ]
     lines += [
-        "", "## Use", "", "```python", "from phenaki import Phenaki",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from phenaki import Phenaki",
         'model = Phenaki.from_pretrained("weights")',
         'video = model.sample(texts="a yellow square moves down", num_frames=17, seed=0)   # (1, 3, 17, H, W)',
         "```",

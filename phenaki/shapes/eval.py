@@ -38,8 +38,9 @@ HELD_OUT = 1_000_000_000  # training seeds are far below this
 def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
     psnrs, same = [], []
     for first in range(0, clips, batch):
-        originals = [world.random_clip(HELD_OUT + i, model.window_frames)[0]
-                     for i in range(first, min(first + batch, clips))]
+        originals = [
+            world.random_clip(HELD_OUT + i, model.window_frames)[0] for i in range(first, min(first + batch, clips))
+        ]
         video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
         recons = model.cvivit.decode(model.cvivit.encode(video))
         for original, recon in zip(originals, recons):
@@ -54,23 +55,27 @@ def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
 def text_control_metrics(model: Phenaki, samples: int = 100, batch: int = 10, **settings) -> dict:
     colour, shape, motion = [], [], []
     for first in range(0, samples, batch):
-        scenes = [world.random_scene(np.random.default_rng((HELD_OUT, i)))
-                  for i in range(first, min(first + batch, samples))]
-        videos = model.sample(texts=[s.caption() for s in scenes], num_frames=model.window_frames,
-                              seed=HELD_OUT + first, **settings)
+        scenes = [
+            world.random_scene(np.random.default_rng((HELD_OUT, i))) for i in range(first, min(first + batch, samples))
+        ]
+        videos = model.sample(
+            texts=[s.caption() for s in scenes], num_frames=model.window_frames, seed=HELD_OUT + first, **settings
+        )
         for scene, video in zip(scenes, videos):
             frames = to_uint8_frames(video)
             seen = world.describe(frames)
             colour.append(seen.colour == scene.colour)
             shape.append(seen.shape == scene.shape)
             motion.append(world.motion_matches(scene.motion, seen.motions[0], frames))
-    return dict(colour=float(np.mean(colour)), shape=float(np.mean(shape)), motion=float(np.mean(motion)),
-                samples=samples)
+    return dict(
+        colour=float(np.mean(colour)), shape=float(np.mean(shape)), motion=float(np.mean(motion)), samples=samples
+    )
 
 
 @torch.no_grad()
-def story_scores(model: Phenaki, captions: list[str], seconds: float = 2.0, seed: int | None = None,
-                 **settings) -> tuple[list[bool], list[bool]]:
+def story_scores(
+    model: Phenaki, captions: list[str], seconds: float = 2.0, seed: int | None = None, **settings
+) -> tuple[list[bool], list[bool]]:
     """One story of `captions`, `seconds` each: for each scene change whether the object was kept (colour and shape
     as read before it), and for each segment whether its motion follows its caption. The frames are split where the
     timeline's segments begin, each segment's motion read from its own first to its last frame."""
@@ -80,8 +85,10 @@ def story_scores(model: Phenaki, captions: list[str], seconds: float = 2.0, seed
     segments = np.split(frames, np.cumsum([per_segment] * (len(captions) - 1)))
     seen = [world.describe(s) for s in segments]
     kept = [after.colour == before.colour and after.shape == before.shape for before, after in zip(seen, seen[1:])]
-    followed = [world.motion_matches(world.parse_caption(caption)[2], description.motions[0], segment)
-                for caption, segment, description in zip(captions, segments, seen)]
+    followed = [
+        world.motion_matches(world.parse_caption(caption)[2], description.motions[0], segment)
+        for caption, segment, description in zip(captions, segments, seen)
+    ]
     return kept, followed
 
 
@@ -103,22 +110,33 @@ def speed_metrics(model: Phenaki, runs: int = 3) -> dict:
         start = time.perf_counter()
         model.sample(texts="a red circle moves left", num_frames=17, seed=i)
         times.append(time.perf_counter() - start)
-    return dict(seconds_per_17_frame_clip=statistics.median(times[1:]), runs=runs,
-                threads=torch.get_num_threads(), machine=device_name(model.device))
+    return dict(
+        seconds_per_17_frame_clip=statistics.median(times[1:]),
+        runs=runs,
+        threads=torch.get_num_threads(),
+        machine=device_name(model.device),
+    )
 
 
 def evaluate(model: Phenaki, clips: int = 200, samples: int = 100, stories: int = 20) -> dict:
     size = (world.FRAME_SIZE, world.FRAME_SIZE)
     if model.frame_size != size or model.fps != world.FPS:
-        raise ValueError(f"these measures need a shapes-world model ({size[0]}x{size[1]} frames at {world.FPS} "
-                         f"fps); this one makes {model.frame_size[0]}x{model.frame_size[1]} at {model.fps} fps")
-    return dict(tokenizer=tokenizer_metrics(model, clips), text_control=text_control_metrics(model, samples),
-                stories=story_metrics(model, stories), speed=speed_metrics(model))
+        raise ValueError(
+            f"these measures need a shapes-world model ({size[0]}x{size[1]} frames at {world.FPS} "
+            f"fps); this one makes {model.frame_size[0]}x{model.frame_size[1]} at {model.fps} fps"
+        )
+    return dict(
+        tokenizer=tokenizer_metrics(model, clips),
+        text_control=text_control_metrics(model, samples),
+        stories=story_metrics(model, stories),
+        speed=speed_metrics(model),
+    )
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="phenaki eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="phenaki eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", help="a model folder or Hub repo id")
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--samples", type=int, default=100)

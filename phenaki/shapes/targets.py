@@ -9,9 +9,15 @@ from dataclasses import asdict
 from ..sampling import SamplingSettings
 
 DEFAULTS = {k: v for k, v in asdict(SamplingSettings()).items() if k != "top_k"}  # the library's sampling defaults
-TARGETS = [("tokenizer", "psnr_db", 32.0), ("tokenizer", "describe_agreement", 0.99),
-           ("text_control", "colour", 0.95), ("text_control", "shape", 0.90), ("text_control", "motion", 0.90),
-           ("stories", "object_kept", 0.95), ("stories", "motion_followed", 0.85)]
+TARGETS = [
+    ("tokenizer", "psnr_db", 32.0),
+    ("tokenizer", "describe_agreement", 0.99),
+    ("text_control", "colour", 0.95),
+    ("text_control", "shape", 0.90),
+    ("text_control", "motion", 0.90),
+    ("stories", "object_kept", 0.95),
+    ("stories", "motion_followed", 0.85),
+]
 SPEED_TARGET_S = 3  # seconds for a 17-frame clip
 
 
@@ -29,8 +35,11 @@ def report(results: dict) -> str:
 
 def missed_targets(results: dict) -> list[str]:
     """Each target that `results` misses, with the value measured."""
-    missed = [f"{group} {key} {results[group][key]:.3f} (target >= {target})"
-              for group, key, target in TARGETS if results[group][key] < target]
+    missed = [
+        f"{group} {key} {results[group][key]:.3f} (target >= {target})"
+        for group, key, target in TARGETS
+        if results[group][key] < target
+    ]
     seconds = results["speed"]["seconds_per_17_frame_clip"]
     if seconds > SPEED_TARGET_S:
         missed.append(f"speed {seconds:.2f} s per 17-frame clip (target <= {SPEED_TARGET_S} s)")

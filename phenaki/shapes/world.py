@@ -115,6 +115,7 @@ def paraphrase(colour: str, shape: str, motion: str, rng: np.random.Generator) -
 
 # ----------------------------------------------------------------------------- rendering
 
+
 def _step(pos: tuple[int, int], motion: str) -> tuple[int, int]:
     dx, dy = VELOCITY[motion]
     return min(max(pos[0] + dx, 0), MAX_POS), min(max(pos[1] + dy, 0), MAX_POS)
@@ -141,8 +142,9 @@ def _as_segments(segments) -> list[tuple[Scene, int]]:
             first = out[0][0]
             if isinstance(item, Scene):
                 if (item.colour, item.shape) != (first.colour, first.shape):
-                    raise ValueError(f"story object changes from {first.colour} {first.shape} "
-                                     f"to {item.colour} {item.shape}")
+                    raise ValueError(
+                        f"story object changes from {first.colour} {first.shape} to {item.colour} {item.shape}"
+                    )
                 scene = item
             else:
                 scene = Scene(first.colour, first.shape, item)
@@ -168,12 +170,11 @@ def _draw(colour: str, shape: str, positions: np.ndarray) -> np.ndarray:
     frames = np.zeros((len(positions), FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
     mask, rgb = MASKS[shape], np.array(COLOURS[colour], np.uint8)
     for frame, (x, y) in zip(frames, positions):
-        frame[y:y + OBJECT_SIZE, x:x + OBJECT_SIZE][mask] = rgb
+        frame[y : y + OBJECT_SIZE, x : x + OBJECT_SIZE][mask] = rgb
     return frames
 
 
-def render_clip(colour: str, shape: str, motion: str, num_frames: int = 17, seed: int = 0,
-                start=None) -> np.ndarray:
+def render_clip(colour: str, shape: str, motion: str, num_frames: int = 17, seed: int = 0, start=None) -> np.ndarray:
     """(num_frames, 64, 64, 3) uint8; `start` is the (x, y) top-left of the box, random if None."""
     _check(colour, shape, motion)
     if start is None:
@@ -205,9 +206,13 @@ def expected_motion(scene: Scene, start, num_frames: int) -> str:
 
 # ----------------------------------------------------------------------------- random data
 
+
 def random_scene(rng: np.random.Generator) -> Scene:
-    return Scene(list(COLOURS)[rng.integers(len(COLOURS))], SHAPES[rng.integers(len(SHAPES))],
-                 MOTIONS[rng.integers(len(MOTIONS))])
+    return Scene(
+        list(COLOURS)[rng.integers(len(COLOURS))],
+        SHAPES[rng.integers(len(SHAPES))],
+        MOTIONS[rng.integers(len(MOTIONS))],
+    )
 
 
 def _random_start(rng: np.random.Generator, motion: str, num_frames: int) -> tuple[int, int]:
@@ -217,8 +222,7 @@ def _random_start(rng: np.random.Generator, motion: str, num_frames: int) -> tup
     need = min(SPEED * (num_frames - 1) // 2, MAX_POS)
     if motion != "still" and _room((x, y), motion) < need:
         pick = int(rng.integers(0, MAX_POS - need + 1))  # offset from the far border
-        x, y = {"left": (MAX_POS - pick, y), "right": (pick, y),
-                "up": (x, MAX_POS - pick), "down": (x, pick)}[motion]
+        x, y = {"left": (MAX_POS - pick, y), "right": (pick, y), "up": (x, MAX_POS - pick), "down": (x, pick)}[motion]
     return x, y
 
 
@@ -226,12 +230,12 @@ def random_clip(seed: int, num_frames: int = 17, paraphrase_prob: float = 0.0):
     """(frames, caption, Scene), deterministic for `seed`; caption canonical unless paraphrased."""
     rng = np.random.default_rng(seed)
     scene = random_scene(rng)
-    frames = render_clip(scene.colour, scene.shape, scene.motion, num_frames,
-                         start=_random_start(rng, scene.motion, num_frames))
+    frames = render_clip(
+        scene.colour, scene.shape, scene.motion, num_frames, start=_random_start(rng, scene.motion, num_frames)
+    )
     # Always draw, so the frames for a seed do not depend on paraphrase_prob.
     use_paraphrase = rng.random() < paraphrase_prob
-    caption = (paraphrase(scene.colour, scene.shape, scene.motion, rng) if use_paraphrase
-               else scene.caption())
+    caption = paraphrase(scene.colour, scene.shape, scene.motion, rng) if use_paraphrase else scene.caption()
     return frames, caption, scene
 
 
@@ -252,6 +256,7 @@ def random_story(seed: int, num_segments: int = 3, frames_per_segment: int = 16)
 
 
 # ----------------------------------------------------------------------------- analysis
+
 
 @dataclass
 class Description:
@@ -355,6 +360,7 @@ def motion_matches(expected: str, observed: str | None, frames: np.ndarray) -> b
     if found is None:
         return False
     ys, xs = found
-    room = {"left": xs.min(), "right": FRAME_SIZE - 1 - xs.max(),
-            "up": ys.min(), "down": FRAME_SIZE - 1 - ys.max()}[expected]
+    room = {"left": xs.min(), "right": FRAME_SIZE - 1 - xs.max(), "up": ys.min(), "down": FRAME_SIZE - 1 - ys.max()}[
+        expected
+    ]
     return room < MOTION_THRESHOLD + 1  # +1 px slack for blurred edges

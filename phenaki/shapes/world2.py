@@ -83,11 +83,14 @@ def size_name(px: float) -> str:
     sides split halfway, at BIG_FROM - 0.5."""
     return "big" if px >= BIG_FROM - 0.5 else "small"
 
+
 # ----------------------------------------------------------------------------- scenes and captions
+
 
 @dataclass(frozen=True)
 class Thing:
     """One object of a scene; `size` is the size word of the caption (None: not said)."""
+
     colour: str
     shape: str
     size: str | None
@@ -103,8 +106,9 @@ class Thing:
         if self.motion not in MOTIONS:
             raise ValueError(f"unknown motion {self.motion!r}; expected one of {list(MOTIONS)}")
         if self.size is not None and self.motion in SIZING:
-            raise ValueError(f"{self.motion!r} takes no size word (grows starts small, shrinks starts "
-                             f"big), got size {self.size!r}")
+            raise ValueError(
+                f"{self.motion!r} takes no size word (grows starts small, shrinks starts big), got size {self.size!r}"
+            )
 
     def phrase(self, first: bool = True) -> str:
         """'a [size] colour shape moves left' (first scene) or 'the colour shape grows' (later ones)."""
@@ -148,6 +152,7 @@ def as_scene(item) -> Scene:
 
 # ----------------------------------------------------------------------------- simulation and drawing
 
+
 def _box(state) -> tuple:
     """(x0, y0, x1, y1), half-open, of an (x, y, size) state."""
     return state[0], state[1], state[0] + state[2], state[1] + state[2]
@@ -178,9 +183,14 @@ def advance(state: tuple, motions) -> tuple:
     for i, motion in enumerate(motions):
         cand = _step(new[i], motion)
         box = _box(cand)
-        if (cand is not new[i] and box[0] >= 0 and box[1] >= 0 and box[2] <= FRAME_SIZE
-                and box[3] <= FRAME_SIZE
-                and all(_box_gap(box, _box(o)) > CLEARANCE for j, o in enumerate(new) if j != i)):
+        if (
+            cand is not new[i]
+            and box[0] >= 0
+            and box[1] >= 0
+            and box[2] <= FRAME_SIZE
+            and box[3] <= FRAME_SIZE
+            and all(_box_gap(box, _box(o)) > CLEARANCE for j, o in enumerate(new) if j != i)
+        ):
             new[i] = cand
     return tuple(new)
 
@@ -213,8 +223,9 @@ def _as_segments(segments) -> list[tuple[Scene, int]]:
         if out:
             names = [(t.colour, t.shape) for t in out[0][0]]
             if [(t.colour, t.shape) for t in scene] != names:
-                raise ValueError(f"a story keeps its objects {names} (same order), got "
-                                 f"{[(t.colour, t.shape) for t in scene]}")
+                raise ValueError(
+                    f"a story keeps its objects {names} (same order), got {[(t.colour, t.shape) for t in scene]}"
+                )
             if any(t.size for t in scene):
                 raise ValueError(f"later scenes name objects without a size word, got {scene.caption()!r}")
         out.append((scene, int(n)))
@@ -259,15 +270,18 @@ def render(states, things) -> np.ndarray:
     """(T, 64, 64, 3) uint8 frames of (T, n, 3) states; `things` gives each object's colour and shape."""
     states = np.asarray(states, dtype=np.int64)
     if states.ndim != 3 or states.shape[1:] != (len(things), 3):
-        raise ValueError(f"states must be (T, {len(things)}, 3) for {len(things)} objects, "
-                         f"got {states.shape}")
+        raise ValueError(f"states must be (T, {len(things)}, 3) for {len(things)} objects, got {states.shape}")
     x, y, s = states[..., 0], states[..., 1], states[..., 2]
-    if len(states) and ((s < SMALL).any() or (s > BIG).any() or min(x.min(), y.min()) < 0
-                        or max((x + s).max(), (y + s).max()) > FRAME_SIZE):
+    if len(states) and (
+        (s < SMALL).any()
+        or (s > BIG).any()
+        or min(x.min(), y.min()) < 0
+        or max((x + s).max(), (y + s).max()) > FRAME_SIZE
+    ):
         raise ValueError(f"states put a box outside the frame or outside {SMALL}..{BIG} px")
     frames = np.zeros((len(states), FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
     flat = frames.reshape(-1, 3)
-    corners = np.arange(len(states))[:, None] * FRAME_SIZE ** 2 + y * FRAME_SIZE + x  # (T, n)
+    corners = np.arange(len(states))[:, None] * FRAME_SIZE**2 + y * FRAME_SIZE + x  # (T, n)
     for i, t in enumerate(things):
         sizes = s[:, i]
         distinct = set(sizes.tolist())
@@ -312,6 +326,7 @@ def state_motions(states, segment_lengths=None) -> list[list[str]]:
 
 # ----------------------------------------------------------------------------- clips and stories
 
+
 class Uniforms:
     """Uniform draws in [0, 1) fetched from a Generator in blocks: numpy's per-call overhead, not the
     arithmetic, is what a clip's random choices would otherwise cost. Every seeded draw of shapes world 2
@@ -349,8 +364,10 @@ def random_starts(u: Uniforms, scene: Scene, steps: int = ROOM_STEPS) -> tuple:
     """Random starts whose sweeps over `steps` steps of the first motion stay inside the frame and more
     than CLEARANCE px apart: nothing blocks the first `steps` steps. Sizes follow the caption, else
     are drawn."""
-    sizes = [SIZES[t.size] if t.size else {"grows": SMALL, "shrinks": BIG}.get(t.motion)
-             or u.pick((SMALL, BIG)) for t in scene]
+    sizes = [
+        SIZES[t.size] if t.size else {"grows": SMALL, "shrinks": BIG}.get(t.motion) or u.pick((SMALL, BIG))
+        for t in scene
+    ]
     while True:
         placed, swept = [], []
         for t, s in zip(scene, sizes):

@@ -17,6 +17,7 @@ from .world2 import COLOURS, DIRECTIONS, MOTIONS, SHAPES, SIZES, SIZING, VELOCIT
 
 class Phrase(NamedTuple):
     """One object phrase of a caption, as `parse_caption` reads it."""
+
     colour: str
     shape: str
     size: str | None
@@ -24,8 +25,10 @@ class Phrase(NamedTuple):
     article: str
 
 
-_PHRASE = (rf"(a|the) (?:({'|'.join(SIZES)}) )?({'|'.join(COLOURS)}) ({'|'.join(SHAPES)}) "
-           rf"(?:moves ({'|'.join(DIRECTIONS)})|stays (still)|(grows|shrinks))")
+_PHRASE = (
+    rf"(a|the) (?:({'|'.join(SIZES)}) )?({'|'.join(COLOURS)}) ({'|'.join(SHAPES)}) "
+    rf"(?:moves ({'|'.join(DIRECTIONS)})|stays (still)|(grows|shrinks))"
+)
 _CAPTION_RE = re.compile(rf"^{_PHRASE}(?: and {_PHRASE})?\.?$")
 
 
@@ -35,8 +38,7 @@ def parse_caption(text: str) -> list[Phrase]:
     if m is None:
         raise ValueError(f"caption does not fit the shapes-world grammar: {text!r}")
     g = m.groups()
-    phrases = [Phrase(g[i + 2], g[i + 3], g[i + 1], g[i + 4] or g[i + 5] or g[i + 6], g[i])
-               for i in (0, 7) if g[i]]
+    phrases = [Phrase(g[i + 2], g[i + 3], g[i + 1], g[i + 4] or g[i + 5] or g[i + 6], g[i]) for i in (0, 7) if g[i]]
     problem = None
     if len({p.article for p in phrases}) > 1:
         problem = "both objects take the same article, 'a' or 'the'"
@@ -56,14 +58,34 @@ def parse_scene(text: str) -> Scene:
 
 # Training-time variety only; the canonical captions stay the default everywhere.
 PARAPHRASES = {
-    "move": ("a {noun} going {motion}", "{noun} moving {motion}", "a {noun} heading {motion}",
-             "a {noun} travels {motion}", "a {noun} sliding {motion}"),
-    "still": ("a {noun} not moving", "{noun} standing still", "a motionless {noun}",
-              "a {noun} that stays put", "a still {noun}"),
-    "grows": ("a {noun} growing", "a {noun} getting bigger", "a {noun} that grows",
-              "a small {noun} becoming big", "{noun} expanding"),
-    "shrinks": ("a {noun} shrinking", "a {noun} getting smaller", "a {noun} that shrinks",
-                "a big {noun} becoming small", "{noun} contracting"),
+    "move": (
+        "a {noun} going {motion}",
+        "{noun} moving {motion}",
+        "a {noun} heading {motion}",
+        "a {noun} travels {motion}",
+        "a {noun} sliding {motion}",
+    ),
+    "still": (
+        "a {noun} not moving",
+        "{noun} standing still",
+        "a motionless {noun}",
+        "a {noun} that stays put",
+        "a still {noun}",
+    ),
+    "grows": (
+        "a {noun} growing",
+        "a {noun} getting bigger",
+        "a {noun} that grows",
+        "a small {noun} becoming big",
+        "{noun} expanding",
+    ),
+    "shrinks": (
+        "a {noun} shrinking",
+        "a {noun} getting smaller",
+        "a {noun} that shrinks",
+        "a big {noun} becoming small",
+        "{noun} contracting",
+    ),
 }
 JOINERS = ("{} and {}", "{}, and {}", "{} while {}")
 
@@ -85,6 +107,13 @@ def paraphrase(scene: Scene, rng: np.random.Generator) -> str:
 
 def vocabulary() -> list[str]:
     """Every word (run of letters) that a training caption can contain, sorted."""
-    texts = [*COLOURS, *SHAPES, *SIZES, *MOTIONS, "a the and moves stays", *JOINERS,
-             *itertools.chain(*PARAPHRASES.values())]
+    texts = [
+        *COLOURS,
+        *SHAPES,
+        *SIZES,
+        *MOTIONS,
+        "a the and moves stays",
+        *JOINERS,
+        *itertools.chain(*PARAPHRASES.values()),
+    ]
     return sorted(set(re.findall(r"[a-z]+", re.sub(r"\{\w*\}", " ", " ".join(texts)))))

@@ -39,13 +39,15 @@ _TRAINING_PAIRS = tuple(p for p in _PAIRS if p not in HELD_OUT)
 
 def _random_scene(u: Uniforms, held_out=False, num_objects=None) -> Scene:
     if held_out not in (False, True, None):
-        raise ValueError(f"held_out must be False (no held-out pairs), True (at least one) or None "
-                         f"(any), got {held_out!r}")
+        raise ValueError(
+            f"held_out must be False (no held-out pairs), True (at least one) or None (any), got {held_out!r}"
+        )
     n = 1 + u.below(2) if num_objects is None else num_objects
     if n not in (1, 2):
         raise ValueError(f"num_objects must be 1, 2 or None (either), got {num_objects!r}")
-    pools = [_PAIRS] * n if held_out is None else [_TRAINING_PAIRS] * n if not held_out \
-        else [HELD_OUT] + [_PAIRS] * (n - 1)
+    pools = (
+        [_PAIRS] * n if held_out is None else [_TRAINING_PAIRS] * n if not held_out else [HELD_OUT] + [_PAIRS] * (n - 1)
+    )
     pairs = []
     for pool in pools:
         pairs.append(u.pick([p for p in pool if all(p[0] != q[0] for q in pairs)]))
@@ -103,13 +105,13 @@ def random_clip(seed: int, num_frames: int = 17, paraphrase_prob: float = 0.0, h
     return frames, caption, scene
 
 
-def random_story(seed: int, num_segments: int = 3, frames_per_segment: int = 16, num_objects=None,
-                 held_out=False):
+def random_story(seed: int, num_segments: int = 3, frames_per_segment: int = 16, num_objects=None, held_out=False):
     """(frames, captions, scenes): the same objects through `num_segments` scenes; every later scene
     gives each object a new motion that has room to show."""
     if num_segments < 1 or frames_per_segment < 1:
-        raise ValueError(f"need num_segments >= 1 and frames_per_segment >= 1, got {num_segments}, "
-                         f"{frames_per_segment}")
+        raise ValueError(
+            f"need num_segments >= 1 and frames_per_segment >= 1, got {num_segments}, {frames_per_segment}"
+        )
     u = Uniforms(np.random.default_rng(seed))
     scenes = [_random_scene(u, held_out, num_objects)]
     states = story_states(random_starts(u, scenes[0]), [(scenes[0], frames_per_segment)])
@@ -121,8 +123,15 @@ def random_story(seed: int, num_segments: int = 3, frames_per_segment: int = 16,
     return frames, [s.caption(first=i == 0) for i, s in enumerate(scenes)], scenes
 
 
-def make_example(seed: int, num_frames: int = 17, prime_frames: int = 5, change_prob: float = 0.3,
-                 paraphrase_prob: float = 0.1, prime_latent_frames: int = 3, held_out=False) -> dict:
+def make_example(
+    seed: int,
+    num_frames: int = 17,
+    prime_frames: int = 5,
+    change_prob: float = 0.3,
+    paraphrase_prob: float = 0.1,
+    prime_latent_frames: int = 3,
+    held_out=False,
+) -> dict:
     """A training example, deterministic for `seed`: dict(frames=(T, 64, 64, 3) uint8, caption, prime).
     With probability change_prob the motions change after `prime_frames` frames and the caption is the
     story form of the new scene (prime = prime_latent_frames given); else a random clip (prime = -1)

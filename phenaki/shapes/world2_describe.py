@@ -26,6 +26,7 @@ _COUNTS = {shape: np.array([w.MASKS[(shape, k)].sum() for k in _SIDES]) for shap
 class ObjectDescription:
     """One object as seen in a clip. Per-segment entries are None where the object is absent (seen in
     fewer than a third of the segment's frames)."""
+
     colour: str
     shape: str  # majority over the frames it is seen in
     size: str  # 'small' / 'big' at the end of the last segment it is seen in
@@ -49,7 +50,7 @@ def _labels(frames: np.ndarray) -> np.ndarray:
     on = (bright >= 0.5 * peak[:, None, None]) & (peak >= _MIN_PEAK)[:, None, None]
     rgb = frames[on].astype(np.float32) * (255.0 / np.maximum(bright[on], 1.0))[:, None]
     labels = np.full(on.shape, -1, np.int8)
-    labels[on] = ((_PALETTE ** 2).sum(1) - 2 * rgb @ _PALETTE.T).argmin(1)  # nearest: min |rgb - p|^2
+    labels[on] = ((_PALETTE**2).sum(1) - 2 * rgb @ _PALETTE.T).argmin(1)  # nearest: min |rgb - p|^2
     return labels
 
 
@@ -59,8 +60,10 @@ def _shapes(dx, dy, t, total: int) -> np.ndarray:
     fourth moments along the diagonals over those along the axes are 4/3 for a square, 1 for a circle
     and 3/4 for a diamond (these, unlike the fill of the box, survive ragged blurred edges). Thresholds
     sit between the classes' ranges under blur, dimming and noise."""
+
     def total_of(values):
         return np.bincount(t, values, total)
+
     dx2, dy2 = dx * dx, dy * dy
     u2, v2 = (dx + dy) ** 2, (dx - dy) ** 2
     count = np.bincount(t, minlength=total)
@@ -168,14 +171,17 @@ def describe(frames: np.ndarray, segment_lengths=None) -> list[ObjectDescription
     def order(d):
         first = int(np.flatnonzero(~np.isnan(d.centroids[:, 0]))[0])
         return first, d.centroids[first, 0]
+
     return sorted(found, key=order)
 
 
 # ----------------------------------------------------------------------------- scoring
 
+
 @dataclass
 class ObjectScore:
     """How one prompted object came out; `size` is None when the caption gives no size word."""
+
     colour: bool
     shape: bool
     size: bool | None
@@ -238,12 +244,16 @@ def score(expected, description: list, segment: int = 0) -> Score:
     """Scores the objects of `description` (from `describe`) seen in `segment` against a caption, w.Scene or
     w.Thing. Prompted objects pair with seen ones by colour, then by shape, then in order; a prompted
     object with no partner is wrong in every respect."""
-    scene = parse_scene(expected) if isinstance(expected, str) else \
-        w.Scene(expected) if isinstance(expected, w.Thing) else w.Scene(tuple(expected))
+    scene = (
+        parse_scene(expected)
+        if isinstance(expected, str)
+        else w.Scene(expected)
+        if isinstance(expected, w.Thing)
+        else w.Scene(tuple(expected))
+    )
     here = [d for d in description if d.motions[segment] is not None]
     left, partner = list(here), {}
-    for match in (lambda d, t: d.colour == t.colour, lambda d, t: d.shapes[segment] == t.shape,
-                  lambda d, t: True):
+    for match in (lambda d, t: d.colour == t.colour, lambda d, t: d.shapes[segment] == t.shape, lambda d, t: True):
         for i, t in enumerate(scene):
             d = next((d for d in left if match(d, t)), None) if i not in partner else None
             if d is not None:
@@ -256,9 +266,14 @@ def score(expected, description: list, segment: int = 0) -> Score:
             scores.append(ObjectScore(False, False, False if t.size else None, False))
             continue
         others = [o for o in here if o is not d]
-        scores.append(ObjectScore(d.colour == t.colour, d.shapes[segment] == t.shape,
-                                  d.sizes[segment] == t.size if t.size else None,
-                                  _obeys(t.motion, d, others, segment)))
+        scores.append(
+            ObjectScore(
+                d.colour == t.colour,
+                d.shapes[segment] == t.shape,
+                d.sizes[segment] == t.size if t.size else None,
+                _obeys(t.motion, d, others, segment),
+            )
+        )
     return Score(scores, len(here) == len(scene))
 
 
@@ -270,4 +285,5 @@ def kept(description: list, segment: int) -> bool:
 
     def seen(i):
         return sorted((d.colour, d.shapes[i]) for d in description if d.motions[i] is not None)
+
     return seen(segment) == seen(segment - 1)

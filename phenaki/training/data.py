@@ -26,9 +26,17 @@ class WorldClips(Dataset):
     the new motion in the story form ('the red circle moves up'): the situation of every window after the first
     in a story, where the primed frames show the previous scene."""
 
-    def __init__(self, length: int = 1_000_000, num_frames: int = 17, seed_offset: int = 0,
-                 paraphrase_prob: float = 0.1, change_prob: float = 0.3, prime_frames: int = 5,
-                 prime_latent_frames: int = 3, frame_size: tuple[int, int] = (world.FRAME_SIZE, world.FRAME_SIZE)):
+    def __init__(
+        self,
+        length: int = 1_000_000,
+        num_frames: int = 17,
+        seed_offset: int = 0,
+        paraphrase_prob: float = 0.1,
+        change_prob: float = 0.3,
+        prime_frames: int = 5,
+        prime_latent_frames: int = 3,
+        frame_size: tuple[int, int] = (world.FRAME_SIZE, world.FRAME_SIZE),
+    ):
         self.length, self.num_frames, self.seed_offset = length, num_frames, seed_offset
         self.frame_size = tuple(frame_size)
         self.paraphrase_prob, self.change_prob = paraphrase_prob, change_prob
@@ -50,8 +58,9 @@ class WorldClips(Dataset):
             first = world.random_scene(rng)
             second = world.Scene(first.colour, first.shape, world.MOTIONS[rng.integers(len(world.MOTIONS))])
             start = tuple(int(v) for v in rng.integers(16, world.MAX_POS - 15, size=2))  # room for both moves
-            frames, captions = world.render_story([(first, self.prime_frames),
-                                                   (second, self.num_frames - self.prime_frames)], start=start)
+            frames, captions = world.render_story(
+                [(first, self.prime_frames), (second, self.num_frames - self.prime_frames)], start=start
+            )
             return dict(video=to_video_tensor(frames), caption=captions[1], prime=self.prime_latent_frames)
         frames, caption, scene = world.random_clip(seed, self.num_frames, self.paraphrase_prob)
         if rng.random() < 0.3 and caption == scene.caption(first=True):
@@ -64,13 +73,15 @@ class VideoFolder(Dataset):
     {"video": "relative/path.mp4", "caption": "..."} lines. Clips are cut to `num_frames` and resized to
     `frame_size`. A video that cannot be read is skipped with a warning naming the file."""
 
-    def __init__(self, folder: str | Path, num_frames: int, frame_size: tuple[int, int],
-                 captions: str = "captions.jsonl"):
+    def __init__(
+        self, folder: str | Path, num_frames: int, frame_size: tuple[int, int], captions: str = "captions.jsonl"
+    ):
         self.folder, self.num_frames, self.frame_size = Path(folder), num_frames, tuple(frame_size)
         path = self.folder / captions
         if not path.exists():
-            raise ValueError(f"{path} not found: a video folder needs a JSONL file of "
-                             '{"video": ..., "caption": ...} lines')
+            raise ValueError(
+                f'{path} not found: a video folder needs a JSONL file of {{"video": ..., "caption": ...}} lines'
+            )
         self.items = []
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
@@ -79,7 +90,7 @@ class VideoFolder(Dataset):
                 item = json.loads(line)
                 self.items.append((str(item["video"]), str(item["caption"])))
             except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise ValueError(f"{path}, line {n}: expected {{\"video\": ..., \"caption\": ...}}: {error}") from None
+                raise ValueError(f'{path}, line {n}: expected {{"video": ..., "caption": ...}}: {error}') from None
         if not self.items:
             raise ValueError(f"{path} lists no videos")
         self.bad: set[int] = set()
@@ -99,12 +110,12 @@ class VideoFolder(Dataset):
             if len(frames) == 0:
                 raise ValueError("no frames")
         except Exception as error:  # noqa: BLE001 - any decoder failure means: skip this file
-            warnings.warn(f"skipping unreadable video {self.folder / name}: {error}")
+            warnings.warn(f"skipping unreadable video {self.folder / name}: {error}", stacklevel=2)
             return None
         if len(frames) < self.num_frames:  # too short: hold the last frame
             frames = np.concatenate([frames, frames[-1:].repeat(self.num_frames - len(frames), 0)])
         start = (len(frames) - self.num_frames) // 2
-        video = to_video_tensor(frames[start: start + self.num_frames])
+        video = to_video_tensor(frames[start : start + self.num_frames])
         return resize_video(video, self.frame_size)
 
     def __getitem__(self, i: int) -> dict:
@@ -125,8 +136,15 @@ class WorldClips2(Dataset):
     trainer's device: a quarter of the bytes through the data-loader workers' shared memory and the copy to a GPU
     (`as_float_video`)."""
 
-    def __init__(self, length: int = 100_000_000, num_frames: int = 17, seed_offset: int = 0,
-                 paraphrase_prob: float = 0.1, change_prob: float = 0.3, prime_frames: int = 5):
+    def __init__(
+        self,
+        length: int = 100_000_000,
+        num_frames: int = 17,
+        seed_offset: int = 0,
+        paraphrase_prob: float = 0.1,
+        change_prob: float = 0.3,
+        prime_frames: int = 5,
+    ):
         self.length, self.num_frames, self.seed_offset = length, num_frames, seed_offset
         self.paraphrase_prob, self.change_prob, self.prime_frames = paraphrase_prob, change_prob, prime_frames
 
@@ -136,9 +154,13 @@ class WorldClips2(Dataset):
     def __getitem__(self, i: int) -> dict:
         from ..shapes import world2_data
 
-        example = world2_data.make_example(self.seed_offset + i, num_frames=self.num_frames,
-                                           prime_frames=self.prime_frames, change_prob=self.change_prob,
-                                           paraphrase_prob=self.paraphrase_prob)
+        example = world2_data.make_example(
+            self.seed_offset + i,
+            num_frames=self.num_frames,
+            prime_frames=self.prime_frames,
+            change_prob=self.change_prob,
+            paraphrase_prob=self.paraphrase_prob,
+        )
         video = rearrange(torch.from_numpy(np.ascontiguousarray(example["frames"])), "f h w c -> c f h w")
         return dict(video=video, caption=example["caption"], prime=example["prime"])
 
@@ -149,5 +171,8 @@ def as_float_video(video: torch.Tensor) -> torch.Tensor:
 
 
 def collate(batch: list[dict]) -> dict:
-    return dict(video=torch.stack([b["video"] for b in batch]), caption=[b["caption"] for b in batch],
-                prime=torch.tensor([b["prime"] for b in batch]))
+    return dict(
+        video=torch.stack([b["video"] for b in batch]),
+        caption=[b["caption"] for b in batch],
+        prime=torch.tensor([b["prime"] for b in batch]),
+    )

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
@@ -75,15 +75,18 @@ class EMA:
 
 # ---- checkpoints: no pickle, so a checkpoint from anywhere is safe to resume -----------------------------------
 
-def save_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer, step: int, processes: int = 1,
-                    elapsed_s: float = 0.0) -> None:
+
+def save_checkpoint(
+    folder: Path, model: nn.Module, ema: EMA, optimizer, step: int, processes: int = 1, elapsed_s: float = 0.0
+) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     save_weights(model, tmp / "model.safetensors")
     save_weights(ema.model, tmp / "ema.safetensors")
     state = optimizer.state_dict()
-    save_tensors({f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()},
-                 tmp / "optimizer.safetensors")
+    save_tensors(
+        {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}, tmp / "optimizer.safetensors"
+    )
     meta = dict(step=step, param_groups=state["param_groups"], processes=processes, elapsed_s=elapsed_s)
     (tmp / "trainer.json").write_text(json.dumps(meta))
     if folder.exists():
@@ -108,6 +111,7 @@ def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> tupl
 
 # ---- the shared loop ------------------------------------------------------------------------------------------
 
+
 def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
     if args.videos:
         return VideoFolder(args.videos, num_frames, frame_size)
@@ -118,15 +122,16 @@ def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
     return WorldClips(num_frames=num_frames, seed_offset=args.seed * 10_000_000, frame_size=frame_size)
 
 
-def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sample_fn, dataset
-          ) -> tuple[EMA, float]:
+def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sample_fn, dataset) -> tuple[EMA, float]:
     """Optimises `loss_fn(model, batch)`; resumes from `out/checkpoint` if it exists. Returns the EMA and the
     seconds spent training, over all resumed runs."""
     out = Path(args.out)
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     ema = EMA(model, args.ema_decay)
-    accelerator.print(f"training on {accelerator.num_processes} process(es), {accelerator.device}, "
-                      f"mixed precision {accelerator.mixed_precision}")
+    accelerator.print(
+        f"training on {accelerator.num_processes} process(es), {accelerator.device}, "
+        f"mixed precision {accelerator.mixed_precision}"
+    )
     step, elapsed = 0, 0.0
     if (out / "checkpoint").exists():
         step, elapsed = load_checkpoint(out / "checkpoint", model, ema, optimizer)
@@ -134,9 +139,16 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
     warmup = max(1, min(500, args.steps // 10))
     per_step = args.batch_size * args.grad_accum * accelerator.num_processes
     sampler = ExampleStream(len(dataset), start=step * per_step, count=(args.steps - step) * per_step)
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate,
-                        num_workers=args.workers, pin_memory=accelerator.device.type == "cuda",
-                        prefetch_factor=4 if args.workers else None, persistent_workers=args.workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=args.workers,
+        pin_memory=accelerator.device.type == "cuda",
+        prefetch_factor=4 if args.workers else None,
+        persistent_workers=args.workers > 0,
+    )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema.model.to(accelerator.device)  # made (and resumed) before prepare() moved the model
     batches = iter(loader)
@@ -163,8 +175,15 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
         last = step == args.steps
         if accelerator.is_main_process and (step % args.save_every == 0 or last):
-            save_checkpoint(out / "checkpoint", accelerator.unwrap_model(model), ema, optimizer, step,
-                            accelerator.num_processes, time.monotonic() - started)
+            save_checkpoint(
+                out / "checkpoint",
+                accelerator.unwrap_model(model),
+                ema,
+                optimizer,
+                step,
+                accelerator.num_processes,
+                time.monotonic() - started,
+            )
         if accelerator.is_main_process and args.sample_every and (step % args.sample_every == 0 or last):
             (out / "samples").mkdir(parents=True, exist_ok=True)
             sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
@@ -175,11 +194,18 @@ def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sam
 
 def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_s: float, **extra) -> None:
     """`training.json` beside the final weights: the arguments, time and hardware, for the model card."""
-    record = dict(stage=args.stage, args={k: v for k, v in vars(args).items() if k != "stage"},
-                  wall_time_s=round(elapsed_s, 1), processes=accelerator.num_processes,
-                  mixed_precision=accelerator.mixed_precision, device=device_name(accelerator.device),
-                  torch_threads=torch.get_num_threads(), torch=torch.__version__,
-                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
+    record = dict(
+        stage=args.stage,
+        args={k: v for k, v in vars(args).items() if k != "stage"},
+        wall_time_s=round(elapsed_s, 1),
+        processes=accelerator.num_processes,
+        mixed_precision=accelerator.mixed_precision,
+        device=device_name(accelerator.device),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    )
     (folder / TRAINING_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -228,11 +254,16 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 def _accelerator(args) -> Accelerator:
     precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
-    return Accelerator(gradient_accumulation_steps=args.grad_accum, mixed_precision=precision, cpu=args.cpu,
-                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    return Accelerator(
+        gradient_accumulation_steps=args.grad_accum,
+        mixed_precision=precision,
+        cpu=args.cpu,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
 
 
 # ---- stage 1: the tokenizer -----------------------------------------------------------------------------------
+
 
 def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fps: int) -> tuple[EMA, float]:
     """The tokenizer's loss on clips of `--num-frames`, over whichever of its parameters require grad."""
@@ -280,6 +311,7 @@ def load_tokenizer(folder: str | Path) -> CViViT:
 
 # ---- stage 2: MaskGit, the critic and the text encoder --------------------------------------------------------
 
+
 def train_transformer(args) -> Path:
     """A fresh MaskGit (+ critic, + text encoder) on the tokenizer of `--tokenizer`, or, with `--model`, a finished
     model's transformers trained further (its tokenizer unchanged); `--local-mixers` first gives MaskGit
@@ -300,8 +332,12 @@ def train_transformer(args) -> Path:
     prompts = [dataset[i]["caption"] for i in range(2)]
 
     def loss_fn(model, batch):
-        loss, parts = model(as_float_video(batch["video"]), texts=batch["caption"], prime_latent_frames=batch["prime"],
-                            return_loss_breakdown=True)
+        loss, parts = model(
+            as_float_video(batch["video"]),
+            texts=batch["caption"],
+            prime_latent_frames=batch["prime"],
+            return_loss_breakdown=True,
+        )
         return loss, dict(loss=loss.item(), **parts)
 
     def sample_fn(ema_model, path):
@@ -314,13 +350,15 @@ def train_transformer(args) -> Path:
     if accelerator.is_main_process:
         ema.model.save_pretrained(final)
         source = "model" if args.model else "tokenizer"  # the record of what this run started from
-        write_training_record(final, args, accelerator, elapsed,
-                              **{source: read_training_record(getattr(args, source))})
+        write_training_record(
+            final, args, accelerator, elapsed, **{source: read_training_record(getattr(args, source))}
+        )
     accelerator.wait_for_everyone()
     return final
 
 
 # ---- stage 3 (optional): the tokenizer's decoder, codes frozen ---------------------------------------------------
+
 
 def train_decoder(args) -> Path:
     """Fine-tunes the decoder of a finished model (`CViViT.freeze_codes`): the same video gives the same ids, so
@@ -344,26 +382,44 @@ STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phenaki train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="phenaki train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("stage", choices=list(STAGES))
     parser.add_argument("--preset", default="shapes", help="model size (phenaki/presets.py)")
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--tokenizer", help="transformer stage: the tokenizer run's final/ folder")
     parser.add_argument("--videos", help="a folder with captions.jsonl instead of the shapes world")
-    parser.add_argument("--world", choices=["shapes", "shapes2"], default="shapes",
-                        help="the synthetic world to train on: shapes (one object) or shapes2 (one or two objects, "
-                        "two sizes, growing and shrinking)")
-    parser.add_argument("--model", help="decoder stage, or the transformer stage to train further: a finished "
-                        "model folder (a transformer run's final/)")
-    parser.add_argument("--local-mixers", action="store_true",
-                        help="transformer stage: give MaskGit local mixers first (TokenTransformer.add_local_mixers)")
-    parser.add_argument("--pixel-refiner-dim", type=int,
-                        help="decoder stage: first add a pixel refiner of this width (CViViT.add_pixel_refiner)")
+    parser.add_argument(
+        "--world",
+        choices=["shapes", "shapes2"],
+        default="shapes",
+        help="the synthetic world to train on: shapes (one object) or shapes2 (one or two objects, "
+        "two sizes, growing and shrinking)",
+    )
+    parser.add_argument(
+        "--model",
+        help="decoder stage, or the transformer stage to train further: a finished "
+        "model folder (a transformer run's final/)",
+    )
+    parser.add_argument(
+        "--local-mixers",
+        action="store_true",
+        help="transformer stage: give MaskGit local mixers first (TokenTransformer.add_local_mixers)",
+    )
+    parser.add_argument(
+        "--pixel-refiner-dim",
+        type=int,
+        help="decoder stage: first add a pixel refiner of this width (CViViT.add_pixel_refiner)",
+    )
     parser.add_argument("--num-frames", type=int, default=17, help="tokenizer and decoder stages: frames per clip")
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="fit the run to this many minutes: after 50 steps, --steps becomes what the rest holds")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="fit the run to this many minutes: after 50 steps, --steps becomes what the rest holds",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -382,8 +438,10 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.stage == "transformer" and bool(args.tokenizer) == bool(args.model):
-        parser.error("the transformer stage needs --tokenizer (a trained tokenizer's final/ folder) or --model (a "
-                     "finished model to train further), not both")
+        parser.error(
+            "the transformer stage needs --tokenizer (a trained tokenizer's final/ folder) or --model (a "
+            "finished model to train further), not both"
+        )
     if args.local_mixers and args.stage != "transformer":
         parser.error("--local-mixers is for the transformer stage")
     if args.stage == "decoder" and not args.model:

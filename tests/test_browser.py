@@ -1,15 +1,19 @@
 """The demo in a real browser: Debian's headless Chromium driven by Playwright's Python package (no browser
 download). Opens the page, edits the timeline, generates, watches the frames arrive and plays the video; picks
-an example and stops it half-way; and checks that the page fetches nothing from outside."""
+an example and stops it half-way; plays a live story, steers it and stops it, and closes a page that plays one;
+and checks that the page fetches nothing from outside."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from app_server import BROWSER_ARGS, CHROMIUM, shared_server
+
+LIVE_RUNNING = "LIVE_RUNNING"  # phenaki.demo.live_session's flag: a session's live story is running
 
 # set up before Generate is pressed: when the first frames and the end arrived, and the status each time
 WATCH = """() => {
@@ -93,9 +97,9 @@ def rows(page) -> int:
     return page.locator('#timeline [data-testid^="cell-"][data-col="0"]').count()
 
 
-def set_steps(page, steps: int, refine_passes: int | None = None):
-    page.click("#sampling")
-    for elem_id, value in (("steps", steps), ("refine", refine_passes)):
+def set_steps(page, steps: int, refine_passes: int | None = None, prefix: str = ""):
+    page.click(f"#{prefix}sampling")
+    for elem_id, value in ((f"{prefix}steps", steps), (f"{prefix}refine", refine_passes)):
         if value is not None:
             number = page.locator(f'#{elem_id} input[type="number"]')
             number.fill(str(value))
@@ -176,3 +180,86 @@ def test_bad_input_is_explained_then_an_example_is_stopped_half_way(page):
     played = page.evaluate(PLAYABLE, "#video video")
     assert played and played["error"] is None and abs(played["duration"] - made / 8) < 0.2, (played, made)
     assert page.input_value("#seed-used input") == "11"
+
+
+# the live player: how far it has played, and whether it is playing
+PLAYHEAD = """() => { const v = document.querySelector('#live-video video');
+  return v ? {time: v.currentTime, paused: v.paused, error: v.error && v.error.code} : null; }"""
+
+
+def live_running(server) -> list:
+    return list(server.tmp.glob(f"phenaki-demo/*/*/{LIVE_RUNNING}"))
+
+
+def start_live(page, prompt: str):
+    page.get_by_role("tab", name="Live").click()
+    set_steps(page, 2, refine_passes=0, prefix="live-")
+    box = page.locator("#live-prompt textarea, #live-prompt input").first
+    box.fill(prompt)
+    page.click("#live-start")
+    return box
+
+
+def test_live_plays_while_made_follows_a_new_prompt_stops_and_opens_in_generate(page):
+    server = shared_server()
+    box = start_live(page, "a green square moves down")
+    # the video plays while it is made: its playhead moves on
+    page.wait_for_function(f"() => {{ const p = ({PLAYHEAD})(); return p && p.time > 0.5; }}", timeout=60000)
+    first = page.evaluate(PLAYHEAD)
+    assert first["error"] is None and not first["paused"], first
+    page.wait_for_timeout(1500)
+    later = page.evaluate(PLAYHEAD)
+    assert later["time"] > first["time"] + 0.5, (first, later)
+    assert "Playing scene 1" in page.inner_text("#live-status")
+    # a new prompt, applied with Enter
+    box.fill("the green square moves left")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#live-note').innerText.includes('Next window')")
+    assert "the green square moves left" in page.inner_text("#live-note")
+    page.wait_for_function("() => /scene 2\\)/.test(document.querySelector('#live-status').innerText)", timeout=30000)
+    page.wait_for_function(
+        "() => document.querySelector('#live-status').innerText.includes('Playing scene 2')", timeout=30000
+    )  # and playback reached it
+    assert page.evaluate(PLAYHEAD)["time"] > later["time"]
+    page.click("#live-stop")
+    page.wait_for_function("() => document.querySelector('#live-status').innerText.includes('Stopped')", timeout=30000)
+    status = page.inner_text("#live-status")
+    made = int(re.search(r"(\d+) frames made", status).group(1))
+    assert "2 scenes" in status and made >= 29, status
+    assert live_running(server) == []
+    # the session's MP4 and its timeline, as links
+    page.wait_for_selector('#live-mp4 a[href*=".mp4"]', timeout=30000)
+    body = page.request.get(page.locator('#live-mp4 a[href*=".mp4"]').first.get_attribute("href")).body()
+    assert body[4:8] == b"ftyp" and len(body) > 1000
+    timeline = page.request.get(page.locator('#live-timeline a[href*=".json"]').first.get_attribute("href")).json()
+    assert [p for p, _ in timeline["timeline"]] == ["a green square moves down", "the green square moves left"]
+    assert round(sum(s for _, s in timeline["timeline"]) * 8) == made
+    seed = page.input_value("#live-seed-used input")
+    assert seed == str(timeline["seed"])
+    # into the Generate tab: its table, seed and settings
+    page.click("#live-to-generate")
+    page.wait_for_function("() => document.querySelector('#timeline-summary').innerText.startsWith('2 scenes')")
+    assert page.locator("#generate").is_visible()
+    assert page.input_value("#seed input") == seed and not page.locator("#randomize input").is_checked()
+    page.click("#sampling")
+    assert page.input_value('#steps input[type="number"]') == str(timeline["steps"]) == "2"
+    assert page.input_value('#refine input[type="number"]') == str(timeline["refine_passes"]) == "0"
+
+
+def test_closing_the_page_stops_its_live_story_within_a_window(browser):
+    server = shared_server()
+    context = browser.new_context(viewport={"width": 1400, "height": 1500})
+    page = context.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#generate", timeout=60000)
+    start_live(page, "a yellow circle moves up")
+    page.wait_for_function(
+        "() => document.querySelector('#live-status').innerText.includes('frames made')", timeout=60000
+    )
+    assert len(live_running(server)) == 1
+    closed = time.monotonic()
+    context.close()
+    while live_running(server):
+        assert time.monotonic() - closed < 5, "the live story still runs after its page was closed"
+        time.sleep(0.1)
+    assert server.alive()

@@ -215,11 +215,7 @@ def test_frame_and_latent_frame_counts(tp):
 
 
 @pytest.mark.parametrize(
-    "frames, size, match",
-    [
-        (4, (32, 32), "1 \\+ k \\* 2 frames"),
-        (5, (30, 32), "not divisible by patch_size 8"),
-    ],
+    "frames, size, match", [(4, (32, 32), "1 \\+ k \\* 2 frames"), (5, (30, 32), "not divisible by patch_size 8")]
 )
 def test_bad_videos_get_clear_errors(frames, size, match):
     with pytest.raises(ValueError, match=match):

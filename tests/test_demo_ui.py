@@ -14,6 +14,7 @@ from app_server import FailsAfterFirstWindow, tiny_model_dir
 from conftest import tiny_phenaki
 
 from phenaki.demo import app, startup
+from phenaki.demo.live_session import LiveControl
 from phenaki.demo.sessions import QUEUED, STOP
 from phenaki.demo.ui import build_demo, launch_options
 
@@ -21,6 +22,9 @@ TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  
 ENDPOINTS = {
     "/generate": ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
     "/stop": [],
+    "/live": ["prompt", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
+    "/steer": ["prompt"],
+    "/stop_live": [],
     "/inspect_steps": [
         "prompt",
         "frames",
@@ -72,14 +76,24 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
     named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in api["named_endpoints"].items()}
     assert named == ENDPOINTS and api["unnamed_endpoints"] == {}  # the page's own helpers are private
     returns = {name: len(e["returns"]) for name, e in api["named_endpoints"].items()}
-    assert returns == {"/generate": 7, "/stop": 1, "/inspect_steps": 4, "/inspect_tokenizer": 4, "/compare_seeds": 5}
-    for name in ("/generate", "/inspect_steps", "/compare_seeds"):  # last, and may be left out by older callers
+    assert returns == {
+        "/generate": 7,
+        "/stop": 1,
+        "/live": 5,
+        "/steer": 1,
+        "/stop_live": 1,
+        "/inspect_steps": 4,
+        "/inspect_tokenizer": 4,
+        "/compare_seeds": 5,
+    }
+    for name in ("/generate", "/live", "/inspect_steps", "/compare_seeds"):  # last, and may be left out
         refine = api["named_endpoints"][name]["parameters"][-1]
         assert refine["parameter_has_default"] and refine["parameter_default"] == 1
-    # one model: the generations and the Inspect views wait for each other
+    # one model: the generations, live stories and Inspect views wait for each other; Stop and Steer never wait
     queued = {f.api_name: (f.concurrency_id, f.concurrency_limit) for f in demo.fns.values() if f.queue and f.api_name}
-    assert {name: queued[name[1:]] for name in ENDPOINTS if name != "/stop"} == {
-        name: ("generate", 1) for name in ENDPOINTS if name != "/stop"
+    at_once = ("/stop", "/steer", "/stop_live")
+    assert {name: queued.get(name[1:]) for name in ENDPOINTS} == {
+        name: None if name in at_once else ("generate", 1) for name in ENDPOINTS
     }
     assert not list(tmp_path.iterdir())  # building makes no files
 
@@ -125,7 +139,7 @@ def test_the_environment_configures_the_page():
 
 def test_options_win_over_the_environment_and_bad_values_are_one_line(capsys):
     environ = app.environment(
-        ["--model", "org/model", "--threads", "3", "--port", "7999"],
+        ["--model", "org/model", "--threads", "3", "--port", "7999", "--live-max-seconds", "60"],
         "phenaki demo",
         {"PHENAKI_MODEL": "weights", "PHENAKI_QUEUE_SIZE": "4"},
     )
@@ -134,6 +148,7 @@ def test_options_win_over_the_environment_and_bad_values_are_one_line(capsys):
         "PHENAKI_THREADS": "3",
         "GRADIO_SERVER_PORT": "7999",
         "PHENAKI_QUEUE_SIZE": "4",
+        "PHENAKI_LIVE_MAX_SECONDS": "60",
     }
     with pytest.raises(SystemExit) as exit_:
         app.environment(["--concurrency", "0"], "phenaki demo", {})
@@ -144,6 +159,8 @@ def test_options_win_over_the_environment_and_bad_values_are_one_line(capsys):
     for name, value, message in [
         ("PHENAKI_CONCURRENCY", "two", "PHENAKI_CONCURRENCY must be a whole number, got 'two'"),
         ("PHENAKI_QUEUE_SIZE", "0", "PHENAKI_QUEUE_SIZE must be at least 1"),
+        ("PHENAKI_LIVE_MAX_SECONDS", "0", "PHENAKI_LIVE_MAX_SECONDS must be at least 1"),
+        ("PHENAKI_LIVE_MAX_SECONDS", "1.5", "PHENAKI_LIVE_MAX_SECONDS must be a whole"),
     ]:
         with pytest.raises(startup.StartupError, match=message):
             app.demo_from_environment({name: value})
@@ -204,6 +221,62 @@ def test_prepare_stop_and_closing_the_tab_use_the_session_s_flags(no_critic, tmp
     with pytest.raises(gr.Error, match="row 1 has no prompt"):
         prepare(table([["", 1]]), 2, 1, 0, 3, 0, 1, bob)
     assert not (tmp_path / "bob").exists()  # a bad input queues nothing
+
+
+def endpoint(demo: gr.Blocks, api_name: str):
+    return next(f.fn for f in demo.fns.values() if f.api_name == api_name)
+
+
+def test_live_steer_stop_and_closing_the_tab_reach_only_the_session_s_story(no_critic, tmp_path):
+    demo = build_demo(no_critic, runs_dir=tmp_path)
+    steer, stop_live = endpoint(demo, "steer"), endpoint(demo, "stop_live")
+    unloads = [f.fn for f in demo.fns.values() if f.name.startswith("on_unload")]
+    alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")
+    with pytest.raises(gr.Error, match="No live story is running in this session"):
+        steer("the red circle moves up", alice)
+    assert stop_live(alice) == "No live story is running in this session."
+    story = LiveControl(tmp_path / "alice")
+    assert story.begin()  # alice's live story runs
+    assert steer("  the red circle   moves up ", alice) == "Next window: *the red circle moves up*"
+    assert story.pending_steer() == "the red circle moves up"
+    for bad, message in (("", "the new prompt is empty"), ("z" * 301, "longer than 300 characters")):
+        with pytest.raises(gr.Error, match=message):
+            steer(bad, alice)
+    with pytest.raises(gr.Error, match="No live story is running"):
+        steer("a blue square moves left", bob)
+    assert stop_live(bob) == "No live story is running in this session."
+    for unload in unloads:  # bob closes his tab
+        unload(bob)
+    assert story.pending_steer() == "the red circle moves up" and not story.stop_requested()
+    assert not (tmp_path / "bob").exists()
+    assert "Stopping after the current window" in stop_live(alice) and story.stop_requested()
+    story.end()
+    story.begin()
+    for unload in unloads:  # alice closes hers: her live story stops at the next window
+        unload(alice)
+    assert story.stop_requested()
+
+
+def test_live_handler_directly_and_open_in_generate(no_critic, tmp_path):
+    demo = build_demo(no_critic, runs_dir=tmp_path, live_preview=True, live_max_seconds=2)
+    outputs = list(handler(demo, "live")("a red circle moves right", "2", "1", "0", "3", "7", "1", None))
+    assert "Starting" in outputs[0][1] and outputs[1][0].endswith(".mp4") and "Playing scene 1" in outputs[1][1]
+    video, status, mp4, timeline_file, seed = outputs[-1]
+    assert "Reached the length limit" in status and count_frames(mp4) == 17 and seed == 7  # one window: 2.1 s
+    assert not list(tmp_path.glob("anonymous/LIVE_*"))  # its flags are gone
+    rows, seed_box, steps, guidance, temperature, critic, refine, tabs = handler(demo, "open_in_generate")(
+        timeline_file
+    )
+    assert rows == [["a red circle moves right", 17 / 8]] and seed_box.value == 7 and tabs.selected == "generate"
+    assert (steps, guidance, temperature, critic, refine) == (2, 3.0, 1.0, 0.0, 1)
+    with pytest.raises(gr.Error, match="no finished live story yet"):
+        handler(demo, "open_in_generate")(None)
+    with pytest.raises(gr.Error, match="the prompt is empty"):
+        next(handler(demo, "live")(" ", 2, 1, 0, 3, 7, 1, None))
+    with pytest.raises(gr.Error, match="no Token Critic"):
+        prepare = next(f.fn for f in demo.fns.values() if f.fn.__qualname__ == "LiveHandlers.prepare")
+        prepare("a red circle", 2, 1, 0.5, 3, 7, 1, SimpleNamespace(session_hash="carol"))
+    assert not (tmp_path / "carol").exists()  # a bad input queues nothing
 
 
 SPACES_STUB = """

@@ -10,13 +10,7 @@ from conftest import randomised, tiny_phenaki
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from phenaki import MaskGit, sampling
-from phenaki.models.attention import (
-    Attention,
-    Transformer,
-    attend_reference,
-    fast_paths_enabled,
-    reference_paths,
-)
+from phenaki.models.attention import Attention, Transformer, attend_reference, fast_paths_enabled, reference_paths
 from phenaki.precision import precision
 from phenaki.sampling import SamplingSettings, sample_tokens
 

@@ -37,12 +37,7 @@ def test_maskgit_example():
 
     from phenaki import MaskGit
 
-    model = MaskGit(
-        num_tokens=5000,
-        max_seq_len=1024,
-        dim=512,
-        depth=6,
-    )
+    model = MaskGit(num_tokens=5000, max_seq_len=1024, dim=512, depth=6)
 
     x = torch.randint(0, 5000, (1, 1024))
     logits = model(x)  # shape (1, 1024, 5000)

@@ -1,5 +1,5 @@
-"""What the demo's tabs share, without Gradio: the model, the per-session run folders, and the two functions that
-run the model (on ZeroGPU wrapped by `spaces.GPU`, so that they run in a GPU worker process)."""
+"""What the demo's tabs share, without Gradio: the model, the per-session run folders, and the functions that run
+the model (on ZeroGPU wrapped by `spaces.GPU`, so that they run in a GPU worker process)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import live_session
 from . import stories as logic
 from .sessions import Sessions
 
@@ -37,19 +38,43 @@ def gpu_functions(model, gpu: Callable | None = None) -> tuple[Callable, Callabl
     return story, view
 
 
+def live_function(model, max_seconds: float, gpu: Callable | None = None) -> Callable:
+    """`live(prompt, settings, run_dir, session_dir, clips)`: yields `live_session.LiveUpdate`s of a live story of
+    at most `max_seconds`, steered and stopped through the files in `session_dir`. With `gpu`, it asks for the
+    longest a story can take (its wall-clock limit plus a minute)."""
+
+    def live(prompt, settings, run_dir, session_dir, clips):
+        yield from live_session.live_story(
+            model,
+            prompt,
+            settings,
+            run_dir,
+            live_session.LiveControl(session_dir),
+            max_seconds=max_seconds,
+            window_videos=clips,
+        )
+
+    if gpu is not None:
+        live = gpu(duration=int(max_seconds) + 60)(live)
+    return live
+
+
 @dataclass
 class DemoContext:
-    """What the tabs' event handlers share; `story` and `view` are made from `model` and `gpu`."""
+    """What the tabs' event handlers share; `story`, `view` and `live` are made from `model` and `gpu`."""
 
     model: Any
     runs_dir: Path
     concurrency: int = 1
     live_preview: bool = True
     gpu: Callable | None = None
+    live_max_seconds: float = live_session.DEFAULT_MAX_SECONDS
     sessions: Sessions = field(init=False)
     story: Callable = field(init=False, repr=False)
     view: Callable = field(init=False, repr=False)
+    live: Callable = field(init=False, repr=False)
 
     def __post_init__(self):
         self.sessions = Sessions(self.runs_dir)
         self.story, self.view = gpu_functions(self.model, self.gpu)
+        self.live = live_function(self.model, self.live_max_seconds, self.gpu)

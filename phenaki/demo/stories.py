@@ -24,16 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media import (
-    DISPLAY_SIZE,
-    Mp4Writer,
-    contact_sheet,
-    display_scale,
-    upscale,
-    write_gif,
-    write_mp4,
-    write_png,
-)
+from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4, write_png
 from ..sampling import SamplingSettings
 
 # ---- limits and defaults ------------------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 
 Nothing here reads the environment or loads a model: `phenaki.demo.app.main` does that (for `python app.py` and
 `phenaki demo`), and tests build the page around a small random model. The page is a header naming the model and
-two tabs, each built by its own function over the back-end (`phenaki.demo.stories`, `views`, `views_tokenizer`):
+three tabs, each built by its own function over the back-end (`phenaki.demo.stories`, `live_session`, `views`,
+`views_tokenizer`):
 
 - Generate (`ui_generate.generate_tab`): API endpoints `/generate` (streaming) and `/stop`;
+- Live (`ui_live.live_tab`): `/live` (streaming), `/steer` and `/stop_live`;
 - Inspect (`ui_inspect.inspect_tab`): `/inspect_steps`, `/inspect_tokenizer`, `/compare_seeds`.
 
 Their event handlers share one `DemoContext`: the model, the per-session run folders, how many generations run
-at once, and the two functions that need the GPU, which on ZeroGPU are wrapped by `spaces.GPU`.
+at once (stories and live stories share one queue), and the functions that need the GPU, which on ZeroGPU are
+wrapped by `spaces.GPU`. Closing the page stops the session's story and live story at their next window.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from pathlib import Path
 import gradio as gr
 
 from .context import DemoContext
+from .live_session import DEFAULT_MAX_SECONDS
 from .sessions import default_runs_dir
 from .startup import Example, describe_model
 from .ui_generate import generate_tab
 from .ui_inspect import inspect_tab
+from .ui_live import live_tab
 
 CSS = """
 .pixelated img, .pixelated video { image-rendering: pixelated; }
@@ -51,31 +56,39 @@ def build_demo(
     concurrency: int = 1,
     live_preview: bool | None = None,
     gpu: Callable | None = None,
+    live_max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> gr.Blocks:
     """The demo page for `model` (a loaded `phenaki.Phenaki`), not yet queued or launched.
 
     model_name, revision: shown in the header. examples: timelines offered under Generate (not cached: nothing is
     generated at start-up). runs_dir: where each session's files go (default: <temp>/phenaki-demo/<pid>).
-    concurrency: generations and Inspect views at once (they share one model). live_preview: stream each window
-    as a clip (default: when ffmpeg and ffprobe are on PATH). gpu: `spaces.GPU` on ZeroGPU, else None."""
+    concurrency: generations, live stories and Inspect views at once (they share one model). live_preview: stream
+    each window as a clip (default: when ffmpeg and ffprobe are on PATH). gpu: `spaces.GPU` on ZeroGPU, else None.
+    live_max_seconds: the longest live story, in seconds of video (and of wall-clock time)."""
     ctx = DemoContext(
         model,
         Path(runs_dir) if runs_dir is not None else default_runs_dir(),
         concurrency,
         can_stream_video() if live_preview is None else live_preview,
         gpu,
+        live_max_seconds,
     )
     with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             "# Phenaki: text to video\nWrite a story as a timeline of scenes; each scene continues the one "
-            "before. The video is made window by window, and you watch the frames as they are decoded."
+            "before. The video is made window by window, and you watch the frames as they are decoded. "
+            "Or play one live, and steer it with a new prompt as it plays."
         )
         gr.Markdown(describe_model(model, model_name, revision), elem_id="model-info")
-        with gr.Tab("Generate", id="generate"):
-            stories = generate_tab(ctx, list(examples))
-        with gr.Tab("Inspect", id="inspect"):  # how a video is made; each view is also a named API endpoint
-            inspect_tab(ctx)
-        demo.unload(stories.on_unload)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                generate = generate_tab(ctx, list(examples))
+            with gr.Tab("Live", id="live"):  # a story that plays while it is made, steered as it plays
+                live = live_tab(ctx, generate, tabs)
+            with gr.Tab("Inspect", id="inspect"):  # how a video is made; each view is also a named API endpoint
+                inspect_tab(ctx)
+        demo.unload(generate.handlers.on_unload)
+        demo.unload(live.on_unload)
     return demo
 
 

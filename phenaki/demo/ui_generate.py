@@ -10,6 +10,7 @@ caller's running (or queued) story after the current window. Built inside `phena
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -207,21 +208,22 @@ def reuse_seed(last_seed):
 # ---- layout -------------------------------------------------------------------------------------------------
 
 
-def _settings_accordion(model) -> list:
-    """Steps, guidance, temperature, critic strength, refinement passes (the controls, in display order)."""
+def settings_accordion(model, prefix: str = "") -> list[gr.Slider]:
+    """Steps, guidance, temperature, critic strength, refinement passes (the controls, in display order), built
+    from `SamplingSettings`' limits; `prefix` goes before each elem_id (another tab's copy: "live-")."""
     critic_note = (
         "How much the Token Critic, rather than the generator's own confidence, picks the tokens to keep."
         if model.has_critic
         else "This model has no Token Critic, so this stays at 0."
     )
-    with gr.Accordion("Sampling settings", open=False, elem_id="sampling"):
+    with gr.Accordion("Sampling settings", open=False, elem_id=f"{prefix}sampling"):
         steps = gr.Slider(
             *logic.LIMITS["steps"],
             value=logic.DEFAULTS["steps"],
             step=1,
             label="Steps",
             info="MaskGIT decoding steps per window (more: slower)",
-            elem_id="steps",
+            elem_id=f"{prefix}steps",
         )
         guidance = gr.Slider(
             *logic.LIMITS["guidance_scale"],
@@ -229,7 +231,7 @@ def _settings_accordion(model) -> list:
             step=0.5,
             label="Guidance scale",
             info="How strongly the prompt is followed (1: no guidance, 0: prompt ignored)",
-            elem_id="guidance",
+            elem_id=f"{prefix}guidance",
         )
         temperature = gr.Slider(
             *logic.LIMITS["temperature"],
@@ -237,7 +239,7 @@ def _settings_accordion(model) -> list:
             step=0.1,
             label="Temperature",
             info="Randomness of which tokens are kept at each step",
-            elem_id="temperature",
+            elem_id=f"{prefix}temperature",
         )
         critic = gr.Slider(
             *logic.LIMITS["critic_strength"],
@@ -246,15 +248,25 @@ def _settings_accordion(model) -> list:
             label="Critic strength",
             info=critic_note,
             interactive=model.has_critic,
-            elem_id="critic",
+            elem_id=f"{prefix}critic",
         )
-        refine = refine_slider("refine")
+        refine = refine_slider(f"{prefix}refine")
     return [steps, guidance, temperature, critic, refine]
 
 
-def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> StoryHandlers:
-    """Builds the Generate tab's contents inside the current `gr.Tab` and wires its events; returns its handlers
-    (the page's unload event needs `on_unload`)."""
+@dataclass
+class GenerateTab:
+    """What other parts of the page need of the Generate tab: its handlers (the page's unload event needs
+    `on_unload`) and the inputs another tab may fill (the Live tab's "Open in Generate")."""
+
+    handlers: StoryHandlers
+    timeline: gr.Dataframe
+    seed: gr.Number
+    settings: list[gr.Slider]  # steps, guidance, temperature, critic, refine (as `settings_accordion` gives them)
+
+
+def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
+    """Builds the Generate tab's contents inside the current `gr.Tab` and wires its events."""
     handlers, model = StoryHandlers(ctx), ctx.model
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
@@ -285,7 +297,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> StoryHandler
                     elem_id="seed",
                 )
                 randomize = gr.Checkbox(label="Randomize seed", value=True, elem_id="randomize")
-            steps, guidance, temperature, critic, refine = _settings_accordion(model)
+            steps, guidance, temperature, critic, refine = settings_accordion(model)
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -372,4 +384,4 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> StoryHandler
     )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
     generated.then(lambda: gr.Button(interactive=True), None, generate_btn, **private)
     stop_btn.click(handlers.stop, None, status, queue=False, api_name="stop", show_progress="hidden")
-    return handlers
+    return GenerateTab(handlers, timeline, seed_box, [steps, guidance, temperature, critic, refine])

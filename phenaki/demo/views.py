@@ -24,15 +24,7 @@ from einops import rearrange
 from ..media import board, display_scale, to_uint8_frames, upscale, write_mp4, write_png
 from ..models.cvivit import first_frames
 from ..shapes import world
-from .stories import (
-    LIMITS,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    InputError,
-    is_blank,
-    parse_number,
-    parse_settings,
-)
+from .stories import LIMITS, MAX_PROMPT_CHARS, MAX_SEED, InputError, is_blank, parse_number, parse_settings
 
 MAX_SEEDS = 8
 TILE = 128  # about this many pixels a frame in the step and token images

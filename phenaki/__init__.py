@@ -3,8 +3,9 @@
 from .live import LiveStory
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
-from .pipeline import Phenaki, VideoChunk, make_video
+from .pipeline import Phenaki, VideoChunk
 from .sampling import SamplingSettings, StepState
+from .scenes import make_video
 
 __all__ = [
     "CViViT",

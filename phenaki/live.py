@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import torch
 
 from .media import to_uint8_frames
-from .pipeline import Phenaki, VideoChunk, check_prompt
+from .pipeline import Phenaki, VideoChunk
 from .sampling import SamplingSettings
+from .scenes import check_prompt
 from .seeds import story_seed
 
 

@@ -10,30 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .loading import PretrainedMixin
 from .media import to_uint8_frames
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
-from .models.text import ByteTextEncoder, build_text_encoder
+from .models.text import ByteTextEncoder
 from .objectives import critic_loss, drop_condition, maskgit_loss, random_mask
 from .precision import bf16_autocast
 from .sampling import SamplingSettings, StepState, sample_tokens
+from .scenes import check_prompt
 from .seeds import story_seed, window_generator
-from .serialization import (
-    CONFIG_VERSION,
-    WEIGHTS_NAME,
-    check_config_version,
-    load_weights,
-    read_config,
-    save_weights,
-    write_config,
-)
+from .serialization import CONFIG_VERSION
 from .window_fixes import grid_fix, window_fix
 
 
@@ -46,7 +39,7 @@ class VideoChunk:
     start: int  # index of the first frame in the whole story
 
 
-class Phenaki(nn.Module):
+class Phenaki(PretrainedMixin, nn.Module):
     def __init__(
         self,
         *,
@@ -394,109 +387,9 @@ class Phenaki(nn.Module):
         loss = loss_maskgit + loss_critic
         return (loss, dict(maskgit=loss_maskgit.item(), critic=loss_critic.item())) if return_loss_breakdown else loss
 
-    # ---- saving and loading ---------------------------------------------------------------------------------
-
-    def _unsaved_prefixes(self) -> tuple[str, ...]:
-        saved = self.text_encoder is None or getattr(self.text_encoder, "saved_with_model", True)
-        return () if saved else ("text_encoder.",)
-
-    def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
-        from .hub import write_model_card
-
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_weights(self, folder / WEIGHTS_NAME, self._unsaved_prefixes())
-        write_config(self.config, folder)
-        write_model_card(folder, self.config, model_card)
-        return folder
-
-    @classmethod
-    def from_config(cls, config: dict, **hub_kwargs) -> Phenaki:
-        check_config_version(config)
-        try:
-            cvivit = CViViT.from_config(config["cvivit"])
-            maskgit = MaskGit(**config["maskgit"])
-            critic_config = config.get("critic")
-            if critic_config is None:
-                critic = None
-            elif critic_config.get("self_critic"):
-                critic = SelfCritic(maskgit)
-            else:
-                critic = TokenCritic(**critic_config)
-            text_config = config.get("text_encoder")
-            text_encoder = None if text_config is None else build_text_encoder(text_config, **hub_kwargs)
-            keys = ("frame_size", "fps", "prime_frames", "cond_drop_prob", "continuation_prob")
-            return cls(
-                cvivit=cvivit,
-                maskgit=maskgit,
-                critic=critic,
-                text_encoder=text_encoder,
-                **{k: config[k] for k in keys if k in config},
-            )
-        except TypeError as error:  # unknown or missing constructor arguments
-            raise ValueError(f"config does not describe a Phenaki model: {error}") from error
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | Path,
-        *,
-        revision: str | None = None,
-        token: str | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool | None = None,
-        device: str | torch.device | None = None,
-    ) -> Phenaki:
-        """A local folder or a Hub repo id; the model comes back in eval mode, on `device` if given."""
-        from .hub import check_safetensors, resolve_model_dir
-
-        hub = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only)
-        folder = Path(resolve_model_dir(str(name_or_path), revision=revision, **hub))
-        config = read_config(folder)
-        model = cls.from_config(config, **hub)
-        check_safetensors(folder / WEIGHTS_NAME)
-        load_weights(model, folder / WEIGHTS_NAME, model._unsaved_prefixes())
-        model.eval()
-        return model.to(device) if device is not None else model
-
-    def push_to_hub(self, repo_id: str, **kwargs) -> str:
-        from .hub import push_to_hub
-
-        return push_to_hub(self.save_pretrained, repo_id, **kwargs)
-
 
 def _located(on_step, window: int, segment: int):
     """`on_step` for one window: its states say which window and timeline entry they belong to."""
     if on_step is None:
         return None
     return lambda state: on_step(replace(state, window=window, segment=segment))
-
-
-def check_prompt(text, where: str) -> None:
-    """ValueError naming `where` unless `text` is a non-empty string."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{where}: the prompt must be a non-empty string, got {text!r}")
-
-
-def make_video(
-    phenaki: Phenaki,
-    texts: Sequence[str],
-    num_frames: int | Sequence[int],
-    prime_lengths: int | Sequence[int],
-    **sample_kwargs,
-) -> tuple[Tensor, list[Tensor]]:
-    """Scenes one after another, each primed with the last `prime_lengths[i]` frames of the scene before.
-    Returns the whole video (b, 3, frames, H, W) and the list of scenes."""
-    texts = list(texts)
-    num_frames = [num_frames] * len(texts) if isinstance(num_frames, int) else list(num_frames)
-    prime_lengths = [prime_lengths] * (len(texts) - 1) if isinstance(prime_lengths, int) else list(prime_lengths)
-    if len(num_frames) != len(texts) or len(prime_lengths) < len(texts) - 1:
-        raise ValueError(f"{len(texts)} texts need {len(texts)} num_frames and {len(texts) - 1} prime_lengths")
-    scenes, prime = [], None
-    for i, (text, frames) in enumerate(zip(texts, num_frames)):
-        video = phenaki.sample(texts=text, num_frames=frames, prime_frames=prime, **sample_kwargs)
-        scenes.append(video)
-        if i + 1 < len(texts):
-            history = torch.cat(scenes, dim=2)
-            prime = history[:, :, -prime_lengths[i] :]
-    return torch.cat(scenes, dim=2), scenes

@@ -13,7 +13,7 @@ import torch
 
 from phenaki import Phenaki
 from phenaki.training.data import VideoFolder, WorldClips
-from phenaki.training.trainer import EMA, load_checkpoint, save_checkpoint
+from phenaki.training.loop import EMA, load_checkpoint, save_checkpoint
 
 ENV = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1"}
 

@@ -16,23 +16,15 @@ running the same command again), `samples/` (periodic GIFs) and `final/` (EMA we
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import os
-import time
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from einops import rearrange
-from safetensors.torch import load_file
-from torch import nn
-from torch.utils.data import DataLoader, Sampler
-from tqdm.auto import tqdm
 
 from ..machine import device_name
 from ..media import to_uint8_frames, write_gif
@@ -44,70 +36,12 @@ from ..serialization import (
     load_weights,
     read_config,
     read_training_record,
-    save_tensors,
     save_weights,
     write_config,
 )
 from .data import VideoFolder, WorldClips, WorldClips2, as_float_video, collate
+from .loop import EMA, train_loop
 from .presets import preset
-
-
-class EMA:
-    """Exponential moving average of a model's floating-point state (parameters and buffers).
-
-    Not torch's `AveragedModel` (nor ema-pytorch): its state dict prefixes every key with `module.` and adds an
-    `n_averaged` counter, so the averaged weights would not load into the model as they are, and our decay warms
-    up with the step count ((1 + step) / (10 + step)), which its fixed-decay EMA function does not."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))  # warm up: early averages follow the model
-        for ema, live in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if ema.dtype.is_floating_point:
-                ema.lerp_(live.detach(), 1 - decay)
-            else:
-                ema.copy_(live)
-
-
-# ---- checkpoints: no pickle, so a checkpoint from anywhere is safe to resume -----------------------------------
-
-
-def save_checkpoint(
-    folder: Path, model: nn.Module, ema: EMA, optimizer, step: int, processes: int = 1, elapsed_s: float = 0.0
-) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_weights(model, tmp / "model.safetensors")
-    save_weights(ema.model, tmp / "ema.safetensors")
-    state = optimizer.state_dict()
-    save_tensors(
-        {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}, tmp / "optimizer.safetensors"
-    )
-    meta = dict(step=step, param_groups=state["param_groups"], processes=processes, elapsed_s=elapsed_s)
-    (tmp / "trainer.json").write_text(json.dumps(meta))
-    if folder.exists():
-        for f in folder.iterdir():
-            f.unlink()
-        folder.rmdir()
-    tmp.rename(folder)  # a run killed mid-save keeps the previous checkpoint
-
-
-def load_checkpoint(folder: Path, model: nn.Module, ema: EMA, optimizer) -> tuple[int, float]:
-    """Restores a checkpoint; returns (step, seconds of training so far)."""
-    load_weights(model, folder / "model.safetensors")
-    load_weights(ema.model, folder / "ema.safetensors")
-    meta = json.loads((folder / "trainer.json").read_text())
-    state: dict = {}
-    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict(dict(state=state, param_groups=meta["param_groups"]))
-    return meta["step"], meta.get("elapsed_s", 0.0)
-
 
 # ---- the shared loop ------------------------------------------------------------------------------------------
 
@@ -120,76 +54,6 @@ def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
             raise ValueError(f"shapes world 2 is 64x64; this model's frames are {tuple(frame_size)}")
         return WorldClips2(num_frames=num_frames, seed_offset=args.seed * 100_000_000)
     return WorldClips(num_frames=num_frames, seed_offset=args.seed * 10_000_000, frame_size=frame_size)
-
-
-def _loop(args, accelerator: Accelerator, model: nn.Module, params, loss_fn, sample_fn, dataset) -> tuple[EMA, float]:
-    """Optimises `loss_fn(model, batch)`; resumes from `out/checkpoint` if it exists. Returns the EMA and the
-    seconds spent training, over all resumed runs."""
-    out = Path(args.out)
-    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
-    ema = EMA(model, args.ema_decay)
-    accelerator.print(
-        f"training on {accelerator.num_processes} process(es), {accelerator.device}, "
-        f"mixed precision {accelerator.mixed_precision}"
-    )
-    step, elapsed = 0, 0.0
-    if (out / "checkpoint").exists():
-        step, elapsed = load_checkpoint(out / "checkpoint", model, ema, optimizer)
-        accelerator.print(f"resumed from {out / 'checkpoint'} at step {step}")
-    warmup = max(1, min(500, args.steps // 10))
-    per_step = args.batch_size * args.grad_accum * accelerator.num_processes
-    sampler = ExampleStream(len(dataset), start=step * per_step, count=(args.steps - step) * per_step)
-    loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        sampler=sampler,
-        collate_fn=collate,
-        num_workers=args.workers,
-        pin_memory=accelerator.device.type == "cuda",
-        prefetch_factor=4 if args.workers else None,
-        persistent_workers=args.workers > 0,
-    )
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    ema.model.to(accelerator.device)  # made (and resumed) before prepare() moved the model
-    batches = iter(loader)
-    bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, dynamic_ncols=True)
-    started = time.monotonic() - elapsed
-    budget = _Budget(args, accelerator, step, started)
-    while step < args.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * _lr_factor(step, warmup, args.steps)
-        for batch in islice(batches, args.grad_accum):
-            with accelerator.accumulate(model):
-                loss, logs = loss_fn(model, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        step += 1
-        ema.update(accelerator.unwrap_model(model), step)
-        if budget.fit(step):
-            warmup, bar.total = max(1, min(500, args.steps // 10)), args.steps
-            accelerator.print(f"{args.max_minutes} minutes fit {args.steps} steps")
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
-        last = step == args.steps
-        if accelerator.is_main_process and (step % args.save_every == 0 or last):
-            save_checkpoint(
-                out / "checkpoint",
-                accelerator.unwrap_model(model),
-                ema,
-                optimizer,
-                step,
-                accelerator.num_processes,
-                time.monotonic() - started,
-            )
-        if accelerator.is_main_process and args.sample_every and (step % args.sample_every == 0 or last):
-            (out / "samples").mkdir(parents=True, exist_ok=True)
-            sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
-        accelerator.wait_for_everyone()
-    bar.close()
-    return ema, time.monotonic() - started
 
 
 def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_s: float, **extra) -> None:
@@ -207,49 +71,6 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
         **extra,
     )
     (folder / TRAINING_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
-
-
-class _Budget:
-    """`--max-minutes`: after the first 50 steps of this run, `args.steps` becomes the step count that the rest of
-    the budget holds at the speed measured over the last 40 of them (the learning-rate schedule follows); with
-    several processes, the fewest steps any of them measured, so that all stop together."""
-
-    def __init__(self, args, accelerator: Accelerator, first_step: int, started: float):
-        self.args, self.accelerator, self.first_step, self.started = args, accelerator, first_step, started
-        self.mark = 0.0
-
-    def fit(self, step: int) -> bool:
-        if not self.args.max_minutes or step - self.first_step not in (10, 50):
-            return False
-        if step - self.first_step == 10:  # the first steps include start-up (workers, kernels)
-            self.mark = time.monotonic()
-            return False
-        per_step = (time.monotonic() - self.mark) / 40
-        left = self.args.max_minutes * 60 - (time.monotonic() - self.started)
-        fits = torch.tensor([step + int(left / per_step)], device=self.accelerator.device)
-        fits = int(self.accelerator.gather(fits).min())
-        self.args.steps = max(step + 1, min(self.args.steps, fits))
-        return True
-
-
-class ExampleStream(Sampler):
-    """Example indices start, start+1, ... (wrapping around a finite dataset): the same order on every run, so
-    a resumed run continues with the examples it had not seen."""
-
-    def __init__(self, size: int, start: int, count: int):
-        self.size, self.start, self.count = size, start, count
-
-    def __iter__(self):
-        return ((self.start + k) % self.size for k in range(self.count))
-
-    def __len__(self) -> int:
-        return self.count
-
-
-def _lr_factor(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def _accelerator(args) -> Accelerator:
@@ -283,7 +104,7 @@ def _train_cvivit(args, accelerator: Accelerator, cvivit: CViViT, frame_size, fp
         write_gif(path, to_uint8_frames(rearrange(both, "b c f h w -> c f h (b w)")), fps)
 
     params = [p for p in cvivit.parameters() if p.requires_grad]
-    return _loop(args, accelerator, cvivit, params, loss_fn, sample_fn, dataset)
+    return train_loop(args, accelerator, cvivit, params, loss_fn, sample_fn, dataset)
 
 
 def train_tokenizer(args) -> Path:
@@ -345,7 +166,7 @@ def train_transformer(args) -> Path:
         write_gif(path, to_uint8_frames(rearrange(video, "b c f h w -> c f h (b w)")), model.fps)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    ema, elapsed = _loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)
+    ema, elapsed = train_loop(args, accelerator, model, params, loss_fn, sample_fn, dataset)
     final = Path(args.out) / "final"
     if accelerator.is_main_process:
         ema.model.save_pretrained(final)

@@ -21,7 +21,7 @@ class PretrainedMixin:
         return () if saved else ("text_encoder.",)
 
     def save_pretrained(self, save_directory: str | Path, model_card: str | None = None) -> Path:
-        from .hub import write_model_card
+        from .model_card import write_model_card
 
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)

@@ -15,15 +15,8 @@ import torch
 from huggingface_hub import ModelCard, constants, file_download
 from safetensors.torch import save as safetensors_bytes
 
-from phenaki.hub import (
-    HubError,
-    ModelLoadError,
-    check_safetensors,
-    load_t5_encoder,
-    push_to_hub,
-    resolve_model_dir,
-    write_model_card,
-)
+from phenaki.hub import HubError, ModelLoadError, check_safetensors, load_t5_encoder, push_to_hub, resolve_model_dir
+from phenaki.model_card import write_model_card
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hub_server import TOKEN, HubServer, hub_environment  # noqa: E402

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from ..hub import write_model_card
+from ..model_card import write_model_card
 from ..pipeline import Phenaki
 from ..serialization import read_training_record
 from ..training.data import WorldClips

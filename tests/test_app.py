@@ -18,7 +18,7 @@ from app_server import ROOT, AppServer, FailsAfterFirstWindow, app_env, client, 
 from PIL import Image
 
 from phenaki import Phenaki, media
-from phenaki.demo import startup
+from phenaki.demo import startup, timeline_table
 from phenaki.demo import stories as logic
 from phenaki.shapes.world import parse_caption
 
@@ -143,16 +143,16 @@ def test_bad_settings_are_explained(args, message):
 
 
 def test_add_and_delete_scene_buttons():
-    rows = logic.add_scene({"headers": ["prompt", "seconds"], "data": [["a red circle moves right", 1.5]]})
+    rows = timeline_table.add_scene({"headers": ["prompt", "seconds"], "data": [["a red circle moves right", 1.5]]})
     assert rows == [["a red circle moves right", 1.5], ["the red circle ", 1.5]]
-    assert logic.add_scene([]) == [["", logic.NEW_SCENE_SECONDS]]
-    assert logic.delete_scene(rows) == [["a red circle moves right", 1.5]]
-    assert logic.delete_scene([["only", 1]]) == [["only", 1]]  # one row always stays
+    assert timeline_table.add_scene([]) == [["", logic.NEW_SCENE_SECONDS]]
+    assert timeline_table.delete_scene(rows) == [["a red circle moves right", 1.5]]
+    assert timeline_table.delete_scene([["only", 1]]) == [["only", 1]]  # one row always stays
 
 
 def test_timeline_summary_counts_frames_or_says_what_is_wrong():
-    assert logic.timeline_summary(TWO_SCENES, 8).startswith("2 scenes · 4 s · 32 frames at 8 fps")
-    assert "has no prompt" in logic.timeline_summary([["", 1]], 8)
+    assert timeline_table.timeline_summary(TWO_SCENES, 8).startswith("2 scenes · 4 s · 32 frames at 8 fps")
+    assert "has no prompt" in timeline_table.timeline_summary([["", 1]], 8)
 
 
 # ---- frames and files ---------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def parse_number(name: str, value, *, integer: bool = False) -> float | int:
     return number
 
 
-def _table(value) -> tuple[list[str] | None, list]:
+def read_table(value) -> tuple[list[str] | None, list]:
     """(headers or None, rows) of a table given as a DataFrame, a {"headers", "data"} dict or a list of rows."""
     if value is None:
         return None, []
@@ -108,7 +108,7 @@ def _table(value) -> tuple[list[str] | None, list]:
     raise InputError(f"the timeline must be a table of rows (prompt, seconds), got {type(value).__name__}")
 
 
-def _columns(headers: list[str] | None) -> tuple[int, int]:
+def table_columns(headers: list[str] | None) -> tuple[int, int]:
     """Indices of the prompt and seconds columns: by header when both are named, else the first two."""
     lower = [h.strip().lower() for h in headers or []]
     if "prompt" in lower and "seconds" in lower:
@@ -123,8 +123,8 @@ def parse_timeline(
 
     Columns are found by their headers (`prompt`, `seconds`) when given, else taken in that order. Fully empty
     rows are dropped; seconds may be numeric strings. InputError names the row (1-based, as in the table)."""
-    headers, rows = _table(value)
-    columns = _columns(headers)
+    headers, rows = read_table(value)
+    columns = table_columns(headers)
     timeline: list[tuple[str, float]] = []
     for number, row in enumerate(rows, start=1):
         if isinstance(row, Mapping):
@@ -216,54 +216,6 @@ def check_story(model, timeline, settings: Settings) -> list[int]:
     except ValueError as error:
         raise InputError(str(error)) from None
     return frames
-
-
-def timeline_summary(value, fps: int) -> str:
-    """One line under the table: scenes, length and frames, or what is wrong with it."""
-    try:
-        timeline = parse_timeline(value)
-    except InputError as error:
-        return f"⚠️ {error}"
-    seconds = sum(s for _, s in timeline)
-    frames = sum(max(1, round(s * fps)) for _, s in timeline)
-    scenes = f"{len(timeline)} scene{'s' if len(timeline) > 1 else ''}"
-    return f"{scenes} · {seconds:g} s · {frames} frames at {fps} fps (at most {MAX_STORY_SECONDS:g} s in all)"
-
-
-def table_rows(value) -> list[list]:
-    """The table as [[prompt, seconds], ...] (for the add / delete scene buttons)."""
-    headers, rows = _table(value)
-    columns = _columns(headers)
-    out = []
-    for row in rows:
-        if isinstance(row, Mapping):
-            out.append([row.get("prompt", ""), row.get("seconds", "")])
-        elif isinstance(row, (list, tuple)):
-            out.append([row[i] if i < len(row) and not is_blank(row[i]) else "" for i in columns])
-    return out
-
-
-def add_scene(value) -> list[list]:
-    """The table with one more scene at the end: the last scene's subject continued, for the same length."""
-    rows = table_rows(value)
-    prompt = ""
-    if rows and isinstance(rows[-1][0], str) and rows[-1][0].strip():
-        words = rows[-1][0].split()
-        if len(words) >= 3 and words[0].lower() in ("a", "an", "the"):
-            prompt = " ".join(["the", *words[1:3], ""])  # "the red circle " — the user adds the motion
-    seconds = NEW_SCENE_SECONDS
-    if rows:
-        try:
-            seconds = parse_number("seconds", rows[-1][1])
-        except InputError:
-            pass
-    return rows + [[prompt, seconds]]
-
-
-def delete_scene(value) -> list[list]:
-    """The table without its last scene (one row always stays)."""
-    rows = table_rows(value)
-    return rows[:-1] if len(rows) > 1 else (rows or [["", NEW_SCENE_SECONDS]])
 
 
 # ---- the story ----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import stories as logic
+from . import timeline_table
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_inspect import refine_slider
 
@@ -283,7 +284,9 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
                 show_row_numbers=True,
                 elem_id="timeline",
             )
-            summary = gr.Markdown(logic.timeline_summary(logic.DEFAULT_TIMELINE, model.fps), elem_id="timeline-summary")
+            summary = gr.Markdown(
+                timeline_table.timeline_summary(logic.DEFAULT_TIMELINE, model.fps), elem_id="timeline-summary"
+            )
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")
@@ -354,10 +357,10 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
 
     private = dict(queue=False, api_visibility="private")  # the page's own helpers: not part of the API
     timeline.change(
-        lambda t: logic.timeline_summary(t, model.fps), timeline, summary, show_progress="hidden", **private
+        lambda t: timeline_table.timeline_summary(t, model.fps), timeline, summary, show_progress="hidden", **private
     )
-    add_btn.click(logic.add_scene, timeline, timeline, **private)
-    del_btn.click(logic.delete_scene, timeline, timeline, **private)
+    add_btn.click(timeline_table.add_scene, timeline, timeline, **private)
+    del_btn.click(timeline_table.delete_scene, timeline, timeline, **private)
     randomize.change(randomize_changed, [randomize, seed_box, seed_used], seed_box, **private)
     seed_box.change(seed_changed, seed_box, randomize, show_progress="hidden", **private)
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], **private)

@@ -242,8 +242,12 @@ def test_live_plays_while_made_follows_a_new_prompt_stops_and_opens_in_generate(
     assert page.locator("#generate").is_visible()
     assert page.input_value("#seed input") == seed and not page.locator("#randomize input").is_checked()
     page.click("#sampling")
-    assert page.input_value('#steps input[type="number"]') == str(timeline["steps"]) == "2"
-    assert page.input_value('#refine input[type="number"]') == str(timeline["refine_passes"]) == "0"
+    assert str(timeline["steps"]) == "2" and str(timeline["refine_passes"]) == "0"
+    # the sliders are set by the same event as the table, but may reach the page after it: wait for them
+    for slider, value in (("steps", "2"), ("refine", "0")):
+        page.wait_for_function(
+            f"() => document.querySelector('#{slider} input[type=\"number\"]')?.value === '{value}'", timeout=10000
+        )
 
 
 def test_closing_the_page_stops_its_live_story_within_a_window(browser):

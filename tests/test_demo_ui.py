@@ -98,6 +98,26 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
     assert not list(tmp_path.iterdir())  # building makes no files
 
 
+def test_every_tab_s_sampling_sliders_take_their_range_and_default_from_sampling_settings(no_critic, tmp_path):
+    from phenaki.demo.stories import DEFAULTS, LIMITS
+
+    sliders = {
+        c.elem_id: c for c in build_demo(no_critic, runs_dir=tmp_path).blocks.values() if isinstance(c, gr.Slider)
+    }
+    ids = {
+        "steps": ["steps", "live-steps", "steps-steps", "cmp-steps"],
+        "guidance_scale": ["guidance", "live-guidance", "steps-guidance_scale", "cmp-guidance_scale"],
+        "critic_strength": ["critic", "live-critic", "steps-critic_strength", "cmp-critic_strength"],
+        "refine_passes": ["refine", "live-refine", "steps-refine_passes", "cmp-refine_passes"],
+    }
+    for name, elem_ids in ids.items():
+        for elem_id in elem_ids:
+            slider = sliders[elem_id]
+            assert (slider.minimum, slider.maximum) == LIMITS[name] and slider.value == DEFAULTS[name], elem_id
+            assert slider.interactive is not False or name == "critic_strength", elem_id
+    assert all(sliders[e].interactive is False for e in ids["critic_strength"])  # this model has no critic
+
+
 def test_the_environment_configures_the_page():
     """`phenaki.demo.app` on a model without a Token Critic, 2 generations at once, a queue of 5, the examples."""
     environ = dict(

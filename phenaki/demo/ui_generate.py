@@ -18,7 +18,7 @@ import gradio as gr
 from . import stories as logic
 from . import timeline_table
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
-from .ui_inspect import refine_slider
+from .ui_controls import sampling_slider
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -212,47 +212,15 @@ def reuse_seed(last_seed):
 def settings_accordion(model, prefix: str = "") -> list[gr.Slider]:
     """Steps, guidance, temperature, critic strength, refinement passes (the controls, in display order), built
     from `SamplingSettings`' limits; `prefix` goes before each elem_id (another tab's copy: "live-")."""
-    critic_note = (
-        "How much the Token Critic, rather than the generator's own confidence, picks the tokens to keep."
-        if model.has_critic
-        else "This model has no Token Critic, so this stays at 0."
+    ids = dict(
+        steps="steps",
+        guidance_scale="guidance",
+        temperature="temperature",
+        critic_strength="critic",
+        refine_passes="refine",
     )
     with gr.Accordion("Sampling settings", open=False, elem_id=f"{prefix}sampling"):
-        steps = gr.Slider(
-            *logic.LIMITS["steps"],
-            value=logic.DEFAULTS["steps"],
-            step=1,
-            label="Steps",
-            info="MaskGIT decoding steps per window (more: slower)",
-            elem_id=f"{prefix}steps",
-        )
-        guidance = gr.Slider(
-            *logic.LIMITS["guidance_scale"],
-            value=logic.DEFAULTS["guidance_scale"],
-            step=0.5,
-            label="Guidance scale",
-            info="How strongly the prompt is followed (1: no guidance, 0: prompt ignored)",
-            elem_id=f"{prefix}guidance",
-        )
-        temperature = gr.Slider(
-            *logic.LIMITS["temperature"],
-            value=logic.DEFAULTS["temperature"],
-            step=0.1,
-            label="Temperature",
-            info="Randomness of which tokens are kept at each step",
-            elem_id=f"{prefix}temperature",
-        )
-        critic = gr.Slider(
-            *logic.LIMITS["critic_strength"],
-            value=logic.DEFAULTS["critic_strength"],
-            step=0.05,
-            label="Critic strength",
-            info=critic_note,
-            interactive=model.has_critic,
-            elem_id=f"{prefix}critic",
-        )
-        refine = refine_slider(f"{prefix}refine")
-    return [steps, guidance, temperature, critic, refine]
+        return [sampling_slider(name, f"{prefix}{elem}", model.has_critic) for name, elem in ids.items()]
 
 
 @dataclass

@@ -22,6 +22,7 @@ import gradio as gr
 from . import stories as logic
 from . import views as inspecting
 from . import views_tokenizer
+from .ui_controls import refine_slider, sampling_slider
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -124,18 +125,6 @@ class InspectViews:
         return v.seeds_video, v.guidance_video, v.sheet, table, v.summary
 
 
-def refine_slider(elem_id: str) -> gr.Slider:
-    """The refinement passes control (Generate and the Inspect views)."""
-    return gr.Slider(
-        *logic.LIMITS["refine_passes"],
-        value=logic.DEFAULTS["refine_passes"],
-        step=1,
-        label="Refinement passes",
-        info=logic.REFINE_NOTE,
-        elem_id=elem_id,
-    )
-
-
 def show_step(gallery, step):
     """The step chosen on the slider, from the gallery of all steps."""
     if not gallery:
@@ -160,22 +149,8 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
 
     def settings_sliders(prefix: str) -> list:
         """Steps, temperature, critic strength, guidance scale: the order of the API's arguments."""
-        return [
-            gr.Slider(
-                *logic.LIMITS[name],
-                value=logic.DEFAULTS[name],
-                step=step,
-                label=label,
-                interactive=name != "critic_strength" or model.has_critic,
-                elem_id=f"{prefix}-{name}",
-            )
-            for name, step, label in [
-                ("steps", 1, "Steps"),
-                ("temperature", 0.1, "Temperature"),
-                ("critic_strength", 0.05, "Critic strength"),
-                ("guidance_scale", 0.5, "Guidance scale"),
-            ]
-        ]
+        names = ("steps", "temperature", "critic_strength", "guidance_scale")
+        return [sampling_slider(name, f"{prefix}-{name}", model.has_critic, note=False) for name in names]
 
     with gr.Tab("Decoding, step by step", id="inspect-steps"):
         with gr.Row(equal_height=False):

@@ -494,3 +494,20 @@ def test_validation_errors():
         wdata.random_scene(np.random.default_rng(0), num_objects=3)
     with pytest.raises(ValueError, match="states"):
         w.render(np.zeros((2, 1, 3), int), [red])
+
+
+def test_world_clips_2_are_make_example_as_uint8_video_tensors_until_the_device():
+    import torch
+
+    from phenaki.shapes import world2_data
+    from phenaki.training.data import WorldClips2, as_float_video, collate
+
+    data = WorldClips2(seed_offset=100)
+    batch = collate([data[i] for i in range(3)])
+    assert batch["video"].dtype == torch.uint8 and batch["video"].shape == (3, 3, 17, 64, 64)
+    for i in range(3):
+        example = world2_data.make_example(100 + i)
+        assert batch["caption"][i] == example["caption"] and int(batch["prime"][i]) == example["prime"]
+        assert (batch["video"][i].permute(1, 2, 3, 0).numpy() == example["frames"]).all()
+    video = as_float_video(batch["video"])
+    assert video.dtype == torch.float32 and float(video.max()) <= 1.0 and float(video.max()) > 0.9

@@ -16,7 +16,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from ..media import resize_video, to_video_tensor
-from ..shapes import world
+from ..shapes import world, world2_data
 
 
 class WorldClips(Dataset):
@@ -152,8 +152,6 @@ class WorldClips2(Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> dict:
-        from ..shapes import world2_data
-
         example = world2_data.make_example(
             self.seed_offset + i,
             num_frames=self.num_frames,

@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    parser.add_argument(
+        "--record-processes",
+        action="store_true",
+        help="each process writes out/processes/<rank>.json: its losses, digests of its batches and of its final "
+        "weights (to check a multi-process run)",
+    )
     return parser
 
 

@@ -7,7 +7,7 @@ three tabs, each built by its own function over the back-end (`phenaki.demo.stor
 
 - Generate (`ui_generate.generate_tab`): API endpoints `/generate` (streaming) and `/stop`;
 - Live (`ui_live.live_tab`): `/live` (streaming), `/steer` and `/stop_live`;
-- Inspect (`ui_inspect.inspect_tab`): `/inspect_steps`, `/inspect_tokenizer`, `/compare_seeds`.
+- Inspect (`ui_inspect.inspect_tab`): `/inspect_steps`, `/inspect_tokenizer`, `/compare_seeds`, `/inspect_words`.
 
 Their event handlers share one `DemoContext`: the model, the per-session run folders, how many generations run
 at once (stories and live stories share one queue), and the functions that need the GPU, which on ZeroGPU are

@@ -10,7 +10,7 @@ so that a browser on the same machine has a core), PHENAKI_CONCURRENCY (default 
 GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
 
 The page's API: `/generate` and `/stop` (Generate), `/live`, `/steer` and `/stop_live` (Live), `/inspect_steps`,
-`/inspect_tokenizer` and `/compare_seeds` (Inspect); see `phenaki.demo.ui`.
+`/inspect_tokenizer`, `/compare_seeds` and `/inspect_words` (Inspect); see `phenaki.demo.ui`.
 
 A bad value, or no model, ends the program with one line saying what to fix (exit status 1; a bad option: 2).
 """

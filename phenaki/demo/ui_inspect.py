@@ -23,6 +23,7 @@ from . import stories as logic
 from . import views as inspecting
 from . import views_tokenizer
 from .ui_controls import refine_slider, sampling_slider
+from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -158,6 +159,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                 steps_prompt = gr.Textbox(
                     value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="steps-prompt"
                 )
+                vocabulary_hints(model, steps_prompt, "prompt", "steps-prompt", "steps_prompt_hint")
                 steps_frames = gr.Slider(
                     1,
                     model.window_frames,
@@ -260,6 +262,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                 cmp_prompt = gr.Textbox(
                     value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="cmp-prompt"
                 )
+                vocabulary_hints(model, cmp_prompt, "prompt", "cmp-prompt", "cmp_prompt_hint")
                 cmp_seeds = gr.Textbox(
                     value="0, 1, 2, 3", label=f"Seeds (1 to {inspecting.MAX_SEEDS})", elem_id="cmp-seeds"
                 )

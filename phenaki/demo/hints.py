@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from ..vocabulary import unseen_words
 from .stories import InputError, read_table, table_columns
 
-AFTER = "It still makes a video, but it was trained only on the words above and may not follow these."
+AFTER = "It still makes a video, but may not follow them."
 
 
 def known_words_line(vocabulary) -> str:
-    """'This model knows only these words: colours: red, green, …; shapes: …' ("" without a vocabulary)."""
+    """'Words this model knows — colours: red, green, …; shapes: …' ("" without a vocabulary)."""
     if not vocabulary:
         return ""
     groups = "; ".join(f"*{group}*: {', '.join(members)}" for group, members in vocabulary.items() if members)
-    return f"This model knows only these words — {groups}."
+    return f"Words this model knows — {groups}."
 
 
 def _unseen(vocabulary, prompt) -> list[str]:

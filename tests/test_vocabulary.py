@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_phenaki
+from hub_server import TOKEN, HubServer, hub_environment
 
 from phenaki import Phenaki
 from phenaki.shapes import world2_captions, world2_data
@@ -137,3 +138,11 @@ def test_the_bundled_model_loads_with_its_vocabulary():
     model = Phenaki.from_pretrained(ROOT / "weights")
     assert model.vocabulary == WORLD1
     assert unseen_words(model, "a purple elephant dances") == ["purple", "elephant", "dances"]
+
+
+def test_a_model_pushed_to_the_hub_keeps_its_vocabulary(tmp_path):
+    with HubServer(tmp_path / "server") as hub, hub_environment(hub, tmp_path / "hf_home"):
+        tiny_phenaki(vocabulary=WORLD1).push_to_hub("org/knows-words", token=TOKEN)
+        tiny_phenaki().push_to_hub("org/knows-nothing", token=TOKEN)
+        assert Phenaki.from_pretrained("org/knows-words").vocabulary == WORLD1
+        assert Phenaki.from_pretrained("org/knows-nothing").vocabulary is None

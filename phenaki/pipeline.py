@@ -52,6 +52,7 @@ class Phenaki(PretrainedMixin, nn.Module):
         prime_frames: int = 5,
         cond_drop_prob: float = 0.1,
         continuation_prob: float = 0.5,
+        vocabulary: dict | Sequence[str] | None = None,  # the training captions' words (phenaki/vocabulary.py)
     ):
         super().__init__()
         if maskgit.num_tokens < cvivit.codebook_size:
@@ -99,6 +100,7 @@ class Phenaki(PretrainedMixin, nn.Module):
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
         self.prime_frames = prime_frames
         self.cond_drop_prob, self.continuation_prob = cond_drop_prob, continuation_prob
+        self.vocabulary = vocabulary
 
     # ---- description ----------------------------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class Phenaki(PretrainedMixin, nn.Module):
             prime_frames=self.prime_frames,
             cond_drop_prob=self.cond_drop_prob,
             continuation_prob=self.continuation_prob,
+            **({} if self.vocabulary is None else {"vocabulary": self.vocabulary}),  # optional: older readers skip it
         )
 
     def timeline_frames(self, timeline) -> list[int]:

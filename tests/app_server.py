@@ -45,15 +45,17 @@ def free_port() -> int:
 
 
 def tiny_model_dir(critic: bool = True) -> Path:
-    """A tiny random Phenaki (32x32 frames) saved once per test session."""
+    """A tiny random Phenaki (32x32 frames) saved once per test session, with shapes world 1's vocabulary (as the
+    bundled model: the demo shows its words and notes unseen ones)."""
     key = f"model-{critic}"
     if key not in _cache:
         import torch
 
         from phenaki import Phenaki
+        from phenaki.shapes.vocabulary import world_vocabulary
         from phenaki.training.presets import preset
 
-        config = preset("tiny")
+        config = preset("tiny") | {"vocabulary": world_vocabulary("shapes")}
         if not critic:
             config["critic"] = None
         torch.manual_seed(0)

@@ -267,3 +267,24 @@ def test_closing_the_page_stops_its_live_story_within_a_window(browser):
         assert time.monotonic() - closed < 5, "the live story still runs after its page was closed"
         time.sleep(0.1)
     assert server.alive()
+
+
+def test_the_words_the_model_knows_and_a_note_on_unseen_ones_follow_what_is_typed(page):
+    """The tiny model records shapes world 1's words: each prompt box lists them, and a note names the words of
+    what is typed that it never saw (a note, not an error: Generate and Start stay enabled)."""
+    note = "This model has not seen: purple, elephant, dances"
+    assert "colours: red, green, blue" in page.inner_text("#timeline-words")
+    assert page.inner_text("#timeline-unseen").strip() == ""
+    edit_cell(page, 0, 0, "a purple elephant dances")
+    page.wait_for_function(f"() => document.querySelector('#timeline-unseen').innerText.includes({note!r})")
+    assert "(scene 1)" in page.inner_text("#timeline-unseen") and page.is_enabled("#generate")
+    edit_cell(page, 0, 0, "a red circle moves left")
+    page.wait_for_function("() => document.querySelector('#timeline-unseen').innerText.trim() === ''")
+    page.get_by_role("tab", name="Live").click()
+    assert "shapes: circle, square, triangle" in page.inner_text("#live-prompt-words")
+    box = page.locator("#live-prompt textarea, #live-prompt input").first
+    box.fill("a purple elephant dances")
+    page.wait_for_function(f"() => document.querySelector('#live-prompt-unseen').innerText.includes({note!r})")
+    assert page.is_enabled("#live-start")
+    box.fill("a red circle moves left")
+    page.wait_for_function("() => document.querySelector('#live-prompt-unseen').innerText.trim() === ''")

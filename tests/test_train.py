@@ -14,6 +14,7 @@ import torch
 
 from phenaki import Phenaki
 from phenaki.serialization import load_weights
+from phenaki.shapes.vocabulary import world_vocabulary
 from phenaki.training.data import VideoFolder, WorldClips, WorldClips2, collate
 from phenaki.training.loop import EMA, load_checkpoint, save_checkpoint
 
@@ -55,6 +56,7 @@ def test_both_stages_resume_and_load(tmp_path):
     model = Phenaki.from_pretrained(run / "final")
     video = model.sample(texts="a red circle moves left", num_frames=9, steps=2, seed=0)
     assert video.shape == (1, 3, 9, 32, 32)
+    assert model.vocabulary == world_vocabulary("shapes")  # what its captions can say, for the demo's hints
     # the tokenizer inside the final model is the trained one, frozen
     from phenaki.training.trainer import load_tokenizer
 
@@ -78,7 +80,7 @@ def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path, refine
 
     from phenaki.training.presets import preset
 
-    start = tiny_phenaki(seed=3, cvivit={**preset("tiny")["cvivit"], "pixel_mlp_dim": 4})
+    start = tiny_phenaki(seed=3, cvivit={**preset("tiny")["cvivit"], "pixel_mlp_dim": 4}, vocabulary=["zebra"])
     start.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={})))
     train(
@@ -100,6 +102,7 @@ def test_decoder_stage_keeps_every_token_id_and_the_transformer(tmp_path, refine
         *(["--pixel-refiner-dim", "5"] if refiner else []),
     )
     tuned = Phenaki.from_pretrained(tmp_path / "dec" / "final")
+    assert tuned.vocabulary == {"words": ["zebra"]}  # the text side is unchanged, and so is what it knows
 
     video = torch.rand(2, 3, 9, 32, 32, generator=torch.Generator().manual_seed(0))
     assert torch.equal(start.cvivit.encode(video), tuned.cvivit.encode(video))
@@ -125,7 +128,9 @@ def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers
 
     from phenaki.training.presets import preset
 
-    start = tiny_phenaki(seed=3, maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]})
+    start = tiny_phenaki(
+        seed=3, maskgit={**preset("tiny")["maskgit"], "position_grid": [9, 4, 4]}, vocabulary=["zebra"]
+    )
     start.save_pretrained(tmp_path / "model")
     (tmp_path / "model" / "training.json").write_text(json.dumps(dict(stage="transformer", args={"steps": 7})))
     train(
@@ -148,6 +153,7 @@ def test_transformer_stage_trains_a_finished_model_further_with_new_local_mixers
     )
     tuned = Phenaki.from_pretrained(tmp_path / "more" / "final")
     assert tuned.config["maskgit"]["local_mixer"] is True
+    assert tuned.vocabulary == {"words": ["zebra"], **world_vocabulary("shapes")}  # what it knew, and world 1's
     before, after = start.state_dict(), tuned.state_dict()
     assert set(after) - set(before) == {k for k in after if k.startswith("maskgit.transformer.local_mixers.")}
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("cvivit."))

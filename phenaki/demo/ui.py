@@ -38,6 +38,7 @@ CSS = """
 .story-status .detail { font-size: 0.9em; opacity: 0.85; }
 .story-status.error b { color: var(--error-text-color, #dc2626); }
 .story-status.done b { color: var(--color-green-600, #16a34a); }
+.vocabulary .prose { font-size: 0.88em; }
 """
 
 

@@ -19,6 +19,7 @@ from . import stories as logic
 from . import timeline_table
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_controls import sampling_slider
+from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -255,6 +256,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             summary = gr.Markdown(
                 timeline_table.timeline_summary(logic.DEFAULT_TIMELINE, model.fps), elem_id="timeline-summary"
             )
+            vocabulary_hints(model, timeline, "timeline", "timeline", "timeline_hint")  # words it knows, unseen ones
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")

@@ -25,6 +25,7 @@ from . import stories as logic
 from . import views as inspecting
 from . import views_tokenizer
 from .ui_controls import refine_slider, sampling_slider
+from .ui_hints import vocabulary_hints
 from .ui_words import words_tab
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                 steps_prompt = gr.Textbox(
                     value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="steps-prompt"
                 )
+                vocabulary_hints(model, steps_prompt, "prompt", "steps-prompt", "steps_prompt_hint")
                 steps_frames = gr.Slider(
                     1,
                     model.window_frames,
@@ -264,6 +266,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                 cmp_prompt = gr.Textbox(
                     value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="cmp-prompt"
                 )
+                vocabulary_hints(model, cmp_prompt, "prompt", "cmp-prompt", "cmp_prompt_hint")
                 cmp_seeds = gr.Textbox(
                     value="0, 1, 2, 3", label=f"Seeds (1 to {inspecting.MAX_SEEDS})", elem_id="cmp-seeds"
                 )

@@ -104,14 +104,16 @@ class StoryCache:
     def put(self, key: str, frames: np.ndarray, prime: torch.Tensor, before: Sequence[str] = ()) -> bool:
         """Stores a window (copied to the CPU) after the windows `before` it in its story. It evicts the least
         recently used entries but those to make room; then the story's windows are the most recently used, its
-        first most of all. False when it does not fit (the cache is full of this story's earlier windows)."""
+        first most of all. False when it does not fit (the cache is full of this story's earlier windows), or when
+        a window before it is missing (evicted by another story): without them it is of no use."""
         frames = np.array(frames, dtype=np.uint8, copy=True)
         frames.setflags(write=False)
         entry = CachedWindow(frames, prime.detach().to("cpu", torch.float32, copy=True))
         keep = {key, *before}
         with self._lock:
             stored = key in self._entries
-            if not stored and entry.nbytes <= self.max_bytes:
+            complete = all(k in self._entries for k in before)
+            if not stored and complete and entry.nbytes <= self.max_bytes:
                 for old in [k for k in self._entries if k not in keep]:  # least recently used first
                     if self._bytes + entry.nbytes <= self.max_bytes:
                         break

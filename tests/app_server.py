@@ -67,10 +67,18 @@ def tiny_model_dir(critic: bool = True) -> Path:
 
 
 class FailsAfterFirstWindow:
-    """The real model, whose story breaks after its first window (as a GPU running out of memory would)."""
+    """The real model, whose story breaks after its first window (as a GPU running out of memory would), whether
+    made by `stream` or window by window (`story_window`, as phenaki.story_resume.cached_stream makes it)."""
 
     def __init__(self, model):
         self._model = model
+        self._windows = 0
+
+    def story_window(self, *args, **kwargs):
+        self._windows += 1
+        if self._windows == 2:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return self._model.story_window(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._model, name)

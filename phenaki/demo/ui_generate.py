@@ -45,6 +45,7 @@ def status_html(title: str, detail: str = "", fraction: float | None = None, kin
 def update_status(u: logic.StoryUpdate) -> str:
     scene = f"Scene {u.scene + 1}/{u.scenes}: <i>{html.escape(u.prompt)}</i>"
     frames = f"{u.frames_done}/{u.frames_total} frames · {u.elapsed:.1f} s · seed {u.seed}"
+    frames += f" · {html.escape(u.reuse)}" if u.reuse else ""  # from the story cache: "scenes 1–2 reused, 3 made"
     if not u.final:
         return status_html(f"Generating… {scene}", frames, u.fraction)
     if u.error:

@@ -17,6 +17,7 @@ from phenaki.demo import app, startup
 from phenaki.demo.live_session import LiveControl
 from phenaki.demo.sessions import QUEUED, STOP
 from phenaki.demo.ui import build_demo, launch_options
+from phenaki.shapes.vocabulary import world_vocabulary
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
 ENDPOINTS = {
@@ -164,7 +165,8 @@ def test_the_environment_configures_the_page():
     assert generate_fn.queue and generate_fn.concurrency_limit == 2 and demo._queue.max_size == 5
     # the examples fill the table and the seed, and are not cached: nothing is generated at start-up
     dataset = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset))
-    assert len(dataset.samples) == len(startup.load_examples(startup.bundled(startup.EXAMPLES_DIR))) >= 3
+    examples = startup.load_examples(startup.bundled(startup.EXAMPLES_DIR), world_vocabulary("shapes"))
+    assert len(dataset.samples) == len(examples) >= 3  # the world-1 examples: this model knows world 1's words
     assert sorted(f.name for f in demo.fns.values() if f.name.startswith("load_example")) == ["load_example"]
     launch = launch_options()
     assert launch["share"] is False and launch["ssr_mode"] is False

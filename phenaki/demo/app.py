@@ -111,7 +111,7 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     model = startup.load_model(name, revision, device, default=default_model)
     shown_name = f"{startup.DEFAULT_MODEL_DIR}/ (bundled)" if default_model and name == str(default_model) else name
     examples_dir = startup.bundled(startup.EXAMPLES_DIR)
-    examples = startup.load_examples(examples_dir) if examples_dir else []
+    examples = startup.load_examples(examples_dir, model.vocabulary) if examples_dir else []
 
     from .ui import build_demo, can_stream_video  # after the model: a missing model is told without waiting for gradio
 

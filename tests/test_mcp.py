@@ -1,6 +1,7 @@
 """The demo as an MCP server for agents: `python app.py` (the shared server, on the tiny random model) serves the
 tools listed at /gradio_api/mcp/schema, described from their docstrings (phenaki.demo.tool_docs), and a real MCP
-client (the `mcp` package, streamable HTTP and SSE) calls `generate` and gets a video it can read back."""
+client (the `mcp` package, streamable HTTP at README.md's URL, and SSE) calls `generate` and gets a video it can
+read back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.request
 
 import imageio.v2 as imageio
 import numpy as np
-from app_server import client
+from app_server import ROOT, client
 from gradio.utils import get_function_description
 
 from phenaki.demo import app, stories, tool_docs
@@ -72,6 +73,13 @@ def test_the_tools_are_the_public_endpoints_and_gradio_reads_a_description_of_ev
     _, parameters, _ = get_function_description(generate)
     limits = f"at most {stories.MAX_SCENES} scenes, {stories.MAX_PROMPT_CHARS} characters a prompt and "
     assert limits + f"{stories.MAX_STORY_SECONDS:g} seconds in all" in parameters["timeline"]
+
+
+def readme_mcp_url() -> str:
+    """The local demo's URL in README.md's MCP client settings (the JSON block after "**For agents (MCP):**")."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("**For agents (MCP):**", 1)[1]
+    settings = json.loads(re.search(r"^```json\n(.*?)^```", section, re.S | re.M).group(1))
+    return settings["mcpServers"]["phenaki"]["url"]
 
 
 def get_json(url: str):
@@ -140,7 +148,9 @@ def test_an_mcp_client_calls_generate_and_gets_a_video(server, tmp_path):
     """Over streamable HTTP, as MCP clients connect: with a progress token (the client then hears how far the story
     is, and each output comes as its own content) and without (all outputs in one text); both give the MP4, which
     has the story's frames, the same as /generate makes through gradio_client at the same seed."""
-    url = server.url + "gradio_api/mcp/"
+    local = "http://127.0.0.1:7860/"  # where `python app.py` serves by default
+    assert readme_mcp_url().startswith(local)
+    url = readme_mcp_url().replace(local, server.url)  # the README's settings, on the test's port
     arguments = {"timeline": ONE_SCENE, "steps": 2, "seed": 7}
     progress: list = []
     listed, result = asyncio.run(_call_generate(url, arguments, progress))

@@ -125,7 +125,8 @@ def test_the_schema_lists_the_tools_with_typed_and_described_parameters(server):
     # the Inspect views: every parameter described too
     for name in TOOLS[1:]:
         assert all(p["description"] for p in tools[name]["inputSchema"]["properties"].values()), name
-    assert tools["inspect_tokenizer"]["inputSchema"]["properties"]["video"]["format"].startswith("Gradio File Input")
+    tokenizer = tools["inspect_tokenizer"]["inputSchema"]
+    assert tokenizer["properties"]["video"]["format"].startswith("Gradio File Input") and "required" not in tokenizer
 
 
 async def _call_generate(url: str, arguments: dict, progress: list | None):
@@ -182,14 +183,24 @@ def test_bad_input_through_mcp_is_a_tool_error_that_says_what_to_fix(server):
     assert len(server.runs()) == runs and server.alive()
 
 
-def test_sse_clients_see_the_same_tools(server):
-    """The same server through its SSE transport (older MCP clients)."""
+def test_sse_clients_see_the_same_tools_and_call_an_inspect_view(server, tmp_path):
+    """The same server through its SSE transport (older MCP clients): the tokenizer view, without a video (the
+    shapes-world clip of a seed), gives its side-by-side MP4 and summary."""
     from mcp import ClientSession
     from mcp.client.sse import sse_client
 
-    async def tools():
+    async def call():
         async with sse_client(server.url + "gradio_api/mcp/sse") as (read, write), ClientSession(read, write) as s:
             await s.initialize()
-            return [tool.name for tool in (await s.list_tools()).tools]
+            listed = [tool.name for tool in (await s.list_tools()).tools]
+            return listed, await s.call_tool("inspect_tokenizer", {"clip_seed": 3}, progress_callback=_ignore)
 
-    assert asyncio.run(tools()) == TOOLS
+    listed, result = asyncio.run(call())
+    assert listed == TOOLS and not result.isError, result.content
+    texts = [c.text for c in result.content if c.type == "text"]
+    (mp4,) = [t for t in texts if MP4_URL.fullmatch(t)]
+    assert "shapes-world clip 3" in texts[-1] and read_frames(mp4, tmp_path).shape[0] == 17  # one window
+
+
+async def _ignore(*_):
+    pass

@@ -105,13 +105,13 @@ class InspectViews:
         return v.gallery, _table(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
 
     @describe_tool
-    def inspect_tokenizer(self, video, clip_seed, request: gr.Request):
+    def inspect_tokenizer(self, video=None, clip_seed=0, request: gr.Request = None):  # defaults: optional for MCP
         """Runs a video through the model's C-ViViT video tokenizer, to token ids and back to frames: how
         faithful the reconstruction is, frame by frame, and which codebook entries the video uses.
 
         Args:
             video: the video file (MP4, WebM, GIF, ...; at most 50 MB; its first window of frames is used), as a
-                URL; through the API it may be None, for the shapes-world clip of clip_seed.
+                URL; left out (or None), the shapes-world clip of clip_seed is used.
             clip_seed: without a video, which clip of the shapes world to use, a whole number from 0.
 
         Returns:

@@ -20,7 +20,7 @@ from phenaki.demo import app, stories, tool_docs
 from phenaki.demo.ui import build_demo
 from phenaki.sampling import SamplingSettings
 
-TOOLS = ["generate", "inspect_steps", "inspect_tokenizer", "compare_seeds"]
+TOOLS = ["generate", "inspect_steps", "inspect_tokenizer", "compare_seeds", "inspect_words"]
 HIDDEN = ["/stop", "/live", "/steer", "/stop_live"]  # callable through gradio_client, but not tools
 GENERATE = ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"]
 SAMPLING = ("steps", "temperature", "critic_strength", "guidance_scale", "refine_passes")

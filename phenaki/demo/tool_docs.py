@@ -4,9 +4,10 @@
 serves each public API endpoint as an MCP tool, at /gradio_api/mcp/ (streamable HTTP; /gradio_api/mcp/sse for SSE
 clients; the tools as JSON at /gradio_api/mcp/schema), named after its function (on a Space, with the Space's name
 before it) and typed from its input components. The tools: `generate` (a timeline in, a video out) and the Inspect
-views `inspect_steps`, `inspect_tokenizer` and `compare_seeds`. `/live`, `/steer`, `/stop` and `/stop_live` are
-"undocumented" endpoints, callable through gradio_client as before but not tools (nor on the API page): a live
-story is steered while it plays, and a stop acts on the caller's session, while a tool call is one request.
+views `inspect_steps`, `inspect_tokenizer`, `compare_seeds` and `inspect_words`. `/live`, `/steer`, `/stop` and
+`/stop_live` are "undocumented" endpoints, callable through gradio_client as before but not tools (nor on the API
+page): a live story is steered while it plays, and a stop acts on the caller's session, while a tool call is one
+request.
 
 Gradio reads a tool's description from its function's docstring: the text before "Args:", then under "Args:" the
 first line of each parameter (`name: description`) and the lines after "Returns:", joined with commas.

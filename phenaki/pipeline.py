@@ -17,7 +17,6 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .loading import PretrainedMixin
-from .media import to_uint8_frames
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .models.text import ByteTextEncoder
@@ -27,6 +26,7 @@ from .sampling import SamplingSettings, StepState, sample_tokens
 from .scenes import check_prompt
 from .seeds import story_seed, window_generator
 from .serialization import CONFIG_VERSION
+from .start import as_start, scene_work, story_chunks
 from .window_fixes import grid_fix, window_fix
 
 
@@ -331,6 +331,7 @@ class Phenaki(PretrainedMixin, nn.Module):
         self,
         timeline,
         *,
+        start=None,
         settings: SamplingSettings | None = None,
         seed: int | None = None,
         on_step: Callable[[StepState], None] | None = None,
@@ -338,15 +339,17 @@ class Phenaki(PretrainedMixin, nn.Module):
     ) -> Iterator[VideoChunk]:
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
         they are decoded. Every input is checked before the first window starts. `settings`, overrides and
-        `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in."""
+        `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in.
+        `start` (`phenaki.start.as_start`: a picture, a clip's frames or a file): a picture becomes the first
+        frame (the first scene continues it), a clip's last frames prime the first window."""
         frames = self.timeline_frames(timeline)
         settings = self.sampling_settings(settings, **overrides)
-        start = 0
-        work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
-        for segment, video in self._windows(work, settings, story_seed(seed), on_step=on_step):
-            pixels = to_uint8_frames(video[0])
-            yield VideoChunk(pixels, segment, start)
-            start += len(pixels)
+        begin = None if start is None else as_start(start, self)
+        work = scene_work([([prompt], n) for (prompt, _), n in zip(timeline, frames)], begin)
+        prime = None if begin is None else begin.video(self.device)
+        windows = self._windows(work, settings, story_seed(seed), prime=prime, on_step=on_step)
+        for pixels, segment, first in story_chunks(self, windows, begin):
+            yield VideoChunk(pixels, segment, first)
 
     # ---- training -------------------------------------------------------------------------------------------
 

@@ -32,19 +32,17 @@ MAX_CLIP_FRAMES = 1800  # the same bound when a file does not say how long it is
 
 @dataclass(frozen=True, eq=False)
 class Start:
-    """The start of a story at the model's frame size: (n, H, W, 3) uint8. One frame is a picture (the story's
-    first frame); more are a clip's last frames (the story continues after them)."""
+    """The start of a story at the model's frame size: (n, H, W, 3) uint8 frames, and whether they are a picture
+    (one frame given: the story's first frame) or a clip's last frames (the story continues after them; a clip
+    of 2 frames keeps 1, as the tokenizer takes 1 + k * temporal_patch_size)."""
 
     frames: np.ndarray
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.frames) == 1
+    is_image: bool
 
     @property
     def fingerprint(self) -> str:
-        """sha256 (hex) of the frames and their shape: equal starts, equal fingerprints."""
-        digest = hashlib.sha256(repr(self.frames.shape).encode())
+        """sha256 (hex) of what the story depends on: picture or clip, the frames' shape and their pixels."""
+        digest = hashlib.sha256(f"{'picture' if self.is_image else 'clip'} {self.frames.shape}".encode())
         digest.update(np.ascontiguousarray(self.frames).tobytes())
         return digest.hexdigest()
 
@@ -60,20 +58,22 @@ def as_start(start, model) -> Start:
     """A `Start` for `model` from a `Start`, a file path (`read_start`), uint8 or [0, 1] float frames as a numpy
     array (H, W, 3) picture or (n, H, W, 3) clip, or a tensor (3, H, W), (3, n, H, W) or (1, 3, n, H, W) in
     [0, 1] (the library's layout). Any size at least the model's frame size; ValueError otherwise."""
-    if isinstance(start, Start):
-        frames = start.frames
-    elif isinstance(start, (str, os.PathLike)):
+    if isinstance(start, (str, os.PathLike)):
         return read_start(start, model)
+    if isinstance(start, Start):
+        frames, image = start.frames, start.is_image
     elif isinstance(start, torch.Tensor):
         frames = _tensor_frames(start)
+        image = len(frames) == 1
     elif isinstance(start, np.ndarray):
         frames = _array_frames(start)
+        image = len(frames) == 1
     else:
         raise ValueError(
             f"start must be a picture or frames (a numpy array or a tensor), a file path or a phenaki.start.Start, "
             f"got {type(start).__name__}"
         )
-    return Start(fit_frames(frames[-keep_frames(model, len(frames)) :], model.frame_size))
+    return Start(fit_frames(frames[-keep_frames(model, len(frames)) :], model.frame_size), image)
 
 
 def keep_frames(model, available: int) -> int:

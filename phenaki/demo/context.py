@@ -23,8 +23,10 @@ def gpu_functions(model, gpu: Callable | None = None) -> tuple[Callable, Callabl
     `gpu=spaces.GPU` (ZeroGPU) they run in a GPU worker process: a story asks for a duration estimated from its
     request, a view for a minute. Without `gpu` they run here."""
 
-    def story(timeline, settings, run_dir, stop_file, live):
-        yield from logic.generate_story(model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live)
+    def story(timeline, settings, run_dir, stop_file, live, start=None):  # start: a phenaki.start.Start, or None
+        yield from logic.generate_story(
+            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, start=start
+        )
 
     def seconds(timeline, settings, *args, **kwargs) -> int:
         return logic.estimate_seconds(model, timeline, settings)

@@ -263,6 +263,7 @@ def generate_story(
     display_size: int = DISPLAY_SIZE,
     gif_size: int = GIF_SIZE,
     gif_max_frames: int = GIF_MAX_FRAMES,
+    start=None,
 ) -> Iterator[StoryUpdate]:
     """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
     `StoryUpdate` with its frames side by side (`window_sheet`) as soon as it is decoded and, with `window_videos`,
@@ -270,7 +271,8 @@ def generate_story(
 
     Inputs are checked first (InputError; nothing is written). The story stops between windows once `stop_file`
     exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
-    error along with the frames made before it; an exception before any frame was made is raised."""
+    error along with the frames made before it; an exception before any frame was made is raised. `start` (a
+    `phenaki.start.Start`, or None) is the picture or clip the story begins from (`Phenaki.stream`'s `start`)."""
     scene_frames = check_story(model, timeline, settings)
     settings = settings.resolve_seed()
     out = Path(out_dir)
@@ -300,7 +302,8 @@ def generate_story(
             **kwargs,
         )
 
-    stream = model.stream(list(timeline), **settings.sampling_kwargs())
+    begin = {} if start is None else {"start": start}  # without one, as before (wrapped models need not know it)
+    stream = model.stream(list(timeline), **begin, **settings.sampling_kwargs())
     try:
         while not stopped:
             try:

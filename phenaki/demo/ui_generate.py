@@ -2,9 +2,10 @@
 
 Layout and wiring only; the work is `phenaki.demo.stories` (checked inputs, the streaming story generator, MP4/GIF
 files), run through `DemoContext.story` (on ZeroGPU, in a GPU worker process). Its API endpoints: `/generate`
-(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) streams an update per window,
-(live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop` stops the
-caller's running (or queued) story after the current window. Built inside `phenaki.demo.ui.build_demo`.
+(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, start) streams an update
+per window, (live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop`
+stops the caller's running (or queued) story after the current window. The start's box is `ui_start`. Built inside
+`phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import stories as logic
-from . import timeline_table
+from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_controls import sampling_slider
 
@@ -79,7 +80,8 @@ class StoryHandlers:
         guidance_scale,
         seed,
         refine_passes,
-        request: gr.Request,
+        start: dict | str | None = None,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008 - Gradio's way to ask for a progress bar
     ):
         """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
@@ -87,13 +89,16 @@ class StoryHandlers:
         Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used):
         for each window, its frames as soon as they are decoded, then the same with its clip for the live preview
         (the first update has no clip: its chunk is None); the last update carries the MP4 and GIF of the whole
-        story. seed -1 picks a random seed; refine_passes may be left out (default 1)."""
+        story. seed -1 picks a random seed; refine_passes may be left out (default 1). start (optional, last) is an
+        image or video file: an image becomes the story's first frame and the first scene continues it; a video's
+        last frames start the story, which continues it. It is centre-cropped and resized to the model's frames."""
         session = self.ctx.sessions.folder(request)
         stop_file, running = session / STOP, session / RUNNING
         unlink(session / QUEUED)
         story, settings = self.checked(
             timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes
         )
+        begin = ui_start.checked_start(self.ctx.model, start)
         settings = settings.resolve_seed()
         touch(running)
         run_dir = self.ctx.sessions.new_run(request)
@@ -105,7 +110,9 @@ class StoryHandlers:
         yield None, None, starting, None, None, None, settings.seed
         update = None
         try:
-            for update in self.ctx.story(story, settings, str(run_dir), str(stop_file), self.ctx.live_preview):
+            for update in self.ctx.story(
+                story, settings, str(run_dir), str(stop_file), self.ctx.live_preview, start=begin
+            ):
                 progress(
                     (update.frames_done, update.frames_total),
                     unit="frames",
@@ -159,11 +166,21 @@ class StoryHandlers:
         return story, settings
 
     def prepare(
-        self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
+        self,
+        timeline,
+        steps,
+        temperature,
+        critic_strength,
+        guidance_scale,
+        seed,
+        refine_passes,
+        start=None,
+        request: gr.Request = None,
     ):
         """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued); otherwise it
         clears the last result and arms the stop button. One round trip before the story is queued, not two."""
         self.checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
+        ui_start.checked_start(self.ctx.model, start)
         session = self.ctx.sessions.folder(request)
         unlink(session / STOP)
         touch(session / QUEUED)
@@ -258,6 +275,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")
+            start_file = ui_start.start_box(ctx)
             with gr.Row(equal_height=True):
                 seed_box = gr.Number(
                     label="Seed (-1: random)",
@@ -332,7 +350,8 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     randomize.change(randomize_changed, [randomize, seed_box, seed_used], seed_box, **private)
     seed_box.change(seed_changed, seed_box, randomize, show_progress="hidden", **private)
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], **private)
-    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine]  # refine last: API callers may omit it
+    # refine, then start, last: API callers may omit them
+    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine, start_file]
     # Generate: check and clear the last result (a bad input is a message, nothing queued) -> generate (queued,
     # streaming). The check is queued too, so that its error shows as a message, but never waits: no limit.
     prepared = generate_btn.click(

@@ -71,7 +71,7 @@ def start_box(ctx: DemoContext) -> gr.File:
             format="png",
             layers=False,
             transforms=(),
-            brush=gr.Brush(colors=start_input.CANVAS_COLOURS, default_color="#ff0000", default_size=24),
+            brush=gr.Brush(colors=start_input.CANVAS_COLOURS, default_color="#ff0000", default_size=16),
             label="Or draw on black (then: Use the drawing)",
             elem_id="start-canvas",
         )

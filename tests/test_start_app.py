@@ -50,6 +50,40 @@ def check_moves_left(frames: np.ndarray, picture: np.ndarray) -> None:
     assert np.abs(seen.centroids[0] - drawn).max() < 1.5 and seen.centroids[-1][0] < drawn[0] - 20, seen.centroids
 
 
+# ---- the back-end, without a server ----------------------------------------------------------------------------
+
+
+def test_upload_values_drawings_and_what_the_model_sees(tiny_model, tmp_path):
+    from phenaki.demo import start_input
+    from phenaki.demo.stories import InputError
+
+    assert [start_input.file_path(v) for v in (None, "", [], {"path": None})] == [None] * 4
+    assert start_input.file_path({"path": "/a/b.png", "orig_name": "b.png"}) == start_input.file_path(["/a/b.png"])
+    for value, message in (([1, 2], "give one start file, got 2"), (3, "an image or video file, got int")):
+        with pytest.raises(InputError, match=message):
+            start_input.file_path(value)
+    # the canvas: RGBA over black, as it is shown; nothing drawn is a message
+    drawing = np.zeros((256, 256, 4), np.uint8)
+    drawing[100:140, 150:190] = (255, 0, 0, 255)
+    drawing[0, 0] = (200, 100, 50, 128)
+    png = start_input.save_drawing({"background": None, "layers": [], "composite": drawing}, tmp_path)
+    saved = imageio.imread(png)
+    assert saved.shape == (256, 256, 3) and (saved[120, 170] == (255, 0, 0)).all() and saved[50, 50].max() == 0
+    assert (saved[0, 0] == (100, 50, 25)).all()
+    with pytest.raises(InputError, match="the canvas is empty"):
+        start_input.save_drawing({"composite": None}, tmp_path)
+    # what the model sees: the picture's reconstruction at 256 px, or the clip's last frames side by side
+    image, note = start_input.start_view(tiny_model, str(tmp_path), {"path": png})
+    assert imageio.imread(image).shape[:2] == (256, 256) and "first frame" in note and "dB PSNR" in note
+    clip = write_mp4(tmp_path / "clip.mp4", np.zeros((9, 64, 64, 3), np.uint8), fps=8)
+    image, note = start_input.start_view(tiny_model, str(tmp_path), str(clip))
+    assert "last 5 frames" in note and imageio.imread(image).shape[1] > 4 * 32
+    assert start_input.start_view(tiny_model, str(tmp_path), None) == (None, start_input.START_NOTE)
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(InputError, match="notes.mp4 is neither a picture nor a video"):
+        start_input.parse_start({"path": str(tmp_path / "notes.mp4")}, tiny_model)
+
+
 @pytest.fixture(scope="module")
 def bundled_server():
     server = AppServer(None, timeout=180)

@@ -26,7 +26,7 @@ from .sampling import SamplingSettings, StepState, sample_tokens
 from .scenes import check_prompt
 from .seeds import story_seed, window_generator
 from .serialization import CONFIG_VERSION
-from .start import as_start, scene_work, story_chunks
+from .start import as_start, numbered, start_work, with_start
 from .window_fixes import grid_fix, window_fix
 
 
@@ -52,6 +52,7 @@ class Phenaki(PretrainedMixin, nn.Module):
         prime_frames: int = 5,
         cond_drop_prob: float = 0.1,
         continuation_prob: float = 0.5,
+        vocabulary: dict | Sequence[str] | None = None,  # the training captions' words (phenaki/vocabulary.py)
     ):
         super().__init__()
         if maskgit.num_tokens < cvivit.codebook_size:
@@ -99,6 +100,7 @@ class Phenaki(PretrainedMixin, nn.Module):
             raise ValueError(f"prime_frames ({prime_frames}) must be fewer than a window's {self.window_frames}")
         self.prime_frames = prime_frames
         self.cond_drop_prob, self.continuation_prob = cond_drop_prob, continuation_prob
+        self.vocabulary = vocabulary
 
     # ---- description ----------------------------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class Phenaki(PretrainedMixin, nn.Module):
             prime_frames=self.prime_frames,
             cond_drop_prob=self.cond_drop_prob,
             continuation_prob=self.continuation_prob,
+            **({} if self.vocabulary is None else {"vocabulary": self.vocabulary}),  # optional: older readers skip it
         )
 
     def timeline_frames(self, timeline) -> list[int]:
@@ -340,16 +343,13 @@ class Phenaki(PretrainedMixin, nn.Module):
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
         they are decoded. Every input is checked before the first window starts. `settings`, overrides and
         `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in.
-        `start` (`phenaki.start.as_start`: a picture, a clip's frames or a file): a picture becomes the first
-        frame (the first scene continues it), a clip's last frames prime the first window."""
+        `start`: a picture (the first frame) or a clip the story continues (`phenaki.start.as_start`)."""
         frames = self.timeline_frames(timeline)
         settings = self.sampling_settings(settings, **overrides)
         begin = None if start is None else as_start(start, self)
-        work = scene_work([([prompt], n) for (prompt, _), n in zip(timeline, frames)], begin)
-        prime = None if begin is None else begin.video(self.device)
+        work, prime = start_work([([prompt], n) for (prompt, _), n in zip(timeline, frames)], begin, self.device)
         windows = self._windows(work, settings, story_seed(seed), prime=prime, on_step=on_step)
-        for pixels, segment, first in story_chunks(self, windows, begin):
-            yield VideoChunk(pixels, segment, first)
+        yield from with_start(self, begin, numbered(windows, VideoChunk), VideoChunk)
 
     # ---- training -------------------------------------------------------------------------------------------
 

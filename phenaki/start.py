@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -236,28 +236,41 @@ def reconstruct(model, start: Start) -> np.ndarray:
 # ---- a story from its start ---------------------------------------------------------------------------------
 
 
-def scene_work(work: list, start: Start | None) -> list:
-    """The (texts, new frames) of each scene: a picture is the first scene's first frame, so it makes one fewer."""
-    if start is None or not start.is_image:
-        return work
-    (texts, frames), *rest = work
-    return [(texts, frames - 1), *rest]
+def start_work(work: list, start: Start | None, device) -> tuple[list, torch.Tensor | None]:
+    """(the (texts, new frames) of each scene, the first window's prime) of a story from `start`: a picture is the
+    first scene's first frame, so that scene makes one frame fewer."""
+    if start is None:
+        return work, None
+    if start.is_image:
+        (texts, frames), *rest = work
+        work = [(texts, frames - 1), *rest]
+    return work, start.video(device)
 
 
-def story_chunks(model, windows, start: Start | None) -> Iterator[tuple[np.ndarray, int, int]]:
-    """(frames (n, H, W, 3) uint8, scene, index of the first frame in the story) of each window of `windows`
-    ((scene, video) pairs), a picture's reconstruction put before the first scene's first window."""
-    first = reconstruct(model, start) if start is not None and start.is_image else None
+def numbered(windows, make) -> Iterator:
+    """`make(frames (n, H, W, 3) uint8, scene, index of its first frame in the story)` for each (scene, video)."""
     done = 0
     for segment, video in windows:
         pixels = to_uint8_frames(video[0])
-        if first is not None and segment == 0:
-            pixels = np.concatenate([first, pixels])
-        elif first is not None:  # a first scene of one frame: the picture alone
-            yield first, 0, 0
-            done = len(first)
-        first = None
-        yield pixels, segment, done
+        yield make(pixels, segment, done)
         done += len(pixels)
-    if first is not None:
-        yield first, 0, 0
+
+
+def with_start(model, start: Start | None, chunks, make) -> Iterator:
+    """`chunks` (dataclasses with frames, segment and start, such as `VideoChunk`) of a story from `start`: with a
+    picture, its reconstruction goes before the first scene's first frames and every later chunk starts one frame
+    on; `make(frames, segment, start)` makes the picture's own chunk when the first scene is that frame alone."""
+    if start is None or not start.is_image:
+        yield from chunks
+        return
+    first = None
+    for chunk in chunks:
+        if first is None:
+            first = reconstruct(model, start)  # handed out with the first window
+            if chunk.segment == 0:
+                yield replace(chunk, frames=np.concatenate([first, chunk.frames]))
+                continue
+            yield make(first, 0, 0)
+        yield replace(chunk, start=chunk.start + len(first))
+    if first is None:  # no windows: a one-frame story
+        yield make(reconstruct(model, start), 0, 0)

@@ -55,6 +55,7 @@ ENDPOINTS = {
         "baseline_guidance",
         "refine_passes",
     ],
+    "/inspect_words": ["prompt", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
 }
 
 
@@ -94,8 +95,9 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
         "/inspect_steps": 4,
         "/inspect_tokenizer": 4,
         "/compare_seeds": 5,
+        "/inspect_words": 4,
     }
-    for name in ("/generate", "/live", "/inspect_steps", "/compare_seeds"):  # last, and may be left out
+    for name in ("/generate", "/live", "/inspect_steps", "/compare_seeds", "/inspect_words"):  # last, may be left out
         refine = api["named_endpoints"][name]["parameters"][-2 if name == "/generate" else -1]
         assert refine["parameter_has_default"] and refine["parameter_default"] == 1
     start = api["named_endpoints"]["/generate"]["parameters"][-1]  # after refine_passes: may be left out too
@@ -116,10 +118,22 @@ def test_every_tab_s_sampling_sliders_take_their_range_and_default_from_sampling
         c.elem_id: c for c in build_demo(no_critic, runs_dir=tmp_path).blocks.values() if isinstance(c, gr.Slider)
     }
     ids = {
-        "steps": ["steps", "live-steps", "steps-steps", "cmp-steps"],
-        "guidance_scale": ["guidance", "live-guidance", "steps-guidance_scale", "cmp-guidance_scale"],
-        "critic_strength": ["critic", "live-critic", "steps-critic_strength", "cmp-critic_strength"],
-        "refine_passes": ["refine", "live-refine", "steps-refine_passes", "cmp-refine_passes"],
+        "steps": ["steps", "live-steps", "steps-steps", "cmp-steps", "words-steps"],
+        "guidance_scale": [
+            "guidance",
+            "live-guidance",
+            "steps-guidance_scale",
+            "cmp-guidance_scale",
+            "words-guidance_scale",
+        ],
+        "critic_strength": [
+            "critic",
+            "live-critic",
+            "steps-critic_strength",
+            "cmp-critic_strength",
+            "words-critic_strength",
+        ],
+        "refine_passes": ["refine", "live-refine", "steps-refine_passes", "cmp-refine_passes", "words-refine_passes"],
     }
     for name, elem_ids in ids.items():
         for elem_id in elem_ids:

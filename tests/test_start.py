@@ -214,3 +214,26 @@ def test_the_bundled_model_continues_a_clip(bundled):
         seen = world.describe(frames)
         assert len(frames) == 16 and (seen.colour, seen.shape, seen.motions) == ("blue", "square", ["up"]), seed
         assert np.abs(seen.centroids[0] - last).max() < 3.5, (seen.centroids[0], last)
+
+
+def test_a_cached_story_from_a_start_is_the_stream_s_and_the_start_is_in_its_key(tiny_model):
+    """phenaki.story_resume.cached_stream (the demo's Generate) with a start: the frames of `stream(start=...)`; made
+    again, every window comes from the cache (the picture is made again: it is never cached); another start or a
+    picture in place of the clip ending in it reuses nothing."""
+    from phenaki.story_cache import StoryCache
+    from phenaki.story_resume import cached_stream
+
+    cache = StoryCache(2**26)
+    picture, clip = noise((*tiny_model.frame_size, 3)), noise((9, *tiny_model.frame_size, 3), seed=2)
+    for start in (picture, clip):
+        chunks, frames = story(tiny_model, start)
+        for made in range(2):
+            cached = cached_stream(tiny_model, TWO_SCENES, cache=cache, start=start, steps=2, seed=0)
+            assert cached.reused == (0 if made == 0 else len(cached.plan))
+            got = list(cached)
+            assert [(len(c.frames), c.segment, c.start) for c in got] == [
+                (len(c.frames), c.segment, c.start) for c in chunks
+            ]
+            assert np.array_equal(np.concatenate([c.frames for c in got]), frames)
+    for other in (noise((*tiny_model.frame_size, 3), seed=3), clip[-1], np.stack([picture, picture])):
+        assert cached_stream(tiny_model, TWO_SCENES, cache=cache, start=other, steps=2, seed=0).reused == 0

@@ -20,6 +20,7 @@ from . import stories as logic
 from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_controls import sampling_slider
+from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -45,6 +46,7 @@ def status_html(title: str, detail: str = "", fraction: float | None = None, kin
 def update_status(u: logic.StoryUpdate) -> str:
     scene = f"Scene {u.scene + 1}/{u.scenes}: <i>{html.escape(u.prompt)}</i>"
     frames = f"{u.frames_done}/{u.frames_total} frames · {u.elapsed:.1f} s · seed {u.seed}"
+    frames += f" · {html.escape(u.reuse)}" if u.reuse else ""  # from the story cache: "scenes 1–2 reused, 3 made"
     if not u.final:
         return status_html(f"Generating… {scene}", frames, u.fraction)
     if u.error:
@@ -272,6 +274,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             summary = gr.Markdown(
                 timeline_table.timeline_summary(logic.DEFAULT_TIMELINE, model.fps), elem_id="timeline-summary"
             )
+            vocabulary_hints(model, timeline, "timeline", "timeline", "timeline_hint")  # words it knows, unseen ones
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")

@@ -6,6 +6,8 @@
   frame, token grid image, summary);
 - `/compare_seeds` (prompt, seeds, steps, temperature, critic_strength, guidance_scale, baseline_guidance,
   refine_passes) -> (MP4 of the seeds, MP4 of the two guidance scales, frames sheet, read-back table, summary).
+- `/inspect_words` (prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) -> (heat maps
+  of the tokens' attention on each word, their MP4, the objects' table, summary): `ui_words.py`.
 
 refine_passes comes last and may be left out (default 1). The work is done by `phenaki.demo.views` and
 `phenaki.demo.views_tokenizer`, through `DemoContext.view` (on ZeroGPU, in a GPU worker process); this module is
@@ -23,6 +25,8 @@ from . import stories as logic
 from . import views as inspecting
 from . import views_tokenizer
 from .ui_controls import refine_slider, sampling_slider
+from .ui_hints import vocabulary_hints
+from .ui_words import words_tab
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -144,7 +148,8 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
     views, model = InspectViews(ctx), ctx.model
     gr.Markdown(
         "See what the model does: MaskGIT filling a window token by token, the C-ViViT tokenizer on a "
-        "video of yours, and how the seed and the guidance scale change a clip."
+        "video of yours, how the seed and the guidance scale change a clip, and where the tokens' attention on "
+        "the prompt's words goes."
     )
 
     def settings_sliders(prefix: str) -> list:
@@ -158,6 +163,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                 steps_prompt = gr.Textbox(
                     value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="steps-prompt"
                 )
+                vocabulary_hints(model, steps_prompt, "prompt", "steps-prompt", "steps_prompt_hint")
                 steps_frames = gr.Slider(
                     1,
                     model.window_frames,
@@ -260,6 +266,7 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
                 cmp_prompt = gr.Textbox(
                     value=logic.DEFAULT_TIMELINE[0][0], label="Prompt", max_lines=2, elem_id="cmp-prompt"
                 )
+                vocabulary_hints(model, cmp_prompt, "prompt", "cmp-prompt", "cmp_prompt_hint")
                 cmp_seeds = gr.Textbox(
                     value="0, 1, 2, 3", label=f"Seeds (1 to {inspecting.MAX_SEEDS})", elem_id="cmp-seeds"
                 )
@@ -341,4 +348,5 @@ def inspect_tab(ctx: DemoContext) -> InspectViews:
         api_name="compare_seeds",
         **shared,
     )
+    words_tab(views, settings_sliders, refine_slider, shared)
     return views

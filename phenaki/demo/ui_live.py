@@ -31,6 +31,7 @@ import gradio as gr
 from . import stories as logic
 from .live_session import LiveControl, LiveUpdate, parse_prompt
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
+from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -250,6 +251,7 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
                 elem_id="live-prompt",
                 info="While it plays, type a new prompt and press Enter (or Steer): the next window follows it.",
             )
+            vocabulary_hints(model, prompt, "prompt", "live-prompt", "prompt_hint")  # words it knows, unseen ones
             with gr.Row():
                 start_btn = gr.Button("Start", variant="primary", elem_id="live-start")
                 steer_btn = gr.Button("Steer", elem_id="live-steer")

@@ -17,6 +17,7 @@ from phenaki.demo import app, startup
 from phenaki.demo.live_session import LiveControl
 from phenaki.demo.sessions import QUEUED, STOP
 from phenaki.demo.ui import build_demo, launch_options
+from phenaki.shapes.vocabulary import world_vocabulary
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
 ENDPOINTS = {
@@ -82,10 +83,11 @@ def no_critic():
 
 def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_path):
     demo = build_demo(tiny_model, runs_dir=tmp_path)
-    api = demo.get_api_info()
-    named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in api["named_endpoints"].items()}
+    api = demo.get_api_info(all_endpoints=True)  # the public ones and the undocumented (not MCP tools: test_mcp.py)
+    endpoints = {name: e for name, e in api["named_endpoints"].items() if not name.endswith("_hint")}  # test_demo_hints
+    named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in endpoints.items()}
     assert named == ENDPOINTS and api["unnamed_endpoints"] == {}  # the page's own helpers are private
-    returns = {name: len(e["returns"]) for name, e in api["named_endpoints"].items()}
+    returns = {name: len(e["returns"]) for name, e in endpoints.items()}
     assert returns == {
         "/generate": 7,
         "/stop": 1,
@@ -176,7 +178,8 @@ def test_the_environment_configures_the_page():
     assert generate_fn.queue and generate_fn.concurrency_limit == 2 and demo._queue.max_size == 5
     # the examples fill the table and the seed, and are not cached: nothing is generated at start-up
     dataset = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset))
-    assert len(dataset.samples) == len(startup.load_examples(startup.bundled(startup.EXAMPLES_DIR))) >= 3
+    examples = startup.load_examples(startup.bundled(startup.EXAMPLES_DIR), world_vocabulary("shapes"))
+    assert len(dataset.samples) == len(examples) >= 3  # the world-1 examples: this model knows world 1's words
     assert sorted(f.name for f in demo.fns.values() if f.name.startswith("load_example")) == ["load_example"]
     launch = launch_options()
     assert launch["share"] is False and launch["ssr_mode"] is False

@@ -1,6 +1,7 @@
 """The shapes-world-2 eval (phenaki/shapes/eval2.py): against the world's ground truth (tests/reference_model.py),
 whose scores are known, the same with every colour swapped, and on a small random model."""
 
+import json
 import math
 
 import numpy as np
@@ -64,3 +65,19 @@ def test_evaluate_a_random_model_report_every_target_and_write_the_card():
     card = card_body(model, results, None, world="shapes2")
     assert "shapes world 2" in card and "held-out pairs" in card and "two_objects_right" in card
     assert f"of {len(targets.TARGETS2) + 1} targets" in card
+
+
+def test_the_card_sets_two_precisions_side_by_side(tmp_path):
+    model = random_shapes_model()
+    model.save_pretrained(tmp_path / "m")
+    evaluation.main([str(tmp_path / "m"), "--clips", "1", "--samples", "1", "--stories", "1", "--precision", "fp32"])
+    fp32 = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert fp32["precision"] == "fp32"
+    (tmp_path / "fp32.json").write_text(json.dumps(fp32))
+    bf16 = dict(fp32, precision="bf16", text_control=dict(fp32["text_control"], colour=0.25))
+    table = targets.report(bf16, targets.TARGETS, fp32)
+    assert table.splitlines()[0] == "| measure | value (bf16) | fp32 | target | met |"
+    row = next(r for r in table.splitlines() if r.startswith("| text_control colour"))
+    assert row == f"| text_control colour | 0.250 | {fp32['text_control']['colour']:.3f} | >= 0.95 | no |"
+    card = card_body(model, bf16, None, compare=fp32)
+    assert "the fp32 column: the same seeds sampled in fp32" in card and row in card

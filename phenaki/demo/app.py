@@ -8,7 +8,8 @@ PHENAKI_REVISION, PHENAKI_DEVICE, PHENAKI_THREADS (default: torch's; one fewer o
 so that a browser on the same machine has a core), PHENAKI_CONCURRENCY (default 1), PHENAKI_QUEUE_SIZE (default
 16), PHENAKI_LIVE_MAX_SECONDS (the longest live story, in seconds of video; default 600), PHENAKI_STORY_CACHE_MB
 (the megabytes of windows Generate keeps to remake an edited story from its first change; default 512), and Gradio's
-GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
+GRADIO_SERVER_NAME and GRADIO_SERVER_PORT. Where gradio's `mcp` extra is installed, the page also serves its tools to
+agents over MCP at /gradio_api/mcp/ (`phenaki.demo.tool_docs`), unless GRADIO_MCP_SERVER=False.
 
 The page's API: `/generate` and `/stop` (Generate), `/live`, `/steer` and `/stop_live` (Live), `/inspect_steps`,
 `/inspect_tokenizer`, `/compare_seeds` and `/inspect_words` (Inspect); see `phenaki.demo.ui`.
@@ -111,7 +112,7 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     model = startup.load_model(name, revision, device, default=default_model)
     shown_name = f"{startup.DEFAULT_MODEL_DIR}/ (bundled)" if default_model and name == str(default_model) else name
     examples_dir = startup.bundled(startup.EXAMPLES_DIR)
-    examples = startup.load_examples(examples_dir) if examples_dir else []
+    examples = startup.load_examples(examples_dir, model.vocabulary) if examples_dir else []
 
     from .ui import build_demo, can_stream_video  # after the model: a missing model is told without waiting for gradio
 
@@ -146,6 +147,18 @@ def environment(argv: list[str] | None, prog: str, environ: Mapping[str, str] = 
     return {**environ, **overrides}
 
 
+def serve_mcp(environ: Mapping[str, str]) -> tuple[bool, str]:
+    """(whether to serve the MCP tools, a note saying so): yes where the `mcp` package (gradio's `mcp` extra) is
+    installed, unless GRADIO_MCP_SERVER is false."""
+    import importlib.util
+
+    if (environ.get("GRADIO_MCP_SERVER") or "true").strip().lower() in ("false", "0", "no"):
+        return False, "MCP tools off (GRADIO_MCP_SERVER)"
+    if importlib.util.find_spec("mcp") is None:
+        return False, "MCP tools off (pip install 'gradio[mcp]' adds them)"
+    return True, "MCP tools at /gradio_api/mcp/"
+
+
 def main(argv: list[str] | None = None, prog: str = "phenaki demo") -> None:
     """Serves the demo configured by `argv` (options) and the environment; one line on stderr if it cannot."""
     environ = environment(argv, prog)
@@ -159,5 +172,7 @@ def main(argv: list[str] | None = None, prog: str = "phenaki demo") -> None:
         sys.exit(f"error: {error}")
     from .ui import launch_options
 
-    print(line, flush=True)
-    demo.launch(server_name=environ.get("GRADIO_SERVER_NAME") or None, server_port=port, **launch_options())
+    mcp, mcp_note = serve_mcp(environ)
+    print(f"{line}; {mcp_note}", flush=True)
+    host = environ.get("GRADIO_SERVER_NAME") or None
+    demo.launch(server_name=host, server_port=port, mcp_server=mcp, **launch_options())

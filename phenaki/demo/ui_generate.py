@@ -19,6 +19,7 @@ import gradio as gr
 from . import stories as logic
 from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
+from .tool_docs import describe_tool
 from .ui_controls import sampling_slider
 from .ui_hints import vocabulary_hints
 
@@ -73,6 +74,7 @@ class StoryHandlers:
     def __init__(self, ctx: DemoContext):
         self.ctx = ctx
 
+    @describe_tool
     def generate(
         self,
         timeline,
@@ -86,14 +88,32 @@ class StoryHandlers:
         request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008 - Gradio's way to ask for a progress bar
     ):
-        """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
+        """Makes a video from a story told as a timeline of scenes, each a text prompt and its length in seconds,
+        each scene continuing the one before; every window of frames is streamed as soon as it is decoded.
 
-        Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used):
-        for each window, its frames as soon as they are decoded, then the same with its clip for the live preview
-        (the first update has no clip: its chunk is None); the last update carries the MP4 and GIF of the whole
-        story. seed -1 picks a random seed; refine_passes may be left out (default 1). start (optional, last) is an
-        image or video file: an image becomes the story's first frame and the first scene continues it; a video's
-        last frames start the story, which continues it. It is centre-cropped and resized to the model's frames."""
+        Args:
+            timeline: the scenes in order, as a table {"headers": ["prompt", "seconds"], "data": [["a red circle
+                moves right", 2], ["the red circle moves up", 3]]}; at most 64 scenes, 300 characters a prompt
+                and 120 seconds in all. The bundled model draws one shape: prompts such as "a red circle moves
+                right", then "the red circle stays still" (red, green, blue, yellow, cyan, magenta or white; circle,
+                square or triangle; moves left, right, up or down, or stays still).
+            steps: see SamplingSettings
+            temperature: see SamplingSettings
+            critic_strength: see SamplingSettings
+            guidance_scale: see SamplingSettings
+            seed: a whole number from 0, or -1 for a random one (the seed used is returned); the same seed and
+                settings make the same video.
+            refine_passes: see SamplingSettings; may be left out
+            start: optional (may be left out), an image or a video file the story begins from, at most 50 MB and
+                60 seconds: an image becomes the story's first frame and the first scene continues it; a video's
+                last frames start the story, which continues them. It is centre-cropped and resized to the model's
+                frames (an image smaller than a frame is refused).
+
+        Returns:
+            (live preview chunk, frames of the latest window as a PNG, status HTML, video, MP4 file, GIF file, seed
+            used), once per window while the story is made (the first update of a window has no live chunk), and
+            last with the MP4 (H.264) and GIF of the whole story, which is what a tool call returns; files are
+            kept for about an hour."""
         session = self.ctx.sessions.folder(request)
         stop_file, running = session / STOP, session / RUNNING
         unlink(session / QUEUED)
@@ -167,21 +187,10 @@ class StoryHandlers:
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         return story, settings
 
-    def prepare(
-        self,
-        timeline,
-        steps,
-        temperature,
-        critic_strength,
-        guidance_scale,
-        seed,
-        refine_passes,
-        start=None,
-        request: gr.Request = None,
-    ):
+    def prepare(self, timeline, steps, temperature, critic, guidance, seed, refine, start, request: gr.Request):
         """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued); otherwise it
         clears the last result and arms the stop button. One round trip before the story is queued, not two."""
-        self.checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
+        self.checked(timeline, steps, temperature, critic, guidance, seed, refine)
         ui_start.checked_start(self.ctx.model, start)
         session = self.ctx.sessions.folder(request)
         unlink(session / STOP)
@@ -376,5 +385,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
         preprocess=False,
     )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
     generated.then(lambda: gr.Button(interactive=True), None, generate_btn, **private)
-    stop_btn.click(handlers.stop, None, status, queue=False, api_name="stop", show_progress="hidden")
+    stop_btn.click(  # callable (gradio_client), not an MCP tool: it stops the caller's session's story
+        handlers.stop, None, status, queue=False, api_name="stop", api_visibility="undocumented", show_progress="hidden"
+    )
     return GenerateTab(handlers, timeline, seed_box, [steps, guidance, temperature, critic, refine])

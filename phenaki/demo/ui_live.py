@@ -306,15 +306,17 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
         inputs,
         [video, status, mp4_file, timeline_file, seed_used],
         api_name="live",
+        api_visibility="undocumented",  # callable (gradio_client), not an MCP tool: see phenaki.demo.tool_docs
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",  # one model: waits for /generate's stories
         preprocess=False,
         show_progress_on=[status],
     )
     played.then(lambda: gr.Button(interactive=True), None, start_btn, **private)
-    steer_btn.click(handlers.steer, prompt, note, queue=False, api_name="steer", show_progress="hidden")
+    session_only = dict(queue=False, api_visibility="undocumented", show_progress="hidden")  # not MCP tools either
+    steer_btn.click(handlers.steer, prompt, note, api_name="steer", **session_only)
     prompt.submit(handlers.steer, prompt, note, **private)  # Enter: the same as Steer
-    stop_btn.click(handlers.stop, None, note, queue=False, api_name="stop_live", show_progress="hidden")
+    stop_btn.click(handlers.stop, None, note, api_name="stop_live", **session_only)
     open_btn.click(
         open_in_generate, timeline_file, [generate.timeline, generate.seed, *generate.settings, tabs], **private
     )

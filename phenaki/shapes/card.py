@@ -110,7 +110,12 @@ def _data_line(model: Phenaki, world: str = "shapes") -> str:
 
 
 def card_body(
-    model: Phenaki, results: dict, record: dict | None, notes: str | None = None, world: str = "shapes"
+    model: Phenaki,
+    results: dict,
+    record: dict | None,
+    notes: str | None = None,
+    world: str = "shapes",
+    compare: dict | None = None,
 ) -> str:
     parameters = sum(p.numel() for p in model.parameters())
     cv = model.cvivit.config
@@ -147,9 +152,16 @@ def card_body(
         f"{DEFAULTS['token_temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, no critic, "
         f"{DEFAULTS['refine_passes']} refinement pass{'es' * (DEFAULTS['refine_passes'] != 1)})",
         "",
-        "Command: `phenaki eval weights --card` (`weights/eval.json` holds the raw figures).",
+        "Command: `phenaki eval weights --card` (`weights/eval.json` holds the raw figures)"
+        + (
+            f"; the {compare['precision']} column: the same seeds sampled in {compare['precision']} "
+            f"(`phenaki eval weights --precision {compare['precision']} --out eval-{compare['precision']}.json`, "
+            "then `--card --compare` it)."
+            if compare
+            else "."
+        ),
         "",
-        report(results, about["targets"]),
+        report(results, about["targets"], compare),
         "",
         f"Counts: {results['tokenizer']['clips']} tokenizer clips, {results['text_control']['samples']} sampled "
         f"clips"
@@ -191,8 +203,15 @@ def card_body(
 
 
 def write_card(
-    folder: str | Path, model: Phenaki, results: dict, notes: str | None = None, world: str = "shapes"
+    folder: str | Path,
+    model: Phenaki,
+    results: dict,
+    notes: str | None = None,
+    world: str = "shapes",
+    compare: dict | None = None,
 ) -> Path:
-    """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown."""
+    """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown; `compare`: the
+    results in another precision, shown beside."""
     record = read_training_record(folder)
-    return write_model_card(Path(folder), model.config, card_body(model, results, record, notes, world))
+    body = card_body(model, results, record, notes, world, compare)
+    return write_model_card(Path(folder), model.config, body)

@@ -16,6 +16,7 @@ are known (tests/test_eval.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -27,6 +28,7 @@ import torch
 from ..machine import device_name
 from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
+from ..precision import PRECISIONS, precision, sampling_precision
 from ..serialization import read_training_record
 from . import world
 from .card import write_card
@@ -160,27 +162,37 @@ def main(argv=None) -> None:
         "(its training.json), else shapes",
     )
     parser.add_argument("--held-out", type=int, default=50, help="shapes2: clips prompted with held-out pairs")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, help="sample in this precision (default: what this machine uses)"
+    )
+    parser.add_argument(
+        "--compare", help="with --card: the eval JSON of the same model in another precision, shown beside"
+    )
     args = parser.parse_args(argv)
     if args.card and not Path(args.model).is_dir():
         parser.error("--card writes into a model folder; give a folder, not a Hub repo id")
-    if args.card_notes and not Path(args.card_notes).is_file():
-        parser.error(f"--card-notes: no file {args.card_notes}")
+    for name in ("card_notes", "compare"):
+        if getattr(args, name) and not Path(getattr(args, name)).is_file():
+            parser.error(f"--{name.replace('_', '-')}: no file {getattr(args, name)}")
     model = Phenaki.from_pretrained(args.model)
     world = args.world or trained_world(args.model)
-    if world == "shapes2":
-        from . import eval2  # eval2 imports this module's HELD_OUT and speed_metrics
+    compare = json.loads(Path(args.compare).read_text()) if args.compare else None
+    with precision(args.precision) if args.precision else contextlib.nullcontext():
+        if world == "shapes2":
+            from . import eval2  # eval2 imports this module's HELD_OUT and speed_metrics
 
-        results = eval2.evaluate(model, args.clips, args.samples, args.stories, args.held_out)
-    else:
-        results = evaluate(model, args.clips, args.samples, args.stories)
-    print(report(results, TARGETS2 if world == "shapes2" else TARGETS))
+            results = eval2.evaluate(model, args.clips, args.samples, args.stories, args.held_out)
+        else:
+            results = evaluate(model, args.clips, args.samples, args.stories)
+        results["precision"] = sampling_precision(model.device)
+    print(report(results, TARGETS2 if world == "shapes2" else TARGETS, compare))
     out = Path(args.out) if args.out else Path(args.model) / "eval.json" if Path(args.model).is_dir() else None
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
     if args.card:
         notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else None
-        print(f"wrote {write_card(args.model, model, results, notes, world)}")
+        print(f"wrote {write_card(args.model, model, results, notes, world, compare)}")
 
 
 if __name__ == "__main__":

@@ -35,16 +35,20 @@ TARGETS2 = [  # shapes world 2 (eval2.py), issue 24's targets
 SPEED_TARGET_S = 3  # seconds for a 17-frame clip
 
 
-def report(results: dict, targets: list = TARGETS) -> str:
+def report(results: dict, targets: list = TARGETS, compare: dict | None = None) -> str:
     """A Markdown table of `results` (as `eval.evaluate` or, with TARGETS2, `eval2.evaluate` returns them) against
-    the targets."""
-    rows = ["| measure | value | target | met |", "| --- | --- | --- | --- |"]
+    the targets; `compare`: the same measures in another precision, as a second column (`met` is `results`')."""
+    label = f" ({results['precision']})" if "precision" in results else ""
+    other = f" {compare['precision']} |" if compare else ""
+    rows = [f"| measure | value{label} |{other} target | met |", "| --- |" + " --- |" * (3 + bool(compare))]
     for group, key, target in targets:
         value = results[group][key]
-        rows.append(f"| {group} {key} | {value:.3f} | >= {target} | {'yes' if value >= target else 'no'} |")
+        also = f" {compare[group][key]:.3f} |" if compare else ""
+        rows.append(f"| {group} {key} | {value:.3f} |{also} >= {target} | {'yes' if value >= target else 'no'} |")
     seconds = results["speed"]["seconds_per_17_frame_clip"]
     met = "yes" if seconds <= SPEED_TARGET_S else "no"
-    rows.append(f"| speed, 17-frame clip | {seconds:.2f} s | <= {SPEED_TARGET_S} s | {met} |")
+    also = f" {compare['speed']['seconds_per_17_frame_clip']:.2f} s |" if compare else ""
+    rows.append(f"| speed, 17-frame clip | {seconds:.2f} s |{also} <= {SPEED_TARGET_S} s | {met} |")
     return "\n".join(rows)
 
 

@@ -22,7 +22,7 @@ from phenaki.sampling import SamplingSettings
 
 TOOLS = ["generate", "inspect_steps", "inspect_tokenizer", "compare_seeds", "inspect_words"]
 HIDDEN = ["/stop", "/live", "/steer", "/stop_live"]  # callable through gradio_client, but not tools
-GENERATE = ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"]
+GENERATE = ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes", "start"]
 SAMPLING = ("steps", "temperature", "critic_strength", "guidance_scale", "refine_passes")
 NOT_PARAMETERS = ("self", "request", "progress")  # Gradio fills these; they are not in a tool's schema
 ONE_SCENE = {"headers": ["prompt", "seconds"], "data": [["a red circle moves right", 1]]}  # 8 frames at 8 fps
@@ -116,6 +116,9 @@ def test_the_schema_lists_the_tools_with_typed_and_described_parameters(server):
     assert timeline["type"] == "object" and {"headers", "data"} <= set(timeline["required"])
     assert '{"headers": ["prompt", "seconds"], "data": [["a red circle moves right", 2]' in timeline["description"]
     assert properties["seed"]["type"] == "integer" and "-1 for a random one" in properties["seed"]["description"]
+    start = properties["start"]  # optional: an image or a video file the story begins from
+    assert start["format"].startswith("Gradio File Input") and "first frame" in start["description"]
+    assert "start" not in generate["inputSchema"].get("required", [])
     for name in SAMPLING:
         assert properties[name]["type"] == "number"
         assert properties[name]["description"].startswith(tool_docs.sampling_text(name))

@@ -25,9 +25,9 @@ def gpu_functions(model, gpu: Callable | None = None, cache: StoryCache | None =
     request, a view for a minute. Without `gpu` they run here. A story takes the windows it can from `cache` (per
     process: under ZeroGPU, in the worker's memory) and stores there those it makes."""
 
-    def story(timeline, settings, run_dir, stop_file, live):
+    def story(timeline, settings, run_dir, stop_file, live, start=None):  # start: a phenaki.start.Start, or None
         yield from logic.generate_story(
-            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, cache=cache
+            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, cache=cache, start=start
         )
 
     def seconds(timeline, settings, *args, **kwargs) -> int:

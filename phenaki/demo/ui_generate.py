@@ -2,9 +2,10 @@
 
 Layout and wiring only; the work is `phenaki.demo.stories` (checked inputs, the streaming story generator, MP4/GIF
 files), run through `DemoContext.story` (on ZeroGPU, in a GPU worker process). Its API endpoints: `/generate`
-(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) streams an update per window,
-(live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop` stops the
-caller's running (or queued) story after the current window. Built inside `phenaki.demo.ui.build_demo`.
+(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, start) streams an update
+per window, (live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop`
+stops the caller's running (or queued) story after the current window. The start's box is `ui_start`. Built inside
+`phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import stories as logic
-from . import timeline_table
+from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .tool_docs import describe_tool
 from .ui_controls import sampling_slider
@@ -83,7 +84,8 @@ class StoryHandlers:
         guidance_scale,
         seed,
         refine_passes,
-        request: gr.Request,
+        start: dict | str | None = None,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008 - Gradio's way to ask for a progress bar
     ):
         """Makes a video from a story told as a timeline of scenes, each a text prompt and its length in seconds,
@@ -102,6 +104,10 @@ class StoryHandlers:
             seed: a whole number from 0, or -1 for a random one (the seed used is returned); the same seed and
                 settings make the same video.
             refine_passes: see SamplingSettings; may be left out
+            start: optional (may be left out), an image or a video file the story begins from, at most 50 MB and
+                60 seconds: an image becomes the story's first frame and the first scene continues it; a video's
+                last frames start the story, which continues them. It is centre-cropped and resized to the model's
+                frames (an image smaller than a frame is refused).
 
         Returns:
             (live preview chunk, frames of the latest window as a PNG, status HTML, video, MP4 file, GIF file, seed
@@ -114,6 +120,7 @@ class StoryHandlers:
         story, settings = self.checked(
             timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes
         )
+        begin = ui_start.checked_start(self.ctx.model, start)
         settings = settings.resolve_seed()
         touch(running)
         run_dir = self.ctx.sessions.new_run(request)
@@ -125,7 +132,9 @@ class StoryHandlers:
         yield None, None, starting, None, None, None, settings.seed
         update = None
         try:
-            for update in self.ctx.story(story, settings, str(run_dir), str(stop_file), self.ctx.live_preview):
+            for update in self.ctx.story(
+                story, settings, str(run_dir), str(stop_file), self.ctx.live_preview, start=begin
+            ):
                 progress(
                     (update.frames_done, update.frames_total),
                     unit="frames",
@@ -178,12 +187,11 @@ class StoryHandlers:
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         return story, settings
 
-    def prepare(
-        self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
-    ):
+    def prepare(self, timeline, steps, temperature, critic, guidance, seed, refine, start, request: gr.Request):
         """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued); otherwise it
         clears the last result and arms the stop button. One round trip before the story is queued, not two."""
-        self.checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
+        self.checked(timeline, steps, temperature, critic, guidance, seed, refine)
+        ui_start.checked_start(self.ctx.model, start)
         session = self.ctx.sessions.folder(request)
         unlink(session / STOP)
         touch(session / QUEUED)
@@ -279,6 +287,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")
+            start_file = ui_start.start_box(ctx)
             with gr.Row(equal_height=True):
                 seed_box = gr.Number(
                     label="Seed (-1: random)",
@@ -353,7 +362,8 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     randomize.change(randomize_changed, [randomize, seed_box, seed_used], seed_box, **private)
     seed_box.change(seed_changed, seed_box, randomize, show_progress="hidden", **private)
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], **private)
-    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine]  # refine last: API callers may omit it
+    # refine, then start, last: API callers may omit them
+    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine, start_file]
     # Generate: check and clear the last result (a bad input is a message, nothing queued) -> generate (queued,
     # streaming). The check is queued too, so that its error shows as a message, but never waits: no limit.
     prepared = generate_btn.click(

@@ -126,6 +126,26 @@ def test_a_story_made_slower_than_real_time_ends_at_the_time_limit(model, tmp_pa
     assert final.frames_made < 10 * 8 and 0.4 < final.speed < 0.8
 
 
+def test_a_long_story_s_files_stay_under_the_disk_cap_and_it_ends_before_passing_it(model, tmp_path):
+    """PHENAKI_LIVE_MAX_MB: the clips rotate and the story ends while its files still fit, with every frame made in
+    its MP4; without the cap it would have gone on to its 60 s (the random model's frames are noise: big files)."""
+    clock, run, cap = FakeClock(), tmp_path / "run", 2_000_000
+    sizes = []
+
+    def measure(update, control):
+        sizes.append(live.files_size(run))
+        assert len(list(run.glob("window_*.mp4"))) <= live.KEEP_CLIPS
+
+    fast = Timed(model, clock, seconds=0.1)
+    control = live.LiveControl(tmp_path / "s")
+    updates = play(fast, control, run, clock, on_update=measure, max_bytes=cap, max_seconds=60, display_size=128)
+    final, made = updates[-1], windows(updates)
+    assert final.ended == "disk" and final.error is None and len(made) >= 12, (final.ended, len(made))
+    assert max(sizes) <= cap and live.files_size(run) <= cap, (max(sizes), live.files_size(run))
+    assert live.files_size(run) > cap / 2  # it used most of what it was allowed
+    assert len(read_frames(final.video)) == final.frames_made == 17 + 12 * (len(made) - 1)
+
+
 def test_steer_and_stop_reach_the_story_between_windows_and_its_timeline_makes_it_again(model, tmp_path):
     clock = FakeClock()
     alice, bob = live.LiveControl(tmp_path / "alice"), live.LiveControl(tmp_path / "bob")

@@ -457,3 +457,63 @@ def test_steering_the_bundled_model_changes_what_it_makes():
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def server_children(server) -> list[str]:
+    """The commands of the server's child processes (the live stories' MP4 writers are ffmpeg processes)."""
+    import psutil
+
+    return [" ".join(p.cmdline()[:1]) for p in psutil.Process(server.proc.pid).children(recursive=True)]
+
+
+@pytest.mark.server
+def test_eight_clients_starting_live_stories_at_once_run_wait_or_are_refused_and_leave_nothing_running():
+    """A queue of 3: of 8 clients starting /live at once, one runs at a time, the waiting ones see their position,
+    the rest are refused with a message; one waiting client goes away. The server answers throughout, and after
+    them: no session's live flags (the registry of queued and running stories), no run folders, no MP4 writer,
+    and a fresh /generate runs at once."""
+    from gradio_client.utils import QueueError
+
+    server = AppServer(tiny_model_dir(), PHENAKI_QUEUE_SIZE="3", PHENAKI_LIVE_MAX_SECONDS="4")
+    try:
+        clients = [client(server) for _ in range(8)]
+        jobs = [c.submit(RIGHT, 2, 1.0, 0.0, 3.0, i, 1, api_name="/live") for i, c in enumerate(clients)]
+        waited, left, deadline = set(), None, time.monotonic() + 240
+        while not all(job.done() for i, job in enumerate(jobs) if i != left):
+            assert time.monotonic() < deadline, [job.status() for job in jobs]
+            for i, job in enumerate(jobs):
+                status = job.status()
+                if status.code.name == "IN_QUEUE" and status.rank is not None and not job.outputs():
+                    waited.add(i)  # waiting, its position known
+                    if left is None and status.rank >= 1:
+                        left = i  # this one goes away while it waits
+                        clients[i].close()
+            assert server.alive()
+            time.sleep(0.05)
+        ran, refused = [], []
+        for i, job in enumerate(jobs):
+            if i == left:
+                continue
+            if isinstance(job.exception(), QueueError):
+                refused.append(i)
+                assert "Queue is full" in str(job.exception()) and not job.outputs()
+                continue
+            _, status, mp4, _, seed = job.result()
+            assert "Reached the length limit" in status and len(read_frames(mp4)) == 41 and seed == i, status
+            ran.append(i)
+        assert len(ran) + len(refused) == 7 and len(refused) >= 3 and len(ran) >= 2, (ran, refused, left)
+        assert len(set(ran) - waited) <= 1, (ran, waited)  # all but the first waited with a position
+        assert left is not None and left in waited
+        deadline = time.monotonic() + 30  # the unload event of the client that left runs in the background
+        while list(server.tmp.glob("phenaki-demo/*/*/LIVE_*")):
+            assert time.monotonic() < deadline, list(server.tmp.glob("phenaki-demo/*/*/LIVE_*"))
+            time.sleep(0.1)
+        assert server.runs() == [] and not [c for c in server_children(server) if "ffmpeg" in c]
+        started = time.monotonic()
+        *_, status, video, mp4, gif, seed = client(server).predict(
+            {"headers": ["prompt", "seconds"], "data": [[UP, 1]]}, 2, 1.0, 0.0, 3.0, 1, api_name="/generate"
+        )
+        assert "Done" in status and len(read_frames(mp4)) == 8 and time.monotonic() - started < 60
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()

@@ -78,12 +78,10 @@ class LiveControl:
         """Queued or running: what Stop and closing the tab act on."""
         return self.running() or self._path(LIVE_QUEUED).exists()
 
-    def queue(self, clear_stop: bool = True) -> None:
-        """Start was pressed, or /live joined the queue (`clear_stop=False`: a Stop pressed since Start stays): a
-        Stop from now on applies to the story once it starts."""
+    def queue(self) -> None:
+        """Start was pressed: a Stop from now on applies to the story once it starts."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        if clear_stop:
-            self._path(LIVE_STOP).unlink(missing_ok=True)
+        self._path(LIVE_STOP).unlink(missing_ok=True)
         self._path(LIVE_QUEUED).touch()
 
     def begin(self) -> bool:

@@ -12,9 +12,9 @@ through `DemoContext.live`. Its API endpoints:
   removed once handed to Gradio, which serves its own copy);
 - `/steer` (prompt) -> a note: the caller's running live story (the same session: one gradio_client Client)
   follows `prompt` from its next window; an error when the session runs no live story or the prompt is bad;
-- `/stop_live` () -> a note: the caller's live story ends after the current window, keeping what was made; one
-  still waiting in the queue (marked when /live joined it) ends, when its turn comes, before making a frame.
-  `/stop` keeps stopping the Generate tab's story only.
+- `/stop_live` () -> a note: the caller's live story ends after the current window, keeping what was made (the
+  page's Stop also reaches one still waiting in the queue, which Start marked: it then ends, when its turn comes,
+  before making a frame; an API caller cancels a waiting job instead). `/stop` stops the Generate tab's story.
 
 Built inside `phenaki.demo.ui.build_demo`.
 """
@@ -109,20 +109,6 @@ class LiveHandlers:
         self.control(request).queue()
         waiting = status_html("Waiting for a free slot…", "Your story starts as soon as the model is free.")
         return None, None, None, waiting, "", gr.Button(interactive=False)
-
-    def enqueued(
-        self, prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
-    ):
-        """/live's validator, run as it joins the queue (from the page or the API): marks the session's story
-        queued, so that /stop_live and closing the tab reach it while it waits. A bad input is not marked (the
-        story itself then says what is wrong)."""
-        try:
-            self.checked(prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
-        except gr.Error:
-            pass
-        else:
-            self.control(request).queue(clear_stop=False)
-        return [gr.validate(True, "")] * 7
 
     def live(
         self, prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
@@ -336,7 +322,6 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",  # one model: waits for /generate's stories
         preprocess=False,
-        validator=handlers.enqueued,  # marks it queued as it joins the queue, for /stop_live
         show_progress_on=[status],
     )
     played.then(lambda: gr.Button(interactive=True), None, start_btn, **private)

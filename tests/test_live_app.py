@@ -238,6 +238,20 @@ def test_one_live_story_a_session_and_steers_are_taken_once(tmp_path):
     assert not alice.running() and bob.running() and not list((tmp_path / "alice").iterdir())
 
 
+def test_leaving_stops_a_running_story_and_clears_a_queued_one(tmp_path):
+    """The tab closed: a running story gets STOP (it ends at its next window); a queued one, which Gradio drops
+    from its queue, leaves no flags that a later story of the session could take for its own."""
+    running, queued = live.LiveControl(tmp_path / "a"), live.LiveControl(tmp_path / "b")
+    assert running.begin()
+    queued.queue()
+    running.leave()
+    queued.leave()
+    assert running.running() and running.stop_requested()
+    assert not queued.busy() and not list((tmp_path / "b").iterdir())
+    live.LiveControl(tmp_path / "c").leave()  # a session that never played: nothing made
+    assert not (tmp_path / "c").exists()
+
+
 # ---- the running app, through gradio_client -------------------------------------------------------------------
 
 

@@ -112,3 +112,43 @@ def test_eight_clients_starting_live_stories_at_once_run_wait_or_are_refused_and
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def test_the_soak_script_measures_growth_over_the_second_half_and_this_process(tmp_path):
+    """bench/live_soak.py's arithmetic on made-up samples (flat, then growing 10% over the second half), and its
+    /proc readers on this process (the 10-minute run itself is the lead's, on a quiet machine)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "live_soak.py"
+    spec = importlib.util.spec_from_file_location("live_soak", path)
+    soak = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak)
+    args = SimpleNamespace(minutes=10)
+
+    def run(rss):
+        samples = [
+            dict(t=t, rss_mb=rss(t), rss_tree_mb=rss(t) + 60, run_mb=1.0, frames=t * 8) for t in range(0, 600, 5)
+        ]
+        return soak.summary({"samples": samples, "after_stop": {"run_mb": 0.0, "gradio_cache_mb": 2.0}}, args)
+
+    flat = run(lambda t: 1000.0)
+    assert flat["growth_second_half"] == 0 and flat["met"] and flat["run_files_max_mb"] == 1.0
+    growing = run(lambda t: 1000.0 + max(0, t - 300) / 3)  # +100 MB from the middle to the end
+    assert 0.08 < growing["growth_second_half"] < 0.1 and not growing["met"]
+    assert abs(growing["slope_second_half_mb_per_min"] - 20) < 0.1
+    assert "**no**" in soak.results_line(growing, "bundled model")
+    assert soak.rss_kb(os.getpid()) > 10_000 and soak.rss_kb(2**22 + 7) == 0
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in soak.descendants(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b.bin").write_bytes(b"x" * 1000)
+    assert soak.folder_bytes(tmp_path) == 1000

@@ -308,11 +308,16 @@ def test_live_steer_stop_and_closing_the_tab_reach_only_the_session_s_story(no_c
 
 def test_live_handler_directly_and_open_in_generate(no_critic, tmp_path):
     demo = build_demo(no_critic, runs_dir=tmp_path, live_preview=True, live_max_seconds=2)
-    outputs = list(handler(demo, "live")("a red circle moves right", "2", "1", "0", "3", "7", "1", None))
+    story = handler(demo, "live")("a red circle moves right", "2", "1", "0", "3", "7", "1", None)
+    outputs = [next(story) for _ in range(3)]  # starting, the one window, the end (Gradio copies its files)
     assert "Starting" in outputs[0][1] and outputs[1][0].endswith(".mp4") and "Playing scene 1" in outputs[1][1]
     video, status, mp4, timeline_file, seed = outputs[-1]
     assert "Reached the length limit" in status and count_frames(mp4) == 17 and seed == 7  # one window: 2.1 s
     assert not list(tmp_path.glob("anonymous/LIVE_*"))  # its flags are gone
+    kept = tmp_path / "kept.json"  # as Gradio's copy
+    kept.write_bytes(open(timeline_file, "rb").read())
+    assert next(story, None) is None and not list(tmp_path.glob("anonymous/run-*"))  # then its files go
+    timeline_file = str(kept)
     rows, seed_box, steps, guidance, temperature, critic, refine, tabs = handler(demo, "open_in_generate")(
         timeline_file
     )

@@ -321,7 +321,7 @@ def test_api_steps_end_in_the_frames_that_generate_makes(server):
     assert len(gallery) == 3 and [r[-1] for r in table["data"]] == ["parallel"] * 3
     assert "refinement pass" not in summary
     assert np.abs(read_frames(video_plain).astype(int) - read_frames(video)).mean() > 0  # refinement changed them
-    *_, mp4, _, seed = c.predict(
+    *_, mp4, _, seed, _ = c.predict(
         {"headers": ["prompt", "seconds"], "data": [[PROMPT, 1]]}, 3, 1.0, 0.5, 3.0, 11, api_name="/generate"
     )  # 8 frames: one window
     inspected, generated = read_frames(video), read_frames(mp4)

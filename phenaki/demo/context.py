@@ -24,7 +24,9 @@ def gpu_functions(model, gpu: Callable | None = None) -> tuple[Callable, Callabl
     request, a view for a minute. Without `gpu` they run here."""
 
     def story(timeline, settings, run_dir, stop_file, live):
-        yield from logic.generate_story(model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live)
+        yield from logic.generate_story(
+            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, previews=True
+        )
 
     def seconds(timeline, settings, *args, **kwargs) -> int:
         return logic.estimate_seconds(model, timeline, settings)
@@ -52,6 +54,7 @@ def live_function(model, max_seconds: float, gpu: Callable | None = None) -> Cal
             live_session.LiveControl(session_dir),
             max_seconds=max_seconds,
             window_videos=clips,
+            previews=True,
         )
 
     if gpu is not None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4, write_png
 from ..sampling import SamplingSettings
+from .emerging import EmergingPicture
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
 
@@ -242,6 +243,7 @@ class StoryUpdate:
     gif: str | None = None  # final: the same as a GIF
     stopped: bool = False  # final: stopped by the user before the end
     error: str | None = None  # final: what went wrong mid-story (the frames made before are kept)
+    preview: str | None = None  # while the first window is made: its first frame so far (PNG; demo/emerging.py)
 
     @property
     def fraction(self) -> float:
@@ -263,6 +265,7 @@ def generate_story(
     display_size: int = DISPLAY_SIZE,
     gif_size: int = GIF_SIZE,
     gif_max_frames: int = GIF_MAX_FRAMES,
+    previews: bool = False,
 ) -> Iterator[StoryUpdate]:
     """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
     `StoryUpdate` with its frames side by side (`window_sheet`) as soon as it is decoded and, with `window_videos`,
@@ -270,7 +273,10 @@ def generate_story(
 
     Inputs are checked first (InputError; nothing is written). The story stops between windows once `stop_file`
     exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
-    error along with the frames made before it; an exception before any frame was made is raised."""
+    error along with the frames made before it; an exception before any frame was made is raised.
+
+    With `previews`, updates with a `preview` come while the first window is made (`phenaki.demo.emerging`); the
+    frames and files are the same."""
     scene_frames = check_story(model, timeline, settings)
     settings = settings.resolve_seed()
     out = Path(out_dir)
@@ -300,11 +306,15 @@ def generate_story(
             **kwargs,
         )
 
-    stream = model.stream(list(timeline), **settings.sampling_kwargs())
+    picture = EmergingPicture(model, out, display_size=display_size) if previews else None
+    stream = model.stream(list(timeline), on_step=picture and picture.on_step, **settings.sampling_kwargs())
     try:
         while not stopped:
             try:
-                chunk = next(stream, None)
+                if picture is not None and windows == 0:
+                    chunk = yield from picture.first_window(lambda: next(stream, None), lambda p: update(preview=p))
+                else:
+                    chunk = next(stream, None)
             except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
                 if done == 0:
                     raise

@@ -3,8 +3,9 @@
 Layout and wiring only; the work is `phenaki.demo.stories` (checked inputs, the streaming story generator, MP4/GIF
 files), run through `DemoContext.story` (on ZeroGPU, in a GPU worker process). Its API endpoints: `/generate`
 (timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) streams an update per window,
-(live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop` stops the
-caller's running (or queued) story after the current window. Built inside `phenaki.demo.ui.build_demo`.
+(live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used, the first window's
+emerging picture: `ui_emerging.py`); `/stop` stops the caller's running (or queued) story after the current window.
+Built inside `phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import stories as logic
 from . import timeline_table
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_controls import sampling_slider
+from .ui_emerging import emerging_picture, emerging_stack, picture
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -84,10 +86,12 @@ class StoryHandlers:
     ):
         """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
 
-        Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used):
-        for each window, its frames as soon as they are decoded, then the same with its clip for the live preview
-        (the first update has no clip: its chunk is None); the last update carries the MP4 and GIF of the whole
-        story. seed -1 picks a random seed; refine_passes may be left out (default 1)."""
+        Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used,
+        emerging picture): while the first window is made, its first frame as decoded so far (a PNG, masked tokens
+        as a grey checker; None once its clip is there); for each window, its frames as soon as they are decoded,
+        then the same with its clip for the live preview (the first update has no clip: its chunk is None); the
+        last update carries the MP4 and GIF of the whole story. seed -1 picks a random seed; refine_passes may be
+        left out (default 1)."""
         session = self.ctx.sessions.folder(request)
         stop_file, running = session / STOP, session / RUNNING
         unlink(session / QUEUED)
@@ -102,10 +106,12 @@ class StoryHandlers:
         starting = status_html(
             f"Starting… Scene 1/{len(story)}: <i>{html.escape(first)}</i>", f"seed {settings.seed}", 0.0
         )
-        yield None, None, starting, None, None, None, settings.seed
-        update = None
+        yield None, None, starting, None, None, None, settings.seed, picture(None)
+        update = shown = None
         try:
             for update in self.ctx.story(story, settings, str(run_dir), str(stop_file), self.ctx.live_preview):
+                # the emerging picture until the first clip is in the live preview (its frames, without one)
+                shown = update.preview or (None if update.window_video or not self.ctx.live_preview else shown)
                 progress(
                     (update.frames_done, update.frames_total),
                     unit="frames",
@@ -120,6 +126,7 @@ class StoryHandlers:
                         None,
                         None,
                         update.seed,
+                        picture(shown),
                     )
         except gr.Error:
             raise
@@ -143,7 +150,16 @@ class StoryHandlers:
                 f"Stopped after {update.frames_done} of {update.frames_total} frames; the video has what was made.",
                 title="Stopped",
             )
-        yield (None, update.window_sheet, update_status(update), update.video, update.video, update.gif, update.seed)
+        yield (
+            None,
+            update.window_sheet,
+            update_status(update),
+            update.video,
+            update.video,
+            update.gif,
+            update.seed,
+            picture(None),
+        )
 
     def checked(self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes):
         """(timeline, settings) checked against the model, or gr.Error with what to fix."""
@@ -284,17 +300,19 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="status")
             with gr.Row(equal_height=True):
-                live = gr.Video(
-                    label="Live preview (each window as it is decoded)",
-                    streaming=True,
-                    autoplay=True,
-                    interactive=False,
-                    visible=ctx.live_preview,
-                    height=VIDEO_HEIGHT,
-                    buttons=[],
-                    elem_id="live",
-                    elem_classes="pixelated",
-                )
+                with emerging_stack():  # the first window's picture over the live preview, until it plays
+                    emerging = emerging_picture("emerging", VIDEO_HEIGHT)
+                    live = gr.Video(
+                        label="Live preview (each window as it is decoded)",
+                        streaming=True,
+                        autoplay=True,
+                        interactive=False,
+                        visible=ctx.live_preview,
+                        height=VIDEO_HEIGHT,
+                        buttons=[],
+                        elem_id="live",
+                        elem_classes="pixelated",
+                    )
                 video = gr.Video(
                     label="Video",
                     interactive=False,
@@ -347,12 +365,12 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     generated = prepared.success(
         handlers.generate,
         inputs,
-        [live, sheet, status, video, mp4_file, gif_file, seed_used],
+        [live, sheet, status, video, mp4_file, gif_file, seed_used, emerging],
         api_name="generate",
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",
         preprocess=False,
     )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
-    generated.then(lambda: gr.Button(interactive=True), None, generate_btn, **private)
+    generated.then(lambda: (gr.Button(interactive=True), picture(None)), None, [generate_btn, emerging], **private)
     stop_btn.click(handlers.stop, None, status, queue=False, api_name="stop", show_progress="hidden")
     return GenerateTab(handlers, timeline, seed_box, [steps, guidance, temperature, critic, refine])

@@ -5,8 +5,9 @@ through `DemoContext.live`. Its API endpoints:
 
 - `/live` (prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) streams an update per
   window, and about one a second while it waits for playback: (live video chunk, status HTML, MP4 file, timeline
-  JSON file, seed used); the last update carries the MP4 of everything made and the timeline JSON (the Generate
-  tab's format, with the seed and settings: `/generate` of it with them makes the same frames). seed -1: random.
+  JSON file, seed used, the first window's emerging picture: `ui_emerging.py`); the last update carries the MP4
+  of everything made and the timeline JSON (the Generate tab's format, with the seed and settings: `/generate` of
+  it with them makes the same frames). seed -1: random.
   It waits in the same queue as `/generate` (one model run at a time) and ends at `/stop_live`, when the page is
   closed, or at PHENAKI_LIVE_MAX_SECONDS of video;
 - `/steer` (prompt) -> a note: the caller's running live story (the same session: one gradio_client Client)
@@ -30,6 +31,7 @@ import gradio as gr
 
 from . import stories as logic
 from .live_session import LiveControl, LiveUpdate, parse_prompt
+from .ui_emerging import emerging_picture, emerging_stack, picture
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
 
 if TYPE_CHECKING:
@@ -112,10 +114,12 @@ class LiveHandlers:
         closed, or the server's length limit); /steer from the same session changes the prompt from the next
         window.
 
-        Yields (live video chunk, status HTML, MP4 file, timeline JSON file, seed used): one update a window with
-        its clip, about one a second while waiting for playback (made at most 3 windows ahead of it), and at the
-        end the MP4 of everything made and its timeline JSON (the Generate tab's format, with seed and
-        settings). seed -1 picks a random seed; refine_passes may be left out (default 1)."""
+        Yields (live video chunk, status HTML, MP4 file, timeline JSON file, seed used, emerging picture): while
+        the first window is made, its first frame as decoded so far (a PNG, masked tokens as a grey checker; None
+        from its clip on); one update a window with its clip, about one a second while waiting for playback (made
+        at most 3 windows ahead of it), and at the end the MP4 of everything made and its timeline JSON (the
+        Generate tab's format, with seed and settings). seed -1 picks a random seed; refine_passes may be left out
+        (default 1)."""
         prompt, settings = self.checked(
             prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes
         )
@@ -136,10 +140,12 @@ class LiveHandlers:
                 None,
                 None,
                 settings.seed,
+                picture(None),
             )
             for update in self.ctx.live(prompt, settings, str(run_dir), str(control.folder), self.ctx.live_preview):
                 if not update.final:
-                    yield (update.window_video or gr.skip(), live_status(update), gr.skip(), gr.skip(), update.seed)
+                    video, status = update.window_video or gr.skip(), live_status(update)
+                    yield (video, status, gr.skip(), gr.skip(), update.seed, picture(update.preview))
         except logic.InputError as error:
             if run_dir is not None:
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -165,7 +171,7 @@ class LiveHandlers:
             gr.Info(f"The story reached this server's limit of {update.max_seconds:g} s.", title="Ended")
         elif update.ended == "time":
             gr.Info(f"The story ran for this server's limit of {update.max_seconds:g} s.", title="Ended")
-        yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed
+        yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed, picture(None)
 
     def steer(self, prompt, request: gr.Request):
         """Changes the prompt of this session's running live story from its next window (/live's caller, in the
@@ -261,17 +267,19 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
             steps, guidance, temperature, critic, refine = settings_accordion(model, prefix="live-")
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="live-status")
-            video = gr.Video(
-                label="Live (plays while it is made)",
-                streaming=True,
-                autoplay=True,
-                interactive=False,
-                visible=ctx.live_preview,
-                height=VIDEO_HEIGHT,
-                buttons=[],
-                elem_id="live-video",
-                elem_classes="pixelated",
-            )
+            with emerging_stack():  # the first window's picture over the video, until it plays
+                emerging = emerging_picture("live-emerging", VIDEO_HEIGHT)
+                video = gr.Video(
+                    label="Live (plays while it is made)",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                    visible=ctx.live_preview,
+                    height=VIDEO_HEIGHT,
+                    buttons=[],
+                    elem_id="live-video",
+                    elem_classes="pixelated",
+                )
             if not ctx.live_preview:
                 gr.Markdown("The live player needs ffmpeg and ffprobe on the server; the MP4 comes at the end.")
             with gr.Row(equal_height=True):
@@ -302,14 +310,14 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
     played = prepared.success(
         handlers.live,
         inputs,
-        [video, status, mp4_file, timeline_file, seed_used],
+        [video, status, mp4_file, timeline_file, seed_used, emerging],
         api_name="live",
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",  # one model: waits for /generate's stories
         preprocess=False,
         show_progress_on=[status],
     )
-    played.then(lambda: gr.Button(interactive=True), None, start_btn, **private)
+    played.then(lambda: (gr.Button(interactive=True), picture(None)), None, [start_btn, emerging], **private)
     steer_btn.click(handlers.steer, prompt, note, queue=False, api_name="steer", show_progress="hidden")
     prompt.submit(handlers.steer, prompt, note, **private)  # Enter: the same as Steer
     stop_btn.click(handlers.stop, None, note, queue=False, api_name="stop_live", show_progress="hidden")

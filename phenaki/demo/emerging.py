@@ -1,0 +1,90 @@
+"""The emerging picture of a demo story's first window, without Gradio: what the page shows while the first window
+is decoded, until its real frames play (on the default model the first window takes about 0.6 s of a 2-core CPU,
+and its frames reach the page with their MP4 after that).
+
+`EmergingPicture.first_window(advance, wrap)` runs `advance()` (the story's `next(...)`, which makes the first
+window) in a worker thread and, while it runs, yields `wrap(path)` for each new preview: the window's first frame
+as decoded so far (`phenaki.preview.StepPreviews`, masked tokens as a grey checker), upscaled and written as a
+PNG; then it returns what `advance()` returned. When it falls behind, it skips to the newest preview; one made
+while the window ended is still shown, so a story whose first window is quicker than a PNG still shows one. The
+frames of the story are those made without it: previews only read the sampler's state.
+
+Why a thread: the previews come from `on_step`, inside the call that makes the window, and a generator (the
+story, and the Gradio handler above it) can only hand them out between its own steps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..media import DISPLAY_SIZE, display_scale, upscale, write_png
+from ..preview import PREVIEW_EVERY, StepPreviews
+
+
+class EmergingPicture:
+    """Previews of a story's first window as PNG files in `out_dir` (see the module's docstring). `on_step` goes to
+    `Phenaki.stream` or `LiveStory`; `every`: a preview after every so many steps (`phenaki.preview`)."""
+
+    def __init__(
+        self, model, out_dir: str | os.PathLike, *, display_size: int = DISPLAY_SIZE, every: int = PREVIEW_EVERY
+    ):
+        self.out = Path(out_dir)
+        self.scale = display_scale(model.frame_size, display_size)
+        self.on_step = StepPreviews(model, self._made, every=every)
+        self.written = 0
+        self._latest: np.ndarray | None = None
+        self._lock, self._news = threading.Lock(), threading.Event()
+
+    def _made(self, frames: np.ndarray, state) -> None:  # in the worker thread, inside the sampler's step
+        with self._lock:
+            self._latest = frames[0]
+        self._news.set()
+
+    def _take(self) -> np.ndarray | None:
+        with self._lock:
+            latest, self._latest = self._latest, None
+        return latest
+
+    def _write(self, frame: np.ndarray) -> str:
+        self.written += 1
+        self.out.mkdir(parents=True, exist_ok=True)
+        return str(write_png(self.out / f"emerging_{self.written:02d}.png", upscale(frame, self.scale)))
+
+    def first_window(self, advance: Callable[[], object], wrap: Callable[[str], object]) -> Iterator:
+        """Yields `wrap(png path)` per preview while `advance()` runs in a thread; returns its result (or raises
+        its exception). Closed early, it waits for `advance()` to end: the story it drives cannot be closed while
+        it runs."""
+        result: dict = {}
+        ended = threading.Event()
+
+        def work():
+            try:
+                result["value"] = advance()
+            except BaseException as error:  # noqa: BLE001 - handed to the caller below
+                result["error"] = error
+            finally:
+                ended.set()
+                self._news.set()
+
+        worker = threading.Thread(target=work, name="phenaki-first-window", daemon=True)
+        worker.start()
+        try:
+            while True:
+                self._news.wait()
+                self._news.clear()
+                done = ended.is_set()  # read before taking: every preview is made before the window ends
+                frame = self._take()
+                if frame is not None:
+                    yield wrap(self._write(frame))
+                if done:
+                    break
+        finally:
+            worker.join()
+        if "error" in result:
+            raise result["error"]
+        return result["value"]

@@ -8,7 +8,7 @@ made behind playback and need none). Neither changes a frame of the video: decod
 sampler's generator.
 
 How masked tokens are shown, and why: [MASK] is no codebook entry, so before decoding it is replaced by the token
-filled most often in the window so far (on the shapes world, the black background: placeholders then do not bleed
+chosen most often in the window so far (on the shapes world, the black background: placeholders then do not bleed
 a made-up colour into their filled neighbours through the decoder's attention), and after decoding its patch is
 painted over with a checker of two dark greys. A checker is the usual sign for "no picture here yet"; its greys
 stand apart from the black background and from every colour a shape may have, so a patch reads as one of three
@@ -84,10 +84,10 @@ def preview_frames(model, state: StepState, *, latent_frames: int | None = None,
         )
     if latent_frames is not None and not 1 <= _positive_int("latent_frames", latent_frames) <= window:
         raise ValueError(f"latent_frames must be in [1, {window}] (the window's latent frames) or None")
-    ids = ids[: (latent_frames or window) * model.frame_tokens]
     masked = ids == model.maskgit.mask_id
-    chosen = ids[~masked]
+    chosen = ids[~masked]  # of the whole window, whatever is decoded: the same pixels for the same frames
     placeholder = int(torch.bincount(chosen).argmax()) if chosen.numel() else 0
+    ids, masked = (x[: (latent_frames or window) * model.frame_tokens] for x in (ids, masked))
     frames = to_uint8_frames(model.decode_ids(ids.masked_fill(masked, placeholder)[None])[0])
     grid = masked.view(-1, *model.grid).cpu().numpy()
     return paint_masked(frames, grid, model.cvivit.patch_size, model.cvivit.temporal_patch_size)

@@ -3,11 +3,12 @@ is decoded, until its real frames play (on the default model the first window ta
 and its frames reach the page with their MP4 after that).
 
 `EmergingPicture.first_window(advance, wrap)` runs `advance()` (the story's `next(...)`, which makes the first
-window) in a worker thread and, while it runs, yields `wrap(path)` for each new preview: the window's first frame
-as decoded so far (`phenaki.preview.StepPreviews`, masked tokens as a grey checker), upscaled and written as a
-PNG; then it returns what `advance()` returned. When it falls behind, it skips to the newest preview; one made
-while the window ended is still shown, so a story whose first window is quicker than a PNG still shows one. The
-frames of the story are those made without it: previews only read the sampler's state.
+window) in a worker thread and, while it runs, yields `wrap(path)` for each preview in turn: the window's first
+frame as decoded so far (`phenaki.preview.StepPreviews`, masked tokens as a grey checker), upscaled and written as
+a PNG; then it returns what `advance()` returned. Every preview is handed out, in order (one per 2 steps of the
+window: 6 at the default 12 steps), so a story shows the same pictures however busy the machine is; writing one
+takes a few milliseconds beside the sampler. The frames of the story are those made without it: previews only read
+the sampler's state.
 
 Why a thread: the previews come from `on_step`, inside the call that makes the window, and a generator (the
 story, and the Gradio handler above it) can only hand them out between its own steps.
@@ -16,6 +17,7 @@ story, and the Gradio handler above it) can only hand them out between its own s
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,8 @@ import numpy as np
 
 from ..media import DISPLAY_SIZE, display_scale, upscale, write_png
 from ..preview import PREVIEW_EVERY, StepPreviews
+
+_ENDED = object()  # what the worker puts after the window
 
 
 class EmergingPicture:
@@ -37,18 +41,10 @@ class EmergingPicture:
         self.scale = display_scale(model.frame_size, display_size)
         self.on_step = StepPreviews(model, self._made, every=every)
         self.written = 0
-        self._latest: np.ndarray | None = None
-        self._lock, self._news = threading.Lock(), threading.Event()
+        self._made_frames: queue.SimpleQueue = queue.SimpleQueue()  # first frames, then _ENDED
 
     def _made(self, frames: np.ndarray, state) -> None:  # in the worker thread, inside the sampler's step
-        with self._lock:
-            self._latest = frames[0]
-        self._news.set()
-
-    def _take(self) -> np.ndarray | None:
-        with self._lock:
-            latest, self._latest = self._latest, None
-        return latest
+        self._made_frames.put(frames[0])
 
     def _write(self, frame: np.ndarray) -> str:
         self.written += 1
@@ -60,7 +56,6 @@ class EmergingPicture:
         its exception). Closed early, it waits for `advance()` to end: the story it drives cannot be closed while
         it runs."""
         result: dict = {}
-        ended = threading.Event()
 
         def work():
             try:
@@ -68,21 +63,13 @@ class EmergingPicture:
             except BaseException as error:  # noqa: BLE001 - handed to the caller below
                 result["error"] = error
             finally:
-                ended.set()
-                self._news.set()
+                self._made_frames.put(_ENDED)
 
         worker = threading.Thread(target=work, name="phenaki-first-window", daemon=True)
         worker.start()
         try:
-            while True:
-                self._news.wait()
-                self._news.clear()
-                done = ended.is_set()  # read before taking: every preview is made before the window ends
-                frame = self._take()
-                if frame is not None:
-                    yield wrap(self._write(frame))
-                if done:
-                    break
+            while (frame := self._made_frames.get()) is not _ENDED:
+                yield wrap(self._write(frame))
         finally:
             worker.join()
         if "error" in result:

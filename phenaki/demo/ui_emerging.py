@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-LABEL = "The first frame as it is decoded (grey checker: tokens not chosen yet)"
+# what the status box says while the picture shows (the picture has no label: the video's shows over it)
+EMERGING = "The first frame emerges as its tokens are chosen (grey checker: not chosen yet)"
 # the picture covers the video of its column (the stack) while it is shown; hidden, the video is seen as before
 CSS = """
 .emerging-stack { position: relative; }
@@ -27,7 +28,7 @@ def emerging_stack() -> gr.Column:
 def emerging_picture(elem_id: str, height: int) -> gr.Image:
     """The picture, hidden until a story's first preview; built first inside `emerging_stack()`."""
     return gr.Image(
-        label=LABEL,
+        show_label=False,
         type="filepath",
         format="png",
         interactive=False,

@@ -20,7 +20,7 @@ from . import stories as logic
 from . import timeline_table
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .ui_controls import sampling_slider
-from .ui_emerging import emerging_picture, emerging_stack, picture
+from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -47,7 +47,7 @@ def update_status(u: logic.StoryUpdate) -> str:
     scene = f"Scene {u.scene + 1}/{u.scenes}: <i>{html.escape(u.prompt)}</i>"
     frames = f"{u.frames_done}/{u.frames_total} frames · {u.elapsed:.1f} s · seed {u.seed}"
     if not u.final:
-        return status_html(f"Generating… {scene}", frames, u.fraction)
+        return status_html(f"Generating… {scene}", frames + (f"<br>{EMERGING}" if u.preview else ""), u.fraction)
     if u.error:
         return status_html(
             f"Failed in scene {u.scene + 1}/{u.scenes}",
@@ -370,6 +370,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",
         preprocess=False,
+        show_progress_on=[live, sheet, status, video, mp4_file, gif_file, seed_used],  # not over the picture
     )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
     generated.then(lambda: (gr.Button(interactive=True), picture(None)), None, [generate_btn, emerging], **private)
     stop_btn.click(handlers.stop, None, status, queue=False, api_name="stop", show_progress="hidden")

@@ -31,7 +31,7 @@ import gradio as gr
 
 from . import stories as logic
 from .live_session import LiveControl, LiveUpdate, parse_prompt
-from .ui_emerging import emerging_picture, emerging_stack, picture
+from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ def live_status(u: LiveUpdate) -> str:
         lines.append(f"Made ahead: <i>{html.escape(u.prompt)}</i>")
     if u.next_prompt:
         lines.append(f"Next window: <i>{html.escape(u.next_prompt)}</i>")
+    if u.preview:
+        return status_html(f"Starting… <i>{html.escape(prompt)}</i>", f"{EMERGING} · seed {u.seed}", fraction)
     return status_html(f"Playing scene {scene + 1}: <i>{html.escape(prompt)}</i>", "<br>".join(lines), fraction)
 
 

@@ -410,9 +410,11 @@ def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     assert len(window_updates) >= 2 * expected_windows
     firsts = [i for i in range(1, len(window_updates)) if window_updates[i][1] != window_updates[i - 1][1]]
     assert len(firsts) == expected_windows - 1
-    assert all(window_updates[i][0] == window_updates[i - 1][0] != window_updates[i + 1][0] for i in firsts)
+    # (the client names a playlist by its content when it fetches it: a window's frames may already show the
+    # playlist with its clip when the client fetched it late, e.g. after the emerging picture's files)
+    assert all(window_updates[i - 1][0] != window_updates[i + 1][0] for i in firsts)
     live, sheet, status, video, mp4, gif, seed, picture = final
-    assert "Done" in status and seed == 3 and picture is None  # the emerging picture: tests/test_emerging.py
+    assert "Done" in status and seed == 3 and not picture["visible"]  # the emerging picture: tests/test_emerging.py
     assert mp4.endswith(".mp4") and count_frames(mp4) == 32
     assert read_frames(mp4).shape[1:3] == (512, 512)
     assert Image.open(gif).n_frames == 32

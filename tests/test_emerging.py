@@ -124,7 +124,7 @@ def test_generate_story_previews_come_first_and_change_no_frame_or_file(model, t
         (u.windows_done, u.frames_done) for u in off
     ]
     picture = np.asarray(Image.open(on[0].preview).convert("RGB"))
-    assert picture.shape == (512, 512, 3) and masked_share(picture) > 0.5  # step 2 of 8: mostly masked
+    assert picture.shape == (32, 32, 3) and masked_share(picture) > 0.5  # at the frame size; step 2 of 8: mostly masked
     assert first_frames == 4  # steps 2, 4, 6 and 8 of 8, every one in order
     for a, b in zip(on[first_frames:], off, strict=True):  # the window sheets and clips, then the story's files
         for name in ("window_sheet", "window_video", "video"):
@@ -201,7 +201,7 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
     assert "The first frame emerges" in outputs[1][2] and "emerges" not in outputs[frames_at][2]
     assert not any(shown(o[7]) for o in outputs[clip_at:]) and not shown(final[7])
     first = np.asarray(Image.open(shown(outputs[1][7])).convert("RGB"))
-    assert first.shape == (512, 512, 3) and masked_share(first) > 0.5  # step 2 of 8: mostly masked
+    assert first.shape == (32, 32, 3) and masked_share(first) > 0.5  # step 2 of 8: mostly masked
     # the story's MP4 is the one made without previews
     settings = stories.Settings(steps=8, seed=9, refine_passes=0)
     expected = list(stories.generate_story(model, [(PROMPT, 1)], settings, tmp_path))

@@ -264,7 +264,7 @@ def live_story(
     while the first window is made (`phenaki.demo.emerging`); the frames are the same."""
     prompt = parse_prompt(prompt)
     settings = settings.resolve_seed()
-    picture = EmergingPicture(model, out_dir, display_size=display_size) if previews else None
+    picture = EmergingPicture(model, out_dir) if previews else None
     try:
         settings.validate(model.has_critic)
         story = LiveStory(

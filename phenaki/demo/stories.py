@@ -306,7 +306,7 @@ def generate_story(
             **kwargs,
         )
 
-    picture = EmergingPicture(model, out, display_size=display_size) if previews else None
+    picture = EmergingPicture(model, out) if previews else None
     stream = model.stream(list(timeline), on_step=picture and picture.on_step, **settings.sampling_kwargs())
     try:
         while not stopped:

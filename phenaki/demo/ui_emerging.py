@@ -13,10 +13,12 @@ import gradio as gr
 
 # what the status box says while the picture shows (the picture has no label: the video's shows over it)
 EMERGING = "The first frame emerges as its tokens are chosen (grey checker: not chosen yet)"
-# the picture covers the video of its column (the stack) while it is shown; hidden, the video is seen as before
+# the picture covers the video of its column (the stack) while it is shown, its PNG (the model's frame size) scaled
+# up to fill it, pixelated; hidden, the video is seen as before
 CSS = """
 .emerging-stack { position: relative; }
 .emerging-stack .emerging { position: absolute; inset: 0; z-index: 20; }
+.emerging-stack .emerging img { width: 100%; height: 100%; object-fit: contain; }
 """
 
 

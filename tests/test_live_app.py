@@ -286,7 +286,7 @@ def test_the_exported_timeline_makes_the_same_frames_through_generate(server, st
     _, _, mp4, timeline_file, seed, _ = steered["result"]
     data = json.loads(open(timeline_file).read())
     rows = {"headers": ["prompt", "seconds"], "data": data["timeline"]}
-    *_, status, video, again, gif, seed_again = client(server).predict(
+    *_, status, video, again, gif, seed_again, _ = client(server).predict(
         rows,
         data["steps"],
         data["temperature"],
@@ -298,7 +298,7 @@ def test_the_exported_timeline_makes_the_same_frames_through_generate(server, st
     )
     assert "Done" in status and seed_again == seed
     assert np.array_equal(read_frames(again), read_frames(mp4))
-    *_, other, _, _ = client(server).predict(
+    *_, other, _, _, _ = client(server).predict(
         rows,
         data["steps"],
         data["temperature"],
@@ -375,9 +375,9 @@ def test_a_live_story_and_a_generate_story_of_two_clients_are_isolated(server):
     made = status_numbers(wait_for(job_a, has_made(53))[1])[0]
     assert not job_a.done() and made >= 53  # A plays on
     a.predict(api_name="/stop_live")
-    _, status_a, mp4_a, timeline_a, _ = job_a.result(timeout=60)
+    _, status_a, mp4_a, timeline_a, _, _ = job_a.result(timeout=60)
     assert "Stopped" in status_a and [p for p, _ in json.loads(open(timeline_a).read())["timeline"]] == [RIGHT]
-    *_, status_b, video_b, mp4_b, gif_b, seed_b = job_b.result(timeout=120)
+    *_, status_b, video_b, mp4_b, gif_b, seed_b, _ = job_b.result(timeout=120)
     assert "Done" in status_b and len(read_frames(mp4_b)) == 16 and seed_b == 2
 
 

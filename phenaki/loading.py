@@ -11,10 +11,21 @@ from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .models.text import build_text_encoder
 from .serialization import WEIGHTS_NAME, check_config_version, load_weights, read_config, save_weights, write_config
+from .vocabulary import check_vocabulary
 
 
 class PretrainedMixin:
-    """`save_pretrained`, `from_config`, `from_pretrained` and `push_to_hub` for `Phenaki`."""
+    """`save_pretrained`, `from_config`, `from_pretrained` and `push_to_hub` for `Phenaki`, and its `vocabulary`."""
+
+    @property
+    def vocabulary(self) -> dict[str, list[str]] | None:
+        """The words of the model's training captions, grouped ({"colours": [...], ...}; `phenaki.vocabulary`),
+        saved in its config; None when not recorded (a model trained on real videos, or an older one)."""
+        return self.__dict__.get("_vocabulary")
+
+    @vocabulary.setter
+    def vocabulary(self, value) -> None:
+        self.__dict__["_vocabulary"] = check_vocabulary(value)
 
     def _unsaved_prefixes(self) -> tuple[str, ...]:
         saved = self.text_encoder is None or getattr(self.text_encoder, "saved_with_model", True)
@@ -45,7 +56,7 @@ class PretrainedMixin:
                 critic = TokenCritic(**critic_config)
             text_config = config.get("text_encoder")
             text_encoder = None if text_config is None else build_text_encoder(text_config, **hub_kwargs)
-            keys = ("frame_size", "fps", "prime_frames", "cond_drop_prob", "continuation_prob")
+            keys = ("frame_size", "fps", "prime_frames", "cond_drop_prob", "continuation_prob", "vocabulary")
             return cls(
                 cvivit=cvivit,
                 maskgit=maskgit,

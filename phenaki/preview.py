@@ -97,8 +97,9 @@ class StepPreviews:
     """An `on_step` callback (`Phenaki.sample`, `Phenaki.stream`, `LiveStory`) that calls `show(frames, state)`
     with `preview_frames(model, state, latent_frames=latent_frames)` after every `every`-th step of the parallel
     phase (and after the step that fills its last token) of the story's first `windows` windows; refinement's
-    steps, which mask tokens again, are not shown. `latent_frames` None: the whole window. The defaults keep the
-    cost within a few percent of the window (see PREVIEW_EVERY)."""
+    steps, which mask tokens again, are not shown. `latent_frames` None: the whole window; in a window that
+    continues primed frames (a story's start), the frames from its first new latent frame on. The defaults keep
+    the cost within a few percent of the window (see PREVIEW_EVERY)."""
 
     def __init__(
         self,
@@ -122,5 +123,11 @@ class StepPreviews:
         return (state.step + 1) % self.every == 0 or not bool((state.ids == self.model.maskgit.mask_id).any())
 
     def __call__(self, state: StepState) -> None:
-        if self.wants(state):
-            self.show(preview_frames(self.model, state, latent_frames=self.latent_frames), state)
+        if not self.wants(state):
+            return
+        # a window continuing a start (a picture, a clip) begins with its primed latent frames: show the new ones
+        primed = (state.ids.shape[1] - state.filled.shape[1]) // self.model.frame_tokens
+        window = state.ids.shape[1] // self.model.frame_tokens
+        latent = None if self.latent_frames is None else min(window, primed + self.latent_frames)
+        frames = preview_frames(self.model, state, latent_frames=latent)
+        self.show(frames[first_frames(primed + 1, self.model.cvivit.temporal_patch_size)[-1] if primed else 0 :], state)

@@ -14,6 +14,8 @@ from torch import nn
 
 CONFIG_NAME, WEIGHTS_NAME, TRAINING_RECORD_NAME = "config.json", "model.safetensors", "training.json"
 CONFIG_VERSION = 1  # the format of config.json; a config without "version" is the first
+# Optional keys added since stay in version 1 when earlier readers load the model without them: `vocabulary` (the
+# training captions' words, phenaki/vocabulary.py) is one; `from_config` has always read only the keys it knows.
 
 
 def _unique_state(model: nn.Module, skip_prefixes: tuple[str, ...]) -> tuple[dict, dict]:

@@ -45,15 +45,17 @@ def free_port() -> int:
 
 
 def tiny_model_dir(critic: bool = True) -> Path:
-    """A tiny random Phenaki (32x32 frames) saved once per test session."""
+    """A tiny random Phenaki (32x32 frames) saved once per test session, with shapes world 1's vocabulary (as the
+    bundled model: the demo shows its words and notes unseen ones)."""
     key = f"model-{critic}"
     if key not in _cache:
         import torch
 
         from phenaki import Phenaki
+        from phenaki.shapes.vocabulary import world_vocabulary
         from phenaki.training.presets import preset
 
-        config = preset("tiny")
+        config = preset("tiny") | {"vocabulary": world_vocabulary("shapes")}
         if not critic:
             config["critic"] = None
         torch.manual_seed(0)
@@ -65,10 +67,18 @@ def tiny_model_dir(critic: bool = True) -> Path:
 
 
 class FailsAfterFirstWindow:
-    """The real model, whose story breaks after its first window (as a GPU running out of memory would)."""
+    """The real model, whose story breaks after its first window (as a GPU running out of memory would), whether
+    made by `stream` or window by window (`story_window`, as phenaki.story_resume.cached_stream makes it)."""
 
     def __init__(self, model):
         self._model = model
+        self._windows = 0
+
+    def story_window(self, *args, **kwargs):
+        self._windows += 1
+        if self._windows == 2:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return self._model.story_window(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._model, name)

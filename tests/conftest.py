@@ -23,7 +23,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 # ---- markers: every test gets exactly one category (declared in pyproject.toml, with --strict-markers) ----------
 
-CATEGORIES = ("unit", "server", "browser", "gpu")
+CATEGORIES = ("unit", "server", "browser", "gpu", "multiprocess")
 BY_MODULE = {"test_browser.py": "browser", "test_gpu_bench.py": "gpu"}
 COLLECTED = pytest.StashKey[list]()  # every test collected, before -m/-k deselect any (tests/test_markers.py)
 

@@ -6,12 +6,15 @@ scores the eval must give it are known in advance."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from phenaki.media import to_uint8_frames, to_video_tensor
 from phenaki.pipeline import VideoChunk
-from phenaki.shapes import world
+from phenaki.shapes import world, world2
+from phenaki.shapes.world2_captions import parse_scene
 
 # every prompt turned into another colour / the opposite motion (and a still object into one that moves)
 WRONG_COLOUR = dict(zip(world.COLOURS, [*list(world.COLOURS)[1:], list(world.COLOURS)[0]]))
@@ -126,3 +129,39 @@ class GroundTruth:
                 piece = frames[start : min(start + room, end)]
                 yield VideoChunk(piece, segment, start)
                 start, room = start + len(piece), self.window_frames - self.prime_frames
+
+
+class GroundTruth2:
+    """The same for shapes world 2 (phenaki/shapes/eval2.py): each caption's scene rendered by world2 from starts
+    drawn with room (as in training) from the seed; stories through world2.render_story. `colours` maps a prompted
+    colour to the one drawn."""
+
+    frame_size = (world2.FRAME_SIZE, world2.FRAME_SIZE)
+    fps = world2.FPS
+    window_frames = 17
+    device = torch.device("cpu")
+
+    def __init__(self, colours: dict[str, str] | None = None):
+        self.colours = colours or {}
+        self.cvivit = Tokenizer()
+
+    def scene(self, caption: str) -> world2.Scene:
+        things = parse_scene(caption)
+        return world2.Scene([replace(t, colour=self.colours.get(t.colour, t.colour)) for t in things])
+
+    def sample(self, texts, num_frames: int = 17, *, seed: int | None = None, **settings) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return torch.stack(
+            [
+                to_video_tensor(world2.render_clip(self.scene(text), num_frames, seed=(seed or 0) + i))
+                for i, text in enumerate(texts)
+            ]
+        )
+
+    def stream(self, timeline, *, seed: int | None = None, **settings):
+        segments = [(self.scene(caption), max(1, round(seconds * self.fps))) for caption, seconds in timeline]
+        frames, _ = world2.render_story(segments, seed=seed or 0)
+        first = 0
+        for index, (_, n) in enumerate(segments):
+            yield VideoChunk(frames[first : first + n], index, first)
+            first += n

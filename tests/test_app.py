@@ -20,7 +20,9 @@ from PIL import Image
 from phenaki import Phenaki, media
 from phenaki.demo import startup, timeline_table
 from phenaki.demo import stories as logic
+from phenaki.shapes.vocabulary import world_vocabulary
 from phenaki.shapes.world import parse_caption
+from phenaki.shapes.world2_captions import parse_scene
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
 
@@ -366,10 +368,15 @@ def test_examples_are_valid_shapes_world_timelines():
     for example, path in zip(examples, files):
         data = json.loads(path.read_text())
         assert set(data) >= {"title", "timeline", "seed"}
-        colour, shape, _ = parse_caption(example.timeline[0][0])
+        objects = [(t.colour, t.shape) for t in parse_scene(example.timeline[0][0])]  # world 2 reads world 1's
         assert example.timeline[0][0].startswith("a ")
-        for prompt, _ in example.timeline[1:]:  # later scenes continue the same object
-            assert prompt.startswith("the ") and parse_caption(prompt)[:2] == (colour, shape)
+        for prompt, _ in example.timeline[1:]:  # later scenes continue the same objects
+            assert prompt.startswith("the ") and [(t.colour, t.shape) for t in parse_scene(prompt)] == objects
+    # a world-1 model is offered the examples it has the words for: those of one object, no size, no growth
+    for_world1 = startup.load_examples(ROOT / "examples", world_vocabulary("shapes"))
+    assert 3 <= len(for_world1) < len(examples)
+    assert all(len(parse_caption(p)) == 3 for e in for_world1 for p, _ in e.timeline)
+    assert startup.load_examples(ROOT / "examples", world_vocabulary("shapes2")) == examples
 
 
 # ---- the running app, through gradio_client -------------------------------------------------------------------
@@ -414,7 +421,7 @@ def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     # playlist with its clip when the client fetched it late, e.g. after the emerging picture's files)
     assert all(window_updates[i - 1][0] != window_updates[i + 1][0] for i in firsts)
     live, sheet, status, video, mp4, gif, seed, picture = final
-    assert "Done" in status and seed == 3 and not picture["visible"]  # the emerging picture: tests/test_emerging.py
+    assert "Done" in status and seed == 3 and picture is None  # the emerging picture: tests/test_emerging.py
     assert mp4.endswith(".mp4") and count_frames(mp4) == 32
     assert read_frames(mp4).shape[1:3] == (512, 512)
     assert Image.open(gif).n_frames == 32

@@ -267,3 +267,48 @@ def test_closing_the_page_stops_its_live_story_within_a_window(browser):
         assert time.monotonic() - closed < 5, "the live story still runs after its page was closed"
         time.sleep(0.1)
     assert server.alive()
+
+
+def test_the_words_the_model_knows_and_a_note_on_unseen_ones_follow_what_is_typed(page):
+    """The tiny model records shapes world 1's words: each prompt box lists them, and a note names the words of
+    what is typed that it never saw (a note, not an error: Generate and Start stay enabled)."""
+    note = "This model has not seen: purple, elephant, dances"
+    assert "colours: red, green, blue" in page.inner_text("#timeline-words")
+    assert page.inner_text("#timeline-unseen").strip() == ""
+    edit_cell(page, 0, 0, "a purple elephant dances")
+    page.wait_for_function(f"() => document.querySelector('#timeline-unseen').innerText.includes({note!r})")
+    assert "(scene 1)" in page.inner_text("#timeline-unseen") and page.is_enabled("#generate")
+    edit_cell(page, 0, 0, "a red circle moves left")
+    page.wait_for_function("() => document.querySelector('#timeline-unseen').innerText.trim() === ''")
+    page.get_by_role("tab", name="Live").click()
+    assert "shapes: circle, square, triangle" in page.inner_text("#live-prompt-words")
+    box = page.locator("#live-prompt textarea, #live-prompt input").first
+    box.fill("a purple elephant dances")
+    page.wait_for_function(f"() => document.querySelector('#live-prompt-unseen').innerText.includes({note!r})")
+    assert page.is_enabled("#live-start")
+    box.fill("a red circle moves left")
+    page.wait_for_function("() => document.querySelector('#live-prompt-unseen').innerText.trim() === ''")
+
+
+def test_editing_the_last_scene_remakes_only_it_and_the_status_says_so(page):
+    edit_cell(page, 0, 0, "a cyan square moves right")
+    edit_cell(page, 1, 0, "the cyan square moves down")
+    set_steps(page, 2, refine_passes=0)
+    page.click("#generate")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')", timeout=90000)
+    assert "reused" not in page.inner_text("#status")
+    seed = page.input_value("#seed-used input")
+    page.click("#reuse-seed")  # the same story again, but for its last scene
+    page.wait_for_function(f"() => document.querySelector('#seed input').value === '{seed}'")
+    edit_cell(page, 1, 0, "the cyan square moves up")
+    page.click("#generate")
+    page.wait_for_function(
+        "() => { const s = document.querySelector('#status').innerText; return s.includes('Done') "
+        "&& s.includes('reused'); }",
+        timeout=90000,
+    )
+    status = page.inner_text("#status")
+    assert "scene 1 reused, 2 made" in status and "32/32 frames" in status and f"seed {seed}" in status, status
+    page.wait_for_selector("#video video", timeout=30000)
+    played = page.evaluate(PLAYABLE, "#video video")
+    assert played and played["error"] is None and abs(played["duration"] - 4.0) < 0.2, played

@@ -17,10 +17,20 @@ from phenaki.demo import app, startup
 from phenaki.demo.live_session import LiveControl
 from phenaki.demo.sessions import QUEUED, STOP
 from phenaki.demo.ui import build_demo, launch_options
+from phenaki.shapes.vocabulary import world_vocabulary
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
 ENDPOINTS = {
-    "/generate": ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
+    "/generate": [
+        "timeline",
+        "steps",
+        "temperature",
+        "critic_strength",
+        "guidance_scale",
+        "seed",
+        "refine_passes",
+        "start",
+    ],
     "/stop": [],
     "/live": ["prompt", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
     "/steer": ["prompt"],
@@ -46,6 +56,7 @@ ENDPOINTS = {
         "baseline_guidance",
         "refine_passes",
     ],
+    "/inspect_words": ["prompt", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
 }
 
 
@@ -72,10 +83,11 @@ def no_critic():
 
 def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_path):
     demo = build_demo(tiny_model, runs_dir=tmp_path)
-    api = demo.get_api_info()
-    named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in api["named_endpoints"].items()}
+    api = demo.get_api_info(all_endpoints=True)  # the public ones and the undocumented (not MCP tools: test_mcp.py)
+    endpoints = {name: e for name, e in api["named_endpoints"].items() if not name.endswith("_hint")}  # test_demo_hints
+    named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in endpoints.items()}
     assert named == ENDPOINTS and api["unnamed_endpoints"] == {}  # the page's own helpers are private
-    returns = {name: len(e["returns"]) for name, e in api["named_endpoints"].items()}
+    returns = {name: len(e["returns"]) for name, e in endpoints.items()}
     assert returns == {
         "/generate": 8,  # the first window's emerging picture last (phenaki/demo/ui_emerging.py)
         "/stop": 1,
@@ -85,10 +97,13 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
         "/inspect_steps": 4,
         "/inspect_tokenizer": 4,
         "/compare_seeds": 5,
+        "/inspect_words": 4,
     }
-    for name in ("/generate", "/live", "/inspect_steps", "/compare_seeds"):  # last, and may be left out
-        refine = api["named_endpoints"][name]["parameters"][-1]
+    for name in ("/generate", "/live", "/inspect_steps", "/compare_seeds", "/inspect_words"):  # last, may be left out
+        refine = api["named_endpoints"][name]["parameters"][-2 if name == "/generate" else -1]
         assert refine["parameter_has_default"] and refine["parameter_default"] == 1
+    start = api["named_endpoints"]["/generate"]["parameters"][-1]  # after refine_passes: may be left out too
+    assert start["parameter_has_default"] and start["parameter_default"] is None
     # one model: the generations, live stories and Inspect views wait for each other; Stop and Steer never wait
     queued = {f.api_name: (f.concurrency_id, f.concurrency_limit) for f in demo.fns.values() if f.queue and f.api_name}
     at_once = ("/stop", "/steer", "/stop_live")
@@ -105,10 +120,22 @@ def test_every_tab_s_sampling_sliders_take_their_range_and_default_from_sampling
         c.elem_id: c for c in build_demo(no_critic, runs_dir=tmp_path).blocks.values() if isinstance(c, gr.Slider)
     }
     ids = {
-        "steps": ["steps", "live-steps", "steps-steps", "cmp-steps"],
-        "guidance_scale": ["guidance", "live-guidance", "steps-guidance_scale", "cmp-guidance_scale"],
-        "critic_strength": ["critic", "live-critic", "steps-critic_strength", "cmp-critic_strength"],
-        "refine_passes": ["refine", "live-refine", "steps-refine_passes", "cmp-refine_passes"],
+        "steps": ["steps", "live-steps", "steps-steps", "cmp-steps", "words-steps"],
+        "guidance_scale": [
+            "guidance",
+            "live-guidance",
+            "steps-guidance_scale",
+            "cmp-guidance_scale",
+            "words-guidance_scale",
+        ],
+        "critic_strength": [
+            "critic",
+            "live-critic",
+            "steps-critic_strength",
+            "cmp-critic_strength",
+            "words-critic_strength",
+        ],
+        "refine_passes": ["refine", "live-refine", "steps-refine_passes", "cmp-refine_passes", "words-refine_passes"],
     }
     for name, elem_ids in ids.items():
         for elem_id in elem_ids:
@@ -145,12 +172,14 @@ def test_the_environment_configures_the_page():
         "Guidance scale",
         "Seed (-1: random)",
         "Refinement passes",
+        "Start: an image or a video",
     ]
     generate_fn = next(f for f in demo.fns.values() if f.api_name == "generate")
     assert generate_fn.queue and generate_fn.concurrency_limit == 2 and demo._queue.max_size == 5
     # the examples fill the table and the seed, and are not cached: nothing is generated at start-up
     dataset = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset))
-    assert len(dataset.samples) == len(startup.load_examples(startup.bundled(startup.EXAMPLES_DIR))) >= 3
+    examples = startup.load_examples(startup.bundled(startup.EXAMPLES_DIR), world_vocabulary("shapes"))
+    assert len(dataset.samples) == len(examples) >= 3  # the world-1 examples: this model knows world 1's words
     assert sorted(f.name for f in demo.fns.values() if f.name.startswith("load_example")) == ["load_example"]
     launch = launch_options()
     assert launch["share"] is False and launch["ssr_mode"] is False
@@ -220,7 +249,7 @@ def test_generate_handler_directly(no_critic, tmp_path):
     assert outputs[first_sheet][7].visible is True and outputs[first_clip][7].visible is False
     live, sheet, status, video, mp4, gif, seed, picture = outputs[-1]
     assert "Done" in status and seed == 7 and video == mp4 and count_frames(mp4) == 8 and gif.endswith(".gif")
-    assert picture.visible is False
+    assert picture is None  # a plain value (MCP tool results end with the seed); .then hides the picture
     assert [p.parent.name for p in tmp_path.glob("*/run-*")] == ["anonymous"]  # a direct call has no session
 
 
@@ -239,14 +268,14 @@ def test_prepare_stop_and_closing_the_tab_use_the_session_s_flags(no_critic, tmp
     prepare, stop, unload = handler(demo, "prepare"), handler(demo, "stop"), handler(demo, "on_unload")
     alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")
     assert stop(alice) == gr.skip()  # nothing queued or running: Stop does nothing
-    *cleared, status, button = prepare(table(TWO_SCENES), 2, 1, 0, 3, 0, 1, alice)
+    *cleared, status, button = prepare(table(TWO_SCENES), 2, 1, 0, 3, 0, 1, None, alice)  # None: no start
     assert cleared == [None, None, None] and "Waiting for a free slot" in status and button.interactive is False
     assert (tmp_path / "alice" / QUEUED).exists() and not (tmp_path / "alice" / STOP).exists()
     assert "Stopping after the current window" in stop(alice) and (tmp_path / "alice" / STOP).exists()
     unload(bob)
     assert not (tmp_path / "bob").exists()  # another session's tab closing touches nothing of alice's
     with pytest.raises(gr.Error, match="row 1 has no prompt"):
-        prepare(table([["", 1]]), 2, 1, 0, 3, 0, 1, bob)
+        prepare(table([["", 1]]), 2, 1, 0, 3, 0, 1, None, bob)
     assert not (tmp_path / "bob").exists()  # a bad input queues nothing
 
 
@@ -292,7 +321,7 @@ def test_live_handler_directly_and_open_in_generate(no_critic, tmp_path):
     assert "Playing scene 1" in outputs[first_clip][1] and outputs[first_clip][5].visible is False
     assert first_clip > 1 and all(o[5].visible and o[5].value["path"].endswith(".png") for o in outputs[1:first_clip])
     video, status, mp4, timeline_file, seed, picture = outputs[-1]
-    assert picture.visible is False
+    assert picture is None
     assert "Reached the length limit" in status and count_frames(mp4) == 17 and seed == 7  # one window: 2.1 s
     assert not list(tmp_path.glob("anonymous/LIVE_*"))  # its flags are gone
     rows, seed_box, steps, guidance, temperature, critic, refine, tabs = handler(demo, "open_in_generate")(

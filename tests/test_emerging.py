@@ -100,6 +100,11 @@ def test_step_previews_show_every_second_step_of_the_first_window_only_and_chang
     live = [chunk.frames for chunk in story]
     assert [len(frames) for frames in live] == [17, 12] and (live[0] == without[0]).all()
     assert [(window, step) for window, step, _ in shown] == [(0, 1), (0, 3), (0, 4)]
+    # a first window that continues primed frames (a story's start): its first new latent frame, not the prime's
+    shown[:] = []
+    model.sample(PROMPT, 8, prime_frames=torch.zeros(1, 3, 5, 32, 32), steps=4, seed=0, on_step=previews)
+    assert [step for _, step, _ in shown] == [1, 3] and all(f.shape == (2, 32, 32, 3) for *_, f in shown)  # a tubelet
+    assert masked_share(shown[0][2][0]) > 0 and masked_share(shown[1][2][0]) == 0
     for bad, message in (
         (dict(every=0), "every must be a positive integer"),
         (dict(windows=1.5), "windows must be a positive integer"),
@@ -181,8 +186,9 @@ def test_a_closed_first_window_waits_for_the_window_and_errors_reach_the_caller(
 
 
 def shown(output) -> str | None:
-    """The emerging picture's PNG in an API output: an update that shows it, or hides the picture (None)."""
-    return output["value"] if output["visible"] else None
+    """The emerging picture's PNG in an API output: an update that shows it, or hides the picture, or None (the
+    last output: a plain value)."""
+    return output["value"] if output and output["visible"] else None
 
 
 def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server, model, tmp_path):
@@ -199,7 +205,7 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
         pictures == [1, 2, 3, 4, 5] and frames_at == 5 and clip_at == 6 and shown(outputs[5][7]) == shown(outputs[4][7])
     )
     assert "The first frame emerges" in outputs[1][2] and "emerges" not in outputs[frames_at][2]
-    assert not any(shown(o[7]) for o in outputs[clip_at:]) and not shown(final[7])
+    assert not any(shown(o[7]) for o in outputs[clip_at:]) and final[7] is None
     first = np.asarray(Image.open(shown(outputs[1][7])).convert("RGB"))
     assert first.shape == (32, 32, 3) and masked_share(first) > 0.5  # step 2 of 8: mostly masked
     # the story's MP4 is the one made without previews
@@ -217,6 +223,6 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
     outputs = job.outputs()
     pictures = [i for i, o in enumerate(outputs) if shown(o[5])]
     playing = next(i for i, o in enumerate(outputs) if "Playing" in o[1])
-    assert pictures == [1, 2, 3, 4] and playing == 5 and seed == 9 and not shown(last)
+    assert pictures == [1, 2, 3, 4] and playing == 5 and seed == 9 and last is None
     assert outputs[playing][0].endswith(".m3u8") and not any(shown(o[5]) for o in outputs[playing:])
     assert masked_share(np.asarray(Image.open(shown(outputs[1][5])).convert("RGB"))) > 0.5

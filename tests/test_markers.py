@@ -1,6 +1,7 @@
 """The test categories (pyproject.toml's markers, assigned in tests/conftest.py): every test collected in this run,
-before -m or -k deselect any, has exactly one of unit / server / browser / gpu, the one its module and fixtures call
-for; run with the whole suite (as CI does) this checks every test. And the markers are declared once, strictly."""
+before -m or -k deselect any, has exactly one of unit / server / browser / gpu / multiprocess, the one its module
+and fixtures call for; run with the whole suite (as CI does) this checks every test. And the markers are declared
+once, strictly."""
 
 from conftest import BY_MODULE, CATEGORIES, COLLECTED
 

@@ -6,11 +6,13 @@ Configuration, all optional, from the environment, each variable also an option 
 in a checkout, else in the working directory: an installed package needs PHENAKI_MODEL elsewhere),
 PHENAKI_REVISION, PHENAKI_DEVICE, PHENAKI_THREADS (default: torch's; one fewer on the CPU when served on 127.0.0.1,
 so that a browser on the same machine has a core), PHENAKI_CONCURRENCY (default 1), PHENAKI_QUEUE_SIZE (default
-16), PHENAKI_LIVE_MAX_SECONDS (the longest live story, in seconds of video; default 600), and Gradio's
-GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
+16), PHENAKI_LIVE_MAX_SECONDS (the longest live story, in seconds of video; default 600), PHENAKI_STORY_CACHE_MB
+(the megabytes of windows Generate keeps to remake an edited story from its first change; default 512), and Gradio's
+GRADIO_SERVER_NAME and GRADIO_SERVER_PORT. Where gradio's `mcp` extra is installed, the page also serves its tools to
+agents over MCP at /gradio_api/mcp/ (`phenaki.demo.tool_docs`), unless GRADIO_MCP_SERVER=False.
 
 The page's API: `/generate` and `/stop` (Generate), `/live`, `/steer` and `/stop_live` (Live), `/inspect_steps`,
-`/inspect_tokenizer` and `/compare_seeds` (Inspect); see `phenaki.demo.ui`.
+`/inspect_tokenizer`, `/compare_seeds` and `/inspect_words` (Inspect); see `phenaki.demo.ui`.
 
 A bad value, or no model, ends the program with one line saying what to fix (exit status 1; a bad option: 2).
 """
@@ -23,6 +25,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..story_cache import StoryCache
 from . import startup
 from .live_session import DEFAULT_MAX_SECONDS as DEFAULT_LIVE_MAX_SECONDS
 
@@ -38,6 +41,7 @@ OPTIONS = [
     ("concurrency", "PHENAKI_CONCURRENCY", "N", "generations at once (else 1)"),
     ("queue_size", "PHENAKI_QUEUE_SIZE", "N", "requests that may wait (else 16)"),
     ("live_max_seconds", "PHENAKI_LIVE_MAX_SECONDS", "SECONDS", "longest live story, in seconds of video (else 600)"),
+    ("story_cache_mb", "PHENAKI_STORY_CACHE_MB", "MB", "memory for windows of stories made, reused (else 512; 0: off)"),
     ("host", "GRADIO_SERVER_NAME", "ADDRESS", "address to serve on (else 127.0.0.1)"),
     ("port", "GRADIO_SERVER_PORT", "PORT", "port (else 7860, or the next free one)"),
 ]
@@ -93,6 +97,10 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     concurrency = env_int(environ, "PHENAKI_CONCURRENCY", 1)
     queue_size = env_int(environ, "PHENAKI_QUEUE_SIZE", 16)
     live_max_seconds = env_int(environ, "PHENAKI_LIVE_MAX_SECONDS", DEFAULT_LIVE_MAX_SECONDS)
+    try:
+        story_cache = StoryCache.from_env(environ)
+    except ValueError as error:
+        raise startup.StartupError(str(error)) from None
     default_model = startup.bundled(startup.DEFAULT_MODEL_DIR)
     name, revision = startup.model_source(environ, default=default_model)
     device = startup.pick_device(environ)
@@ -104,7 +112,7 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     model = startup.load_model(name, revision, device, default=default_model)
     shown_name = f"{startup.DEFAULT_MODEL_DIR}/ (bundled)" if default_model and name == str(default_model) else name
     examples_dir = startup.bundled(startup.EXAMPLES_DIR)
-    examples = startup.load_examples(examples_dir) if examples_dir else []
+    examples = startup.load_examples(examples_dir, model.vocabulary) if examples_dir else []
 
     from .ui import build_demo, can_stream_video  # after the model: a missing model is told without waiting for gradio
 
@@ -118,13 +126,14 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
         live_preview=live,
         gpu=zero_gpu(),
         live_max_seconds=live_max_seconds,
+        story_cache=story_cache,
     )
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     cpu = f" ({threads} CPU thread{'s' if threads > 1 else ''})" if threads else ""
     line = (
         f"Phenaki demo: model {shown_name} on {model.device}{cpu}; {concurrency} generation(s) at once, queue of "
         f"{queue_size}; live preview {'on' if live else 'off (needs ffmpeg and ffprobe)'}; live stories up to "
-        f"{live_max_seconds} s"
+        f"{live_max_seconds} s; story cache {story_cache.max_bytes / 2**20:g} MB"
     )
     return demo, line
 
@@ -136,6 +145,18 @@ def environment(argv: list[str] | None, prog: str, environ: Mapping[str, str] = 
         variable: str(getattr(args, option)) for option, variable, *_ in OPTIONS if getattr(args, option) is not None
     }
     return {**environ, **overrides}
+
+
+def serve_mcp(environ: Mapping[str, str]) -> tuple[bool, str]:
+    """(whether to serve the MCP tools, a note saying so): yes where the `mcp` package (gradio's `mcp` extra) is
+    installed, unless GRADIO_MCP_SERVER is false."""
+    import importlib.util
+
+    if (environ.get("GRADIO_MCP_SERVER") or "true").strip().lower() in ("false", "0", "no"):
+        return False, "MCP tools off (GRADIO_MCP_SERVER)"
+    if importlib.util.find_spec("mcp") is None:
+        return False, "MCP tools off (pip install 'gradio[mcp]' adds them)"
+    return True, "MCP tools at /gradio_api/mcp/"
 
 
 def main(argv: list[str] | None = None, prog: str = "phenaki demo") -> None:
@@ -151,5 +172,7 @@ def main(argv: list[str] | None = None, prog: str = "phenaki demo") -> None:
         sys.exit(f"error: {error}")
     from .ui import launch_options
 
-    print(line, flush=True)
-    demo.launch(server_name=environ.get("GRADIO_SERVER_NAME") or None, server_port=port, **launch_options())
+    mcp, mcp_note = serve_mcp(environ)
+    print(f"{line}; {mcp_note}", flush=True)
+    host = environ.get("GRADIO_SERVER_NAME") or None
+    demo.launch(server_name=host, server_port=port, mcp_server=mcp, **launch_options())

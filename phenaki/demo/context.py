@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..story_cache import StoryCache
 from . import live_session
 from . import stories as logic
 from .sessions import Sessions
@@ -15,17 +16,26 @@ from .sessions import Sessions
 INSPECT_GPU_SECONDS = 60  # an Inspect view is one window (or a few seeds of one): well under a minute on a GPU
 
 
-def gpu_functions(model, gpu: Callable | None = None) -> tuple[Callable, Callable]:
+def gpu_functions(model, gpu: Callable | None = None, cache: StoryCache | None = None) -> tuple[Callable, Callable]:
     """(story, view): the two parts of the demo that run the model.
 
     `story(timeline, settings, run_dir, stop_file, live)` yields `stories.StoryUpdate`s; `view(view_fn, run_dir,
     *args)` runs a `phenaki.demo.views` view. Both take and give picklable values (paths, numbers), because with
     `gpu=spaces.GPU` (ZeroGPU) they run in a GPU worker process: a story asks for a duration estimated from its
-    request, a view for a minute. Without `gpu` they run here."""
+    request, a view for a minute. Without `gpu` they run here. A story takes the windows it can from `cache` (per
+    process: under ZeroGPU, in the worker's memory) and stores there those it makes."""
 
-    def story(timeline, settings, run_dir, stop_file, live):
+    def story(timeline, settings, run_dir, stop_file, live, start=None):  # start: a phenaki.start.Start, or None
         yield from logic.generate_story(
-            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, previews=True
+            model,
+            timeline,
+            settings,
+            run_dir,
+            stop_file=stop_file,
+            window_videos=live,
+            cache=cache,
+            start=start,
+            previews=True,
         )
 
     def seconds(timeline, settings, *args, **kwargs) -> int:
@@ -72,6 +82,7 @@ class DemoContext:
     live_preview: bool = True
     gpu: Callable | None = None
     live_max_seconds: float = live_session.DEFAULT_MAX_SECONDS
+    story_cache: StoryCache | None = None  # None: one of the default size (StoryCache(0): none)
     sessions: Sessions = field(init=False)
     story: Callable = field(init=False, repr=False)
     view: Callable = field(init=False, repr=False)
@@ -79,5 +90,7 @@ class DemoContext:
 
     def __post_init__(self):
         self.sessions = Sessions(self.runs_dir)
-        self.story, self.view = gpu_functions(self.model, self.gpu)
+        if self.story_cache is None:
+            self.story_cache = StoryCache.from_env({})
+        self.story, self.view = gpu_functions(self.model, self.gpu, self.story_cache)
         self.live = live_function(self.model, self.live_max_seconds, self.gpu)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..vocabulary import unseen_words
 from .stories import InputError, parse_timeline
 
 ENV_MODEL, ENV_REVISION, ENV_DEVICE = "PHENAKI_MODEL", "PHENAKI_REVISION", "PHENAKI_DEVICE"
@@ -137,8 +138,9 @@ class Example:
     settings: dict = field(default_factory=dict)
 
 
-def load_examples(folder: str | os.PathLike) -> list[Example]:
-    """The `*.json` timelines in `folder`, sorted by file name; each is checked like user input."""
+def load_examples(folder: str | os.PathLike, vocabulary=None) -> list[Example]:
+    """The `*.json` timelines in `folder`, sorted by file name; each is checked like user input. With a model's
+    `vocabulary`, only those whose every word it knows (the world-2 examples are not offered to a world-1 model)."""
     examples = []
     for path in sorted(Path(folder).glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -148,7 +150,8 @@ def load_examples(folder: str | os.PathLike) -> list[Example]:
             settings = {k: data[k] for k in ("steps", "temperature", "critic_strength", "guidance_scale") if k in data}
         except (KeyError, InputError) as error:
             raise ValueError(f"{path}: not a valid example timeline ({error})") from error
-        examples.append(
-            Example(str(data.get("title") or path.stem), [list(row) for row in timeline], int(seed), settings)
-        )
+        if not any(unseen_words(vocabulary, prompt) for prompt, _ in timeline):
+            examples.append(
+                Example(str(data.get("title") or path.stem), [list(row) for row in timeline], int(seed), settings)
+            )
     return examples

@@ -4,6 +4,7 @@
   checked timeline and sampling settings, or raise `InputError` with a message for the user.
 - `generate_story` runs `Phenaki.stream` and yields a `StoryUpdate` after every window: the window's frames as a
   short MP4 (for a live preview) and as a contact sheet, progress, and at the end the whole story as MP4 and GIF.
+  Given a `StoryCache`, the windows a story shares with one made before come from it (one update for all of them).
   It stops between windows when a stop file appears, and a failure mid-story still finalises the frames made.
 - Start-up (which model, which device, the examples) is in `phenaki.demo.startup`.
 
@@ -26,6 +27,8 @@ import numpy as np
 
 from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4, write_png
 from ..sampling import SamplingSettings
+from ..story_cache import StoryCache
+from ..story_resume import cached_stream, describe_reuse
 from .emerging import EmergingPicture
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
@@ -243,6 +246,7 @@ class StoryUpdate:
     gif: str | None = None  # final: the same as a GIF
     stopped: bool = False  # final: stopped by the user before the end
     error: str | None = None  # final: what went wrong mid-story (the frames made before are kept)
+    reuse: str = ""  # what came from the story cache ("scenes 1–2 reused, 3–4 made"); "" when nothing did
     preview: str | None = None  # while the first window is made: its first frame so far (PNG; demo/emerging.py)
 
     @property
@@ -265,6 +269,8 @@ def generate_story(
     display_size: int = DISPLAY_SIZE,
     gif_size: int = GIF_SIZE,
     gif_max_frames: int = GIF_MAX_FRAMES,
+    cache: StoryCache | None = None,
+    start=None,
     previews: bool = False,
 ) -> Iterator[StoryUpdate]:
     """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
@@ -273,12 +279,20 @@ def generate_story(
 
     Inputs are checked first (InputError; nothing is written). The story stops between windows once `stop_file`
     exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
-    error along with the frames made before it; an exception before any frame was made is raised.
+    error along with the frames made before it; an exception before any frame was made is raised. With `cache`, the
+    windows it holds of this story (`phenaki.story_resume.cached_stream`) make one update, without a window MP4.
+    `start` (a `phenaki.start.Start`, or None): the picture or clip the story begins from (`Phenaki.stream`'s).
 
     With `previews`, updates with a `preview` come while the first window is made (`phenaki.demo.emerging`); the
     frames and files are the same."""
     scene_frames = check_story(model, timeline, settings)
     settings = settings.resolve_seed()
+    picture = EmergingPicture(model, out_dir) if previews else None
+    on_step = picture and picture.on_step
+    stream = cached_stream(
+        model, list(timeline), cache=cache, start=start, on_step=on_step, **settings.sampling_kwargs()
+    )
+    reuse = describe_reuse(stream.plan, stream.reused)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     total, fps = sum(scene_frames), int(model.fps)
@@ -303,11 +317,10 @@ def generate_story(
             seed=settings.seed,
             fps=fps,
             elapsed=time.monotonic() - started,
+            reuse=reuse,
             **kwargs,
         )
 
-    picture = EmergingPicture(model, out) if previews else None
-    stream = model.stream(list(timeline), on_step=picture and picture.on_step, **settings.sampling_kwargs())
     try:
         while not stopped:
             try:
@@ -325,14 +338,15 @@ def generate_story(
             frames = np.asarray(chunk.frames)
             windows, scene = windows + 1, int(chunk.segment)
             done += len(frames)
-            sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
-            # the frames first: the picture is on its way while the MP4s are encoded (about 0.5 s a window
-            # on a CPU, with the app's muxing of the live preview's clip)
-            yield update(window_sheet=sheet)
+            if windows >= stream.reused:  # the reused windows: one update, at the last of them
+                sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
+                # the frames first: the picture is on its way while the MP4s are encoded (about 0.5 s a window
+                # on a CPU, with the app's muxing of the live preview's clip)
+                yield update(window_sheet=sheet)
             big = upscale(frames, scale, even=True)
             writer.append(big)
             gif_frames.extend(frame for i, frame in enumerate(frames, start=chunk.start) if i % gif_stride == 0)
-            if window_videos:
+            if window_videos and windows > stream.reused:
                 yield update(
                     window_sheet=sheet, window_video=str(write_mp4(out / f"window_{windows:04d}.mp4", big, fps))
                 )

@@ -7,7 +7,7 @@ three tabs, each built by its own function over the back-end (`phenaki.demo.stor
 
 - Generate (`ui_generate.generate_tab`): API endpoints `/generate` (streaming) and `/stop`;
 - Live (`ui_live.live_tab`): `/live` (streaming), `/steer` and `/stop_live`;
-- Inspect (`ui_inspect.inspect_tab`): `/inspect_steps`, `/inspect_tokenizer`, `/compare_seeds`.
+- Inspect (`ui_inspect.inspect_tab`): `/inspect_steps`, `/inspect_tokenizer`, `/compare_seeds`, `/inspect_words`.
 
 Their event handlers share one `DemoContext`: the model, the per-session run folders, how many generations run
 at once (stories and live stories share one queue), and the functions that need the GPU, which on ZeroGPU are
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..story_cache import StoryCache
 from .context import DemoContext
 from .live_session import DEFAULT_MAX_SECONDS
 from .sessions import default_runs_dir
@@ -39,6 +40,7 @@ CSS = """
 .story-status .detail { font-size: 0.9em; opacity: 0.85; }
 .story-status.error b { color: var(--error-text-color, #dc2626); }
 .story-status.done b { color: var(--color-green-600, #16a34a); }
+.vocabulary .prose { font-size: 0.88em; }
 """
 
 
@@ -58,6 +60,7 @@ def build_demo(
     live_preview: bool | None = None,
     gpu: Callable | None = None,
     live_max_seconds: float = DEFAULT_MAX_SECONDS,
+    story_cache: StoryCache | None = None,
 ) -> gr.Blocks:
     """The demo page for `model` (a loaded `phenaki.Phenaki`), not yet queued or launched.
 
@@ -65,7 +68,9 @@ def build_demo(
     generated at start-up). runs_dir: where each session's files go (default: <temp>/phenaki-demo/<pid>).
     concurrency: generations, live stories and Inspect views at once (they share one model). live_preview: stream
     each window as a clip (default: when ffmpeg and ffprobe are on PATH). gpu: `spaces.GPU` on ZeroGPU, else None.
-    live_max_seconds: the longest live story, in seconds of video (and of wall-clock time)."""
+    live_max_seconds: the longest live story, in seconds of video (and of wall-clock time). story_cache: where
+    Generate keeps the windows it made, to make an edited story only from its first changed window (None: a cache
+    of the default size, `phenaki.story_cache.DEFAULT_MB`; `StoryCache(0)`: none)."""
     ctx = DemoContext(
         model,
         Path(runs_dir) if runs_dir is not None else default_runs_dir(),
@@ -73,6 +78,7 @@ def build_demo(
         can_stream_video() if live_preview is None else live_preview,
         gpu,
         live_max_seconds,
+        story_cache,
     )
     with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(

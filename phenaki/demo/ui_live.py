@@ -33,6 +33,7 @@ from . import stories as logic
 from .live_session import LiveControl, LiveUpdate, parse_prompt
 from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
+from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
     from .context import DemoContext
@@ -173,7 +174,7 @@ class LiveHandlers:
             gr.Info(f"The story reached this server's limit of {update.max_seconds:g} s.", title="Ended")
         elif update.ended == "time":
             gr.Info(f"The story ran for this server's limit of {update.max_seconds:g} s.", title="Ended")
-        yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed, picture(None)
+        yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed, None  # then hidden
 
     def steer(self, prompt, request: gr.Request):
         """Changes the prompt of this session's running live story from its next window (/live's caller, in the
@@ -258,6 +259,7 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
                 elem_id="live-prompt",
                 info="While it plays, type a new prompt and press Enter (or Steer): the next window follows it.",
             )
+            vocabulary_hints(model, prompt, "prompt", "live-prompt", "prompt_hint")  # words it knows, unseen ones
             with gr.Row():
                 start_btn = gr.Button("Start", variant="primary", elem_id="live-start")
                 steer_btn = gr.Button("Steer", elem_id="live-steer")
@@ -314,15 +316,17 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
         inputs,
         [video, status, mp4_file, timeline_file, seed_used, emerging],
         api_name="live",
+        api_visibility="undocumented",  # callable (gradio_client), not an MCP tool: see phenaki.demo.tool_docs
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",  # one model: waits for /generate's stories
         preprocess=False,
         show_progress_on=[status],
     )
     played.then(lambda: (gr.Button(interactive=True), picture(None)), None, [start_btn, emerging], **private)
-    steer_btn.click(handlers.steer, prompt, note, queue=False, api_name="steer", show_progress="hidden")
+    session_only = dict(queue=False, api_visibility="undocumented", show_progress="hidden")  # not MCP tools either
+    steer_btn.click(handlers.steer, prompt, note, api_name="steer", **session_only)
     prompt.submit(handlers.steer, prompt, note, **private)  # Enter: the same as Steer
-    stop_btn.click(handlers.stop, None, note, queue=False, api_name="stop_live", show_progress="hidden")
+    stop_btn.click(handlers.stop, None, note, api_name="stop_live", **session_only)
     open_btn.click(
         open_in_generate, timeline_file, [generate.timeline, generate.seed, *generate.settings, tabs], **private
     )

@@ -23,7 +23,8 @@ from einops import rearrange
 
 from ..media import board, display_scale, to_uint8_frames, upscale, write_mp4, write_png
 from ..models.cvivit import first_frames
-from ..shapes import world
+from ..shapes.world2_captions import parse_scene
+from ..shapes.world2_describe import describe, score
 from .stories import LIMITS, MAX_PROMPT_CHARS, MAX_SEED, InputError, is_blank, parse_number, parse_settings
 
 MAX_SEEDS = 8
@@ -39,7 +40,7 @@ LEGEND = (
     "yellow 1; grey: fixed, no longer ranked."
 )
 STEP_COLUMNS = ["step", "masked", "filled", "sent back", "mean p (filled)", "mean p (ranked)", "phase"]
-COMPARE_COLUMNS = ["seed", "guidance", "colour seen", "shape seen", "motion seen", "matches prompt"]
+COMPARE_COLUMNS = ["seed", "guidance", "colour seen", "shape seen", "size seen", "motion seen", "matches prompt"]
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
@@ -174,7 +175,7 @@ class Sample:
     seed: int
     guidance_scale: float
     frames: np.ndarray  # (f, H, W, 3) uint8
-    seen: tuple = ()  # colour, shape, motion that the shapes-world analyser reads in the frames
+    seen: list = ()  # (colour, shape, size, motion) of each object the shapes-world analyser reads in the frames
     matches: bool | None = None  # whether they are the prompt's (None: the prompt is no shapes-world caption)
 
 
@@ -191,8 +192,8 @@ def compare_seeds(
 ) -> tuple[list[Sample], list[Sample]]:
     """(a sample per seed at `guidance_scale`, [the first seed at `baseline_guidance`, at `guidance_scale`]);
     each is exactly `model.sample(texts=text, seed=seed, ...)`."""
-    try:
-        wanted = world.parse_caption(text)
+    try:  # world 2's grammar holds world 1's captions, and its analyser reads both worlds' clips
+        wanted = parse_scene(text)
     except ValueError:
         wanted = None
 
@@ -202,13 +203,9 @@ def compare_seeds(
                 texts=text, num_frames=num_frames or model.window_frames, seed=seed, guidance_scale=guidance, **settings
             )[0]
         )
-        d = world.describe(frames)
-        matches = (
-            None
-            if wanted is None
-            else bool((d.colour, d.shape) == wanted[:2] and world.motion_matches(wanted[2], d.motions[0], frames))
-        )
-        return Sample(seed, guidance, frames, (d.colour, d.shape, d.motions[0]), matches)
+        seen = describe(frames)
+        matches = None if wanted is None else score(wanted, seen).right
+        return Sample(seed, guidance, frames, [(d.colour, d.shape, d.size, d.motions[0]) for d in seen], matches)
 
     by_seed = [one(seed, guidance_scale) for seed in seeds]
     return by_seed, [one(seeds[0], baseline_guidance), by_seed[0]]
@@ -366,7 +363,10 @@ def compare_view(
             rows, [f"seed {x.seed}\nguidance {x.guidance_scale:g}" for x in samples], f"{text} (every other frame)", 84
         ),
     )
-    table = [[x.seed, x.guidance_scale, *x.seen, {None: "", True: "yes", False: "no"}[x.matches]] for x in samples]
+    verdict = {None: "", True: "yes", False: "no"}
+    table = [  # a row per object seen (one with blanks if none is)
+        [x.seed, x.guidance_scale, *thing, verdict[x.matches]] for x in samples for thing in x.seen or [("",) * 4]
+    ]
     matched = [x.matches for x in by_seed if x.matches is not None]
     score = f" · {sum(matched)} of {len(matched)} seeds match the prompt (shapes-world read-back)" if matched else ""
     summary = (

@@ -45,16 +45,41 @@ def reference_paths() -> Iterator[None]:
         _fast_paths = previous
 
 
-def attend_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
-    """The plain attention that SDPA computes: (b, h, n, d) queries, (b, h, m, d) keys and values, `mask`
-    (b, m) bool (True = attend)."""
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
+    """softmax(q k^T / sqrt(d)) in fp32: (b, h, n, d) queries, (b, h, m, d) keys, `mask` (b, m) bool (True =
+    attend) -> (b, h, n, m), each row summing to 1."""
     sim = torch.einsum("b h i d, b h j d -> b h i j", q.float(), k.float()) * q.shape[-1] ** -0.5
     if mask is not None:
         sim = sim.masked_fill(~rearrange(mask, "b j -> b 1 1 j"), -math.inf)
     if causal:
         i, j = sim.shape[-2:]
         sim = sim.masked_fill(torch.ones(i, j, dtype=torch.bool, device=sim.device).triu(j - i + 1), -math.inf)
-    return torch.einsum("b h i j, b h j d -> b h i d", sim.softmax(dim=-1), v.float()).to(q.dtype)
+    return sim.softmax(dim=-1)
+
+
+def attend_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
+    """The plain attention that SDPA computes: (b, h, n, d) queries, (b, h, m, d) keys and values, `mask`
+    (b, m) bool (True = attend)."""
+    return torch.einsum("b h i j, b h j d -> b h i d", attention_weights(q, k, mask, causal), v.float()).to(q.dtype)
+
+
+@contextmanager
+def recording_cross_attention(module: nn.Module) -> Iterator[list[list[Tensor]]]:
+    """Within this block every text cross-attention inside `module` (a MaskGit, a `Transformer`) keeps its
+    softmax weights: yields one list per layer, in order, to which each call appends its weights (b, heads,
+    queries, 1 + text tokens) in fp32 on the CPU; key 0 is the learned null key, then the text's tokens. The
+    weights are `attention_weights` of the very q and k the call attends with; its output is computed as without
+    recording (SDPA or the reference path), so nothing that is sampled changes. Rows that skip the text (the
+    unconditioned half of a guided batch) record nothing."""
+    layers = [m for m in module.modules() if isinstance(m, Attention) and m.is_cross]
+    records: list[list[Tensor]] = [[] for _ in layers]
+    for layer, record in zip(layers, records):
+        layer.record = record
+    try:
+        yield records
+    finally:
+        for layer in layers:
+            layer.record = None
 
 
 class Attention(nn.Module):
@@ -69,6 +94,7 @@ class Attention(nn.Module):
         self.heads = heads
         inner = heads * dim_head
         self.is_cross = dim_context is not None
+        self.record: list | None = None  # `recording_cross_attention`: where each call's weights go
         self.norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_kv = nn.Linear(dim_context or dim, inner * 2, bias=False)
@@ -102,6 +128,8 @@ class Attention(nn.Module):
             k, v = torch.cat((null_k, k), dim=2), torch.cat((null_v, v), dim=2)
             if mask is not None:
                 mask = F.pad(mask, (1, 0), value=True)
+            if self.record is not None:
+                self.record.append(attention_weights(q, k, mask).cpu())
         if _fast_paths:
             attn_mask = None if mask is None else rearrange(mask, "b m -> b 1 1 m")
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal)

@@ -15,8 +15,8 @@ from pathlib import Path
 from ..model_card import write_model_card
 from ..pipeline import Phenaki
 from ..serialization import read_training_record
-from ..training.data import WorldClips
-from .targets import DEFAULTS, TARGETS, missed_targets, report
+from ..training.data import WorldClips, WorldClips2
+from .targets import DEFAULTS, TARGETS, TARGETS2, missed_targets, report
 
 
 def train_command(record: dict) -> str:
@@ -72,8 +72,33 @@ def _stage_row(record: dict) -> str:
     )
 
 
-def _data_line(model: Phenaki) -> str:
-    data = {k: p.default for k, p in inspect.signature(WorldClips).parameters.items()}
+WORLDS = dict(  # what the card says of each shapes world
+    shapes=dict(
+        title="shapes world",
+        data=WorldClips,
+        targets=TARGETS,
+        world="**shapes world** (`phenaki/shapes/world.py`): {w}x{h} frames at {fps} fps, one circle, square or "
+        "triangle in one of 7 colours, moving left/right/up/down or still, captioned `a red circle moves left`, "
+        "`the red circle moves up`, `a blue square stays still`.",
+        example="a yellow square moves down",
+    ),
+    shapes2=dict(
+        title="shapes world 2",
+        data=WorldClips2,
+        targets=TARGETS2,
+        world="**shapes world 2** (`phenaki/shapes/world2.py`): {w}x{h} frames at {fps} fps, one or two objects "
+        "(circle, square, triangle, diamond; small or big; 7 colours, never shared) that move left/right/up/down, "
+        "stay still, grow or shrink, and stop before they meet; captioned `a big red circle moves left and a small "
+        "blue square stays still`, later scenes `the red circle moves up and the blue square grows`. The "
+        "colour-shape pairs yellow triangle, cyan square, magenta circle and white diamond are held out of "
+        "training.",
+        example="a big red circle moves left and a small blue square stays still",
+    ),
+)
+
+
+def _data_line(model: Phenaki, world: str = "shapes") -> str:
+    data = {k: p.default for k, p in inspect.signature(WORLDS[world]["data"]).parameters.items()}
     return (
         f"Data: shapes-world clips made on the fly from seeds ({data['paraphrase_prob']:.0%} of captions "
         f"paraphrased; {data['change_prob']:.0%} of clips change motion after {data['prime_frames']} frames, "
@@ -84,25 +109,30 @@ def _data_line(model: Phenaki) -> str:
     )
 
 
-def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | None = None) -> str:
+def card_body(
+    model: Phenaki,
+    results: dict,
+    record: dict | None,
+    notes: str | None = None,
+    world: str = "shapes",
+    compare: dict | None = None,
+) -> str:
     parameters = sum(p.numel() for p in model.parameters())
     cv = model.cvivit.config
-    missed = missed_targets(results)
+    about = WORLDS[world]
+    missed = missed_targets(results, about["targets"])
     status = (
         "It meets every target below."
         if not missed
-        else f"**It misses {len(missed)} of {len(TARGETS) + 1} targets** (measured values below, targets unchanged): "
-        + "; ".join(missed)
-        + "."
+        else f"**It misses {len(missed)} of {len(about['targets']) + 1} targets** "
+        "(measured values below, targets unchanged): " + "; ".join(missed) + "."
     )
     lines = [
-        "# Phenaki, shapes world (the demo's default model)",
+        f"# Phenaki, {about['title']} (the demo's default model)",
         "",
         f"A complete Phenaki (C-ViViT tokenizer, MaskGit, Token Critic, byte-level text encoder; "
-        f"{parameters / 1e6:.1f} M parameters) trained from scratch on the synthetic **shapes world** "
-        f"(`phenaki/shapes/world.py`): {model.frame_size[0]}x{model.frame_size[1]} frames at {model.fps} fps, "
-        "one circle, square or triangle in one of 7 colours, moving left/right/up/down or still, captioned "
-        "`a red circle moves left`, `the red circle moves up`, `a blue square stays still`.",
+        f"{parameters / 1e6:.1f} M parameters) trained from scratch on the synthetic "
+        + about["world"].format(w=model.frame_size[0], h=model.frame_size[1], fps=model.fps),
         "",
         f"Tokenizer: patches {cv['patch_size']}x{cv['patch_size']}, {cv['temporal_patch_size']} frames per "
         f"tubelet after the first frame, quantizer {cv['quantizer']} with {cv['codebook_size']} codes"
@@ -122,12 +152,21 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         f"{DEFAULTS['token_temperature']:g}, guidance {DEFAULTS['guidance_scale']:g}, no critic, "
         f"{DEFAULTS['refine_passes']} refinement pass{'es' * (DEFAULTS['refine_passes'] != 1)})",
         "",
-        "Command: `phenaki eval weights --card` (`weights/eval.json` holds the raw figures).",
+        "Command: `phenaki eval weights --card` (`weights/eval.json` holds the raw figures)"
+        + (
+            f"; the {compare['precision']} column: the same seeds sampled in {compare['precision']} "
+            f"(`phenaki eval weights --precision {compare['precision']} --out eval-{compare['precision']}.json`, "
+            "then `--card --compare` it)."
+            if compare
+            else "."
+        ),
         "",
-        report(results),
+        report(results, about["targets"], compare),
         "",
         f"Counts: {results['tokenizer']['clips']} tokenizer clips, {results['text_control']['samples']} sampled "
-        f"clips, {results['stories']['stories']} stories of 3 segments. Speed: median of {results['speed']['runs']} "
+        f"clips"
+        + (f", {results['held_out']['samples']} with held-out pairs" if "held_out" in results else "")
+        + f", {results['stories']['stories']} stories of 3 segments. Speed: median of {results['speed']['runs']} "
         f"runs, {results['speed']['threads']} torch threads, on {results['speed']['machine']}.",
     ]
     if record is not None:
@@ -140,7 +179,7 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
             "| --- | --- | --- | --- | --- | --- |",
             *[_stage_row(r) for r in stages],
             "",
-            _data_line(model),
+            _data_line(model, world),
             "",
             "## Reproduce",
             "",
@@ -157,13 +196,22 @@ def card_body(model: Phenaki, results: dict, record: dict | None, notes: str | N
         "```python",
         "from phenaki import Phenaki",
         'model = Phenaki.from_pretrained("weights")',
-        'video = model.sample(texts="a yellow square moves down", num_frames=17, seed=0)   # (1, 3, 17, H, W)',
+        f'video = model.sample(texts="{about["example"]}", num_frames=17, seed=0)  # (1, 3, 17, H, W)',
         "```",
     ]
     return "\n".join(lines)
 
 
-def write_card(folder: str | Path, model: Phenaki, results: dict, notes: str | None = None) -> Path:
-    """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown."""
+def write_card(
+    folder: str | Path,
+    model: Phenaki,
+    results: dict,
+    notes: str | None = None,
+    world: str = "shapes",
+    compare: dict | None = None,
+) -> Path:
+    """`notes`: what the figures don't show (how samples look, known failure modes), in Markdown; `compare`: the
+    results in another precision, shown beside."""
     record = read_training_record(folder)
-    return write_model_card(Path(folder), model.config, card_body(model, results, record, notes))
+    body = card_body(model, results, record, notes, world, compare)
+    return write_model_card(Path(folder), model.config, body)

@@ -5,6 +5,7 @@ checkpoint from anywhere is safe to resume), and `--max-minutes` (the step count
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -111,12 +112,14 @@ def train_loop(
     bar = tqdm(total=args.steps, initial=step, disable=not accelerator.is_main_process, dynamic_ncols=True)
     started = time.monotonic() - elapsed
     budget = _Budget(args, accelerator, step, started)
+    record = _ProcessRecord(args, accelerator)
     while step < args.steps:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * _lr_factor(step, warmup, args.steps)
         for batch in islice(batches, args.grad_accum):
             with accelerator.accumulate(model):
                 loss, logs = loss_fn(model, batch)
+                record.batch(step, batch, logs)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(params, 1.0)
@@ -145,7 +148,47 @@ def train_loop(
             sample_fn(ema.model, out / "samples" / f"step{step:07d}.gif")
         accelerator.wait_for_everyone()
     bar.close()
+    record.save(accelerator.unwrap_model(model), ema)
     return ema, time.monotonic() - started
+
+
+def state_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's state dict (names, dtypes, shapes and bytes): equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def video_digest(video: torch.Tensor) -> str:
+    """SHA-256 of a batch of videos as the data loader gave it (dtype and bytes)."""
+    video = video.detach().cpu().contiguous()
+    return hashlib.sha256(str(video.dtype).encode() + video.view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+class _ProcessRecord:
+    """`--record-processes`: each process writes `out/processes/<rank>.json` at the end of its run: per micro-batch
+    its step, loss and a digest of its videos, and the digests of its final weights and EMA. To check a
+    multi-process run (tests/test_train.py): the processes end with the same weights and each saw its own data."""
+
+    def __init__(self, args, accelerator: Accelerator):
+        self.on = bool(getattr(args, "record_processes", False))
+        self.path = Path(args.out) / "processes" / f"{accelerator.process_index}.json"
+        self.rank, self.batches = accelerator.process_index, []
+
+    def batch(self, step: int, batch: dict, logs: dict) -> None:
+        if self.on:
+            self.batches.append(dict(step=step, loss=float(logs["loss"]), video=video_digest(batch["video"])))
+
+    def save(self, model: nn.Module, ema: EMA) -> None:
+        if self.on:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            record = dict(
+                rank=self.rank, batches=self.batches, weights=state_digest(model), ema=state_digest(ema.model)
+            )
+            self.path.write_text(json.dumps(record))
 
 
 class _Budget:

@@ -39,6 +39,7 @@ from ..serialization import (
     save_weights,
     write_config,
 )
+from ..shapes.vocabulary import world_vocabulary
 from .data import VideoFolder, WorldClips, WorldClips2, as_float_video, collate
 from .loop import EMA, train_loop
 from .presets import preset
@@ -54,6 +55,19 @@ def _dataset(args, num_frames: int, frame_size) -> torch.utils.data.Dataset:
             raise ValueError(f"shapes world 2 is 64x64; this model's frames are {tuple(frame_size)}")
         return WorldClips2(num_frames=num_frames, seed_offset=args.seed * 100_000_000)
     return WorldClips(num_frames=num_frames, seed_offset=args.seed * 10_000_000, frame_size=frame_size)
+
+
+def training_vocabulary(args, earlier: dict | None = None) -> dict | None:
+    """The words this run's captions can contain (recorded in the model's config, `phenaki/vocabulary.py`): the
+    shapes world's, joined to those of the model trained further (`earlier`, from `--model`); None for a folder of
+    videos (its captions are open language, and a pretrained text encoder may know words they lack) or when the
+    model trained further has none recorded (what it saw is unknown)."""
+    if args.videos or (args.model and earlier is None):
+        return None
+    vocabulary = {group: list(members) for group, members in (earlier or {}).items()}
+    for group, members in world_vocabulary(getattr(args, "world", "shapes")).items():
+        vocabulary[group] = list(dict.fromkeys([*vocabulary.get(group, []), *members]))
+    return vocabulary
 
 
 def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_s: float, **extra) -> None:
@@ -148,6 +162,7 @@ def train_transformer(args) -> Path:
         model.cvivit.load_state_dict(load_tokenizer(args.tokenizer).state_dict())
     if args.local_mixers:
         model.maskgit.add_local_mixers()
+    model.vocabulary = training_vocabulary(args, model.vocabulary)
     model.cvivit.eval().requires_grad_(False)
     dataset = _dataset(args, model.window_frames, model.frame_size)
     prompts = [dataset[i]["caption"] for i in range(2)]
@@ -252,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    parser.add_argument(
+        "--record-processes",
+        action="store_true",
+        help="each process writes out/processes/<rank>.json: its losses, digests of its batches and of its final "
+        "weights (to check a multi-process run)",
+    )
     return parser
 
 

@@ -199,7 +199,7 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
     outputs = job.outputs()
     pictures = [i for i, o in enumerate(outputs) if shown(o[7])]
     frames_at = next(i for i, o in enumerate(outputs) if o[1])  # the window's frames, then (next) its clip
-    clip_at = next(i for i, o in enumerate(outputs) if o[0] != outputs[frames_at][0])
+    clip_at = next(i for i in range(frames_at, len(outputs)) if outputs[i][0] != outputs[frames_at][0])
     # steps 2, 4, 6, 8 of 8; then the window's frames (the picture stays until the clip is in the player)
     assert (
         pictures == [1, 2, 3, 4, 5] and frames_at == 5 and clip_at == 6 and shown(outputs[5][7]) == shown(outputs[4][7])

@@ -45,6 +45,7 @@ for key, value in dict(
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count  # noqa: E402
 
+from bench import emerging  # noqa: E402
 from bench.browser import first_frames  # noqa: E402
 from bench.report import machine, report, table, targets  # noqa: E402
 from bench.systems import CONFIGS, SYSTEMS, TASKS, Config, Inputs  # noqa: E402
@@ -368,6 +369,7 @@ def main() -> None:
     command = "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ticks_end = cpu_ticks()
     data = dict(
+        emerging=emerging.measure(2 if args.quick else 12, log),  # first: wall_s and load_end include it
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         command=command,
         machine=machine(),
@@ -385,7 +387,7 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps(data, indent=1))
     text = report(data)
     (OUT / "RESULTS.md").write_text(text)
-    log("\n" + "\n".join(targets(comparisons, story, browser)))
+    log("\n" + "\n".join(targets(comparisons, story, browser, data["emerging"])))
     if not args.quick and not args.no_write:
         (REPO / "bench" / "RESULTS.md").write_text(text)
         log(f"\nwrote {REPO / 'bench' / 'RESULTS.md'}")

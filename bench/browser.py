@@ -44,7 +44,7 @@ BROWSER_ARGS = [
 # (70-160 ms of Chromium's main thread a press, measured, on the cores the server needs).
 WATCH = """() => {
   const t = window.__press = {click: null, cleared: false, started: null, window: null, frames: null, live: null,
-                              done: null};
+                              done: null, picture: null};
   document.querySelector('#generate').addEventListener('click', () => { t.click = performance.now(); },
                                                        {capture: true, once: true});
   const check = () => {
@@ -53,6 +53,8 @@ WATCH = """() => {
     const img = document.querySelector('#frames img'), video = document.querySelector('#live video');
     if (!t.cleared) { if (img) return; t.cleared = true; }
     if (t.frames === null && img && img.complete && img.naturalWidth > 0) t.frames = now;
+    const picture = document.querySelector('#emerging img');  // the first window's emerging picture, shown
+    if (t.picture === null && picture && picture.complete && picture.naturalWidth > 0) t.picture = now;
     if (t.live === null && t.frames !== null && video && video.readyState >= 2) t.live = now;
     const status = document.querySelector('#status').textContent;
     if (t.started === null && /Starting/.test(status)) t.started = now;
@@ -164,12 +166,13 @@ def first_frames(presses: int, log) -> dict:
                 runs.append(
                     {
                         f"{k}_s": None if press[k] is None else press[k] / 1000
-                        for k in ("started", "window", "frames", "live")
+                        for k in ("started", "picture", "window", "frames", "live")
                     }
                 )
                 log(
                     f"   press {i + 1}/{presses}, seconds after the click: story started "
-                    f"{seconds(runs[-1]['started_s'])}, first window's status {seconds(runs[-1]['window_s'])}, "
+                    f"{seconds(runs[-1]['started_s'])}, emerging picture {seconds(runs[-1]['picture_s'])}, "
+                    f"first window's status {seconds(runs[-1]['window_s'])}, "
                     f"frames picture {seconds(runs[-1]['frames_s'])}, live preview {seconds(runs[-1]['live_s'])}"
                 )
                 time.sleep(1)

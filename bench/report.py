@@ -8,6 +8,7 @@ import statistics
 
 import torch
 
+from bench import emerging
 from bench.browser import seconds
 from bench.systems import TASK_TITLES, TASKS, Config, Ours, Reference, tokens_of
 
@@ -46,7 +47,9 @@ def table(comparison: dict) -> list[str]:
     return lines
 
 
-def targets(comparisons: dict, story: list[dict], browser: dict | None = None) -> list[str]:
+def targets(
+    comparisons: dict, story: list[dict], browser: dict | None = None, previews: dict | None = None
+) -> list[str]:
     lines = ["| target | measured | met |", "| --- | --- | --- |"]
 
     def row(name, value, ok):
@@ -127,6 +130,8 @@ def targets(comparisons: dict, story: list[dict], browser: dict | None = None) -
                 f"{browser['live_median_s']:.2f} s median",
                 worst <= 3.0,
             )
+    for name, value, met in emerging.target_rows(previews) if previews else []:
+        row(name, value, met)
     return lines
 
 
@@ -147,10 +152,11 @@ def browser_section(browser: dict) -> list[str]:
     if browser.get("skipped"):
         return lines + [f"Not measured: {browser['skipped']}.", ""]
     lines += [
-        "| press | story started s | first window's status s | frames picture s | live preview's clip s |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| press | story started s | emerging picture s | first window's status s | frames picture s | "
+        "live preview's clip s |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    columns = ("started_s", "window_s", "frames_s", "live_s")
+    columns = ("started_s", "picture_s", "window_s", "frames_s", "live_s")
     lines += [
         f"| {i + 1} | " + " | ".join(seconds(r[k]) for k in columns) + " |" for i, r in enumerate(browser["presses"])
     ]
@@ -260,7 +266,10 @@ def report(data: dict) -> str:
         lines.append("")
     if data.get("browser"):
         lines += browser_section(data["browser"])
-    lines += ["## Targets", ""] + targets(data["comparisons"], data["stories"], data.get("browser")) + [""]
+    if data.get("emerging"):
+        lines += emerging.section(data["emerging"])
+    table_of_targets = targets(data["comparisons"], data["stories"], data.get("browser"), data.get("emerging"))
+    lines += ["## Targets", ""] + table_of_targets + [""]
     lines += [
         "## Where this project's time goes, and what was changed for it",
         "",

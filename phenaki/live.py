@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
 from .media import to_uint8_frames
-from .pipeline import Phenaki, VideoChunk
-from .sampling import SamplingSettings
+from .pipeline import Phenaki, VideoChunk, _located
+from .sampling import SamplingSettings, StepState
 from .scenes import check_prompt
 from .seeds import story_seed
 
@@ -33,10 +33,12 @@ class LiveStory:
         settings: SamplingSettings | None = None,
         seed: int | None = None,
         max_seconds: float | None = None,
+        on_step: Callable[[StepState], None] | None = None,
         **overrides,
     ):
-        """`settings` and keyword `overrides` as in `Phenaki.stream`; `seed` None: drawn at random (see `seed`);
-        `max_seconds`: the story ends after the window that reaches it (None: when stopped)."""
+        """`settings`, keyword `overrides` and `on_step` as in `Phenaki.stream` (a step's `segment` counts the
+        prompts); `seed` None: drawn at random (see `seed`); `max_seconds`: the story ends after the window that
+        reaches it (None: when stopped)."""
         check_prompt(prompt, "prompt")
         if max_seconds is not None and (
             isinstance(max_seconds, bool)
@@ -47,7 +49,7 @@ class LiveStory:
             raise ValueError(
                 f"max_seconds must be a positive number of seconds or None (until stopped), got {max_seconds!r}"
             )
-        self.model, self.max_seconds = model, max_seconds
+        self.model, self.max_seconds, self.on_step = model, max_seconds, on_step
         self.settings = model.sampling_settings(settings, **overrides)
         self.seed: int = story_seed(seed)
         self.frames_made = 0
@@ -102,7 +104,14 @@ class LiveStory:
                 with self._lock:
                     self._scenes.append([prompt, 0])
             video, prime = model.story_window(
-                context, context_mask, prime, model.window_frames, self.settings, self.seed, window
+                context,
+                context_mask,
+                prime,
+                model.window_frames,
+                self.settings,
+                self.seed,
+                window,
+                on_step=_located(self.on_step, window, len(self._scenes) - 1),
             )
             chunk = VideoChunk(to_uint8_frames(video[0]), len(self._scenes) - 1, self.frames_made)
             with self._lock:

@@ -417,9 +417,11 @@ def test_api_streams_an_update_per_window_then_the_mp4(server, model):
     assert len(window_updates) >= 2 * expected_windows
     firsts = [i for i in range(1, len(window_updates)) if window_updates[i][1] != window_updates[i - 1][1]]
     assert len(firsts) == expected_windows - 1
-    assert all(window_updates[i][0] == window_updates[i - 1][0] != window_updates[i + 1][0] for i in firsts)
-    live, sheet, status, video, mp4, gif, seed = final
-    assert "Done" in status and seed == 3
+    # (the client names a playlist by its content when it fetches it: a window's frames may already show the
+    # playlist with its clip when the client fetched it late, e.g. after the emerging picture's files)
+    assert all(window_updates[i - 1][0] != window_updates[i + 1][0] for i in firsts)
+    live, sheet, status, video, mp4, gif, seed, picture = final
+    assert "Done" in status and seed == 3 and picture is None  # the emerging picture: tests/test_emerging.py
     assert mp4.endswith(".mp4") and count_frames(mp4) == 32
     assert read_frames(mp4).shape[1:3] == (512, 512)
     assert Image.open(gif).n_frames == 32
@@ -468,7 +470,7 @@ def test_api_stop_keeps_what_was_made(server):
         assert not job.done(), job.exception()
         time.sleep(0.05)
     assert "Stopping" in c.predict(api_name="/stop")
-    live, sheet, status, video, mp4, gif, seed = job.result(timeout=120)
+    live, sheet, status, video, mp4, gif, seed, _ = job.result(timeout=120)
     made = int(re.search(r"(\d+)/64 frames", status).group(1))
     assert "Stopped" in status and 0 < made < 64 and count_frames(mp4) == made
 
@@ -533,7 +535,7 @@ def test_the_bundled_model_is_served_by_default():
     server = AppServer(None, timeout=180)
     try:
         assert "model weights/ (bundled) on cpu" in server.log()
-        *_, status, video, mp4, gif, seed = client(server).predict(
+        *_, status, video, mp4, gif, seed, _ = client(server).predict(
             table(BUNDLED_STORY),
             defaults.steps,
             defaults.temperature,

@@ -81,7 +81,7 @@ def test_the_app_notes_unseen_words_and_still_generates(server):
     note = c.predict(two_scenes, api_name="/timeline_hint")
     assert "This model has not seen: purple, elephant, dances (scene 2)." in note
     assert c.predict(table([["a red circle moves left", 1]]), api_name="/timeline_hint") == ""
-    *_, status, video, mp4, gif, seed = c.predict(
+    *_, status, video, mp4, gif, seed, _ = c.predict(
         table([["a purple elephant dances", 1]]), 2, 1.0, 0.0, 3.0, 0, api_name="/generate"
     )
     assert "Done" in status and mp4.endswith(".mp4")

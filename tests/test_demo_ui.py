@@ -89,9 +89,9 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
     assert named == ENDPOINTS and api["unnamed_endpoints"] == {}  # the page's own helpers are private
     returns = {name: len(e["returns"]) for name, e in endpoints.items()}
     assert returns == {
-        "/generate": 7,
+        "/generate": 8,  # the first window's emerging picture last (phenaki/demo/ui_emerging.py)
         "/stop": 1,
-        "/live": 5,
+        "/live": 6,
         "/steer": 1,
         "/stop_live": 1,
         "/inspect_steps": 4,
@@ -239,10 +239,17 @@ def test_generate_handler_directly(no_critic, tmp_path):
         next(generate(table([["", 1]]), 2, 1, 0, 3, 0, 2, None))
     assert not list(tmp_path.glob("*/run-*"))  # bad input: no run folder
     outputs = list(generate(table([["a red circle moves right", "1"]]), "2", "1", "0", "3", "7", "1", None))
-    assert len(outputs) >= 3 and all(len(o) == 7 for o in outputs)
-    assert outputs[0][2].count("Starting") == 1 and outputs[1][1].endswith(".png")
-    live, sheet, status, video, mp4, gif, seed = outputs[-1]
+    assert len(outputs) >= 3 and all(len(o) == 8 for o in outputs)
+    assert outputs[0][2].count("Starting") == 1 and outputs[0][7].visible is False
+    # the first window's emerging picture (a PNG, shown) until its clip is in the live preview, then hidden
+    first_sheet = next(i for i, o in enumerate(outputs) if o[1] is not None)
+    first_clip = next(i for i, o in enumerate(outputs) if o[0] is not None)
+    assert outputs[1][7].visible is True and outputs[1][7].value["path"].endswith(".png") and outputs[1][1] is None
+    assert 1 < first_sheet < first_clip and outputs[first_sheet][1].endswith(".png")
+    assert outputs[first_sheet][7].visible is True and outputs[first_clip][7].visible is False
+    live, sheet, status, video, mp4, gif, seed, picture = outputs[-1]
     assert "Done" in status and seed == 7 and video == mp4 and count_frames(mp4) == 8 and gif.endswith(".gif")
+    assert picture is None  # a plain value (MCP tool results end with the seed); .then hides the picture
     assert [p.parent.name for p in tmp_path.glob("*/run-*")] == ["anonymous"]  # a direct call has no session
 
 
@@ -251,7 +258,7 @@ def test_failure_mid_story_shows_the_error_and_keeps_the_frames(no_critic, tmp_p
     # outside a request gr.Warning becomes a Python warning; in the browser, a message next to the frames
     with pytest.warns(UserWarning, match="failed in scene 1: RuntimeError: CUDA out of memory"):
         outputs = list(generate(table(TWO_SCENES), 2, 1, 0, 3, 1, 2, None))
-    live, sheet, status, video, mp4, gif, seed = outputs[-1]
+    live, sheet, status, video, mp4, gif, seed, _ = outputs[-1]
     assert "Failed in scene 1/2" in status and "CUDA out of memory (simulated)" in status
     assert "16/32 frames" in status and count_frames(mp4) == 16 and sheet.endswith(".png") and seed == 1
 
@@ -309,9 +316,15 @@ def test_live_steer_stop_and_closing_the_tab_reach_only_the_session_s_story(no_c
 def test_live_handler_directly_and_open_in_generate(no_critic, tmp_path):
     demo = build_demo(no_critic, runs_dir=tmp_path, live_preview=True, live_max_seconds=2)
     story = handler(demo, "live")("a red circle moves right", "2", "1", "0", "3", "7", "1", None)
-    outputs = [next(story) for _ in range(3)]  # starting, the one window, the end (Gradio copies its files)
-    assert "Starting" in outputs[0][1] and outputs[1][0].endswith(".mp4") and "Playing scene 1" in outputs[1][1]
-    video, status, mp4, timeline_file, seed = outputs[-1]
+    outputs = []
+    while not outputs or not isinstance(outputs[-1][2], str):  # to the end (Gradio copies its files, then asks on)
+        outputs.append(next(story))
+    first_clip = next(i for i, o in enumerate(outputs) if isinstance(o[0], str))
+    assert "Starting" in outputs[0][1] and outputs[first_clip][0].endswith(".mp4")
+    assert "Playing scene 1" in outputs[first_clip][1] and outputs[first_clip][5].visible is False
+    assert first_clip > 1 and all(o[5].visible and o[5].value["path"].endswith(".png") for o in outputs[1:first_clip])
+    video, status, mp4, timeline_file, seed, picture = outputs[-1]
+    assert picture is None
     assert "Reached the length limit" in status and count_frames(mp4) == 17 and seed == 7  # one window: 2.1 s
     assert not list(tmp_path.glob("anonymous/LIVE_*"))  # its flags are gone
     kept = tmp_path / "kept.json"  # as Gradio's copy

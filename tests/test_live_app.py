@@ -264,7 +264,7 @@ def steered(server):
 
 def test_live_api_streams_steers_and_stops(server, steered):
     assert steered["note"] == f"Next window: *{UP}*"
-    video, status, mp4, timeline_file, seed = steered["result"]
+    video, status, mp4, timeline_file, seed, _ = steered["result"]
     assert "Stopped" in status and seed == 21
     data = json.loads(open(timeline_file).read())
     assert [p for p, _ in data["timeline"]] == [RIGHT, UP] and data["seed"] == 21 and data["steps"] == 2
@@ -283,10 +283,10 @@ def test_live_api_streams_steers_and_stops(server, steered):
 def test_the_exported_timeline_makes_the_same_frames_through_generate(server, steered):
     """H.264 is lossy, but deterministic: the same frames through the same encoder settings (both MP4s are written
     by phenaki.media.Mp4Writer at 512 px) decode to the same pixels, and different frames do not."""
-    _, _, mp4, timeline_file, seed = steered["result"]
+    _, _, mp4, timeline_file, seed, _ = steered["result"]
     data = json.loads(open(timeline_file).read())
     rows = {"headers": ["prompt", "seconds"], "data": data["timeline"]}
-    *_, status, video, again, gif, seed_again = client(server).predict(
+    *_, status, video, again, gif, seed_again, _ = client(server).predict(
         rows,
         data["steps"],
         data["temperature"],
@@ -298,7 +298,7 @@ def test_the_exported_timeline_makes_the_same_frames_through_generate(server, st
     )
     assert "Done" in status and seed_again == seed
     assert np.array_equal(read_frames(again), read_frames(mp4))
-    *_, other, _, _ = client(server).predict(
+    *_, other, _, _, _ = client(server).predict(
         rows,
         data["steps"],
         data["temperature"],
@@ -335,7 +335,7 @@ def test_steer_without_a_live_story_and_bad_prompts_are_refused(server):
     # this client has seen: three windows more, and the last follows RIGHT
     wait_for(job, has_made(made + 36))
     c.predict(api_name="/stop_live")
-    *_, timeline_file, _ = job.result(timeout=60)
+    *_, timeline_file, _, _ = job.result(timeout=60)
     prompts = [p for p, _ in json.loads(open(timeline_file).read())["timeline"]]
     assert set(prompts) <= {RIGHT, UP} and prompts[-1] == RIGHT  # the refused prompts never played
     with pytest.raises(AppError, match="No live story is running"):  # it ended: nothing to steer
@@ -375,9 +375,9 @@ def test_a_live_story_and_a_generate_story_of_two_clients_are_isolated(server):
     made = status_numbers(wait_for(job_a, has_made(53))[1])[0]
     assert not job_a.done() and made >= 53  # A plays on
     a.predict(api_name="/stop_live")
-    _, status_a, mp4_a, timeline_a, _ = job_a.result(timeout=60)
+    _, status_a, mp4_a, timeline_a, _, _ = job_a.result(timeout=60)
     assert "Stopped" in status_a and [p for p, _ in json.loads(open(timeline_a).read())["timeline"]] == [RIGHT]
-    *_, status_b, video_b, mp4_b, gif_b, seed_b = job_b.result(timeout=120)
+    *_, status_b, video_b, mp4_b, gif_b, seed_b, _ = job_b.result(timeout=120)
     assert "Done" in status_b and len(read_frames(mp4_b)) == 16 and seed_b == 2
 
 
@@ -405,7 +405,7 @@ def test_live_max_seconds_ends_a_story_and_frees_the_model_for_the_next():
         waiting = client(server).submit(
             {"headers": ["prompt", "seconds"], "data": [[UP, 1]]}, 2, 1.0, 0.0, 3.0, 1, api_name="/generate"
         )
-        _, status, mp4, timeline_file, seed = job.result(timeout=60)  # nobody stops it
+        _, status, mp4, timeline_file, seed, _ = job.result(timeout=60)  # nobody stops it
         assert "Reached the length limit" in status and len(read_frames(mp4)) == 29  # 17 + 12: 3.6 s >= 3 s
         assert "Done" in waiting.result(timeout=60)[2]
         assert "Traceback" not in server.log()
@@ -426,7 +426,7 @@ def test_steering_the_bundled_model_changes_what_it_makes():
         after = wait_for(job, has_made(1, scene=2))
         wait_for(job, has_made(status_numbers(after[1])[0] + 12, scene=2))
         c.predict(api_name="/stop_live")
-        _, status, mp4, timeline_file, _ = job.result(timeout=120)
+        _, status, mp4, timeline_file, _, _ = job.result(timeout=120)
         timeline = json.loads(open(timeline_file).read())["timeline"]
         lengths = [round(seconds * 8) for _, seconds in timeline]
         assert [p for p, _ in timeline] == [RIGHT, UP] and lengths[1] >= 24

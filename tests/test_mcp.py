@@ -161,7 +161,8 @@ def test_an_mcp_client_calls_generate_and_gets_a_video(server, tmp_path):
     assert listed == TOOLS and not result.isError, result.content
     texts = [c.text for c in result.content if c.type == "text"]
     mp4 = [t for t in texts if MP4_URL.fullmatch(t)]
-    assert len(set(mp4)) == 1 and texts[-1] == "7", texts  # the MP4 (video and file outputs), and the seed used
+    # the MP4 (video and file outputs), the seed used, and the emerging picture (none at the end)
+    assert len(set(mp4)) == 1 and texts[-2:] == ["7", "None"], texts
     assert any("Done" in t for t in texts) and any(c.type == "image" for c in result.content)  # status, frames
     assert any("Scene 1/1" in (m or "") for m in progress), progress
     frames = read_frames(mp4[0], tmp_path)
@@ -170,7 +171,7 @@ def test_an_mcp_client_calls_generate_and_gets_a_video(server, tmp_path):
     _, plain = asyncio.run(_call_generate(url, arguments, None))
     assert not plain.isError and len(plain.content) == 1
     assert np.array_equal(read_frames(MP4_URL.findall(plain.content[0].text)[-1], tmp_path), frames)
-    *_, by_api, _gif, seed = client(server).predict(ONE_SCENE, 2, 1.0, 0.0, 3.0, 7, api_name="/generate")
+    *_, by_api, _gif, seed, _ = client(server).predict(ONE_SCENE, 2, 1.0, 0.0, 3.0, 7, api_name="/generate")
     with imageio.get_reader(by_api) as reader:
         assert seed == 7 and np.array_equal(np.stack([frame for frame in reader]), frames)
     assert server.trap.hits == []  # the MCP server calls the app through gradio_client, on the same machine

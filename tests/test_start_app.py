@@ -105,7 +105,7 @@ def test_a_start_picture_is_the_first_frame_and_moves_as_prompted(bundled_server
 
     png, picture = red_circle(tmp_path)
     d = SamplingSettings()
-    *_, status, video, mp4, gif, seed = client(bundled_server).predict(
+    *_, status, video, mp4, gif, seed, _ = client(bundled_server).predict(
         table([[PROMPT, 2]]),
         *(d.steps, d.temperature, d.critic_strength, d.guidance_scale, 0, d.refine_passes),
         handle_file(str(png)),
@@ -152,7 +152,7 @@ def test_bad_start_files_are_refused_and_start_nothing(server, bad_files, name, 
 def test_callers_without_a_start_still_send_six_or_seven_values(server):
     c = client(server)
     for values in ((2, 1.0, 0.0, 3.0, 4), (2, 1.0, 0.0, 3.0, 4, 0), (2, 1.0, 0.0, 3.0, 4, 0, None)):
-        *_, status, video, mp4, gif, seed = c.predict(table([[PROMPT, 1]]), *values, api_name="/generate")
+        *_, status, video, mp4, gif, seed, _ = c.predict(table([[PROMPT, 1]]), *values, api_name="/generate")
         assert "Done" in status and "8/8 frames" in status and seed == 4
 
 

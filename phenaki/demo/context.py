@@ -27,7 +27,15 @@ def gpu_functions(model, gpu: Callable | None = None, cache: StoryCache | None =
 
     def story(timeline, settings, run_dir, stop_file, live, start=None):  # start: a phenaki.start.Start, or None
         yield from logic.generate_story(
-            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, cache=cache, start=start
+            model,
+            timeline,
+            settings,
+            run_dir,
+            stop_file=stop_file,
+            window_videos=live,
+            cache=cache,
+            start=start,
+            previews=True,
         )
 
     def seconds(timeline, settings, *args, **kwargs) -> int:
@@ -59,6 +67,7 @@ def live_function(
             max_seconds=max_seconds,
             max_bytes=max_bytes,
             window_videos=clips,
+            previews=True,
         )
 
     if gpu is not None:

@@ -32,6 +32,7 @@ import numpy as np
 from ..live import LiveStory
 from ..media import DISPLAY_SIZE, Mp4Writer, display_scale, upscale, write_mp4
 from ..sampling import SamplingSettings
+from .emerging import EmergingPicture
 from .stories import MAX_PROMPT_CHARS, InputError, Settings, is_blank
 
 DEFAULT_MAX_SECONDS = 600  # PHENAKI_LIVE_MAX_SECONDS
@@ -195,6 +196,7 @@ class LiveUpdate:
     timeline_file: str | None = None  # final: the timeline JSON (the Generate tab's format, with seed and settings)
     ended: str = ""  # final: "stopped", "limit" (max_seconds of video), "time" (wall-clock), "disk" (max_bytes)
     error: str | None = None  # final: what went wrong mid-story (the frames made before are kept)
+    preview: str | None = None  # while the first window is made: its first frame so far (PNG; demo/emerging.py)
 
     @property
     def scene(self) -> int:
@@ -277,18 +279,26 @@ def live_story(
     display_size: int = DISPLAY_SIZE,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    previews: bool = False,
 ) -> Iterator[LiveUpdate]:
     """Plays a live story from `prompt` (see the module's docstring), reading Steer and Stop from `control`.
 
     The prompt and settings are checked first (InputError; nothing is written). The caller marks the story
     running (`control.begin()`) and ends it (`control.end()`). An exception before the first window is raised;
-    later, the final update carries it along with the frames made."""
+    later, the final update carries it along with the frames made. With `previews`, updates with a `preview` come
+    while the first window is made (`phenaki.demo.emerging`); the frames are the same."""
     prompt = parse_prompt(prompt)
     settings = settings.resolve_seed()
+    picture = EmergingPicture(model, out_dir) if previews else None
     try:
         settings.validate(model.has_critic)
         story = LiveStory(
-            model, prompt, settings=sampling_settings(settings), seed=settings.seed, max_seconds=max_seconds
+            model,
+            prompt,
+            settings=sampling_settings(settings),
+            seed=settings.seed,
+            max_seconds=max_seconds,
+            on_step=picture and picture.on_step,
         )
     except ValueError as error:
         raise InputError(str(error)) from None
@@ -341,7 +351,10 @@ def live_story(
                 story.steer(steer)  # checked by the Steer event; the window about to be made follows it
             began = clock()
             try:
-                chunk = next(frames_of, None)
+                if picture is not None and windows == 0:
+                    chunk = yield from picture.first_window(lambda: next(frames_of, None), lambda p: update(preview=p))
+                else:
+                    chunk = next(frames_of, None)
             except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
                 if windows == 0:
                     raise

@@ -29,6 +29,7 @@ from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upsca
 from ..sampling import SamplingSettings
 from ..story_cache import StoryCache
 from ..story_resume import cached_stream, describe_reuse
+from .emerging import EmergingPicture
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
 
@@ -246,6 +247,7 @@ class StoryUpdate:
     stopped: bool = False  # final: stopped by the user before the end
     error: str | None = None  # final: what went wrong mid-story (the frames made before are kept)
     reuse: str = ""  # what came from the story cache ("scenes 1–2 reused, 3–4 made"); "" when nothing did
+    preview: str | None = None  # while the first window is made: its first frame so far (PNG; demo/emerging.py)
 
     @property
     def fraction(self) -> float:
@@ -269,6 +271,7 @@ def generate_story(
     gif_max_frames: int = GIF_MAX_FRAMES,
     cache: StoryCache | None = None,
     start=None,
+    previews: bool = False,
 ) -> Iterator[StoryUpdate]:
     """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
     `StoryUpdate` with its frames side by side (`window_sheet`) as soon as it is decoded and, with `window_videos`,
@@ -278,10 +281,17 @@ def generate_story(
     exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
     error along with the frames made before it; an exception before any frame was made is raised. With `cache`, the
     windows it holds of this story (`phenaki.story_resume.cached_stream`) make one update, without a window MP4.
-    `start` (a `phenaki.start.Start`, or None): the picture or clip the story begins from (`Phenaki.stream`'s)."""
+    `start` (a `phenaki.start.Start`, or None): the picture or clip the story begins from (`Phenaki.stream`'s).
+
+    With `previews`, updates with a `preview` come while the first window is made (`phenaki.demo.emerging`); the
+    frames and files are the same."""
     scene_frames = check_story(model, timeline, settings)
     settings = settings.resolve_seed()
-    stream = cached_stream(model, list(timeline), cache=cache, start=start, **settings.sampling_kwargs())  # looked up
+    picture = EmergingPicture(model, out_dir) if previews else None
+    on_step = picture and picture.on_step
+    stream = cached_stream(
+        model, list(timeline), cache=cache, start=start, on_step=on_step, **settings.sampling_kwargs()
+    )
     reuse = describe_reuse(stream.plan, stream.reused)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -314,7 +324,10 @@ def generate_story(
     try:
         while not stopped:
             try:
-                chunk = next(stream, None)
+                if picture is not None and windows == 0:
+                    chunk = yield from picture.first_window(lambda: next(stream, None), lambda p: update(preview=p))
+                else:
+                    chunk = next(stream, None)
             except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
                 if done == 0:
                     raise

@@ -27,6 +27,7 @@ from .context import DemoContext
 from .live_session import DEFAULT_MAX_MB, DEFAULT_MAX_SECONDS
 from .sessions import default_runs_dir
 from .startup import Example, describe_model
+from .ui_emerging import CSS as EMERGING_CSS
 from .ui_generate import generate_tab
 from .ui_inspect import inspect_tab
 from .ui_live import live_tab
@@ -110,4 +111,4 @@ def launch_options() -> dict:
         font=[gr.themes.Font("system-ui"), gr.themes.Font("Segoe UI"), gr.themes.Font("Roboto"), "sans-serif"],
         font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("Consolas"), "monospace"],
     )
-    return dict(theme=theme, css=CSS, share=False, show_error=True, ssr_mode=False)
+    return dict(theme=theme, css=CSS + EMERGING_CSS, share=False, show_error=True, ssr_mode=False)

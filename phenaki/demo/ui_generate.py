@@ -3,9 +3,9 @@
 Layout and wiring only; the work is `phenaki.demo.stories` (checked inputs, the streaming story generator, MP4/GIF
 files), run through `DemoContext.story` (on ZeroGPU, in a GPU worker process). Its API endpoints: `/generate`
 (timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, start) streams an update
-per window, (live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop`
-stops the caller's running (or queued) story after the current window. The start's box is `ui_start`. Built inside
-`phenaki.demo.ui.build_demo`.
+per window, (live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used, the first
+window's emerging picture: `ui_emerging.py`); `/stop` stops the caller's running (or queued) story after the
+current window. The start's box is `ui_start`. Built inside `phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .tool_docs import describe_tool
 from .ui_controls import sampling_slider
+from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
 from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def update_status(u: logic.StoryUpdate) -> str:
     frames = f"{u.frames_done}/{u.frames_total} frames · {u.elapsed:.1f} s · seed {u.seed}"
     frames += f" · {html.escape(u.reuse)}" if u.reuse else ""  # from the story cache: "scenes 1–2 reused, 3 made"
     if not u.final:
-        return status_html(f"Generating… {scene}", frames, u.fraction)
+        return status_html(f"Generating… {scene}", frames + (f"<br>{EMERGING}" if u.preview else ""), u.fraction)
     if u.error:
         return status_html(
             f"Failed in scene {u.scene + 1}/{u.scenes}",
@@ -111,9 +112,11 @@ class StoryHandlers:
 
         Returns:
             (live preview chunk, frames of the latest window as a PNG, status HTML, video, MP4 file, GIF file, seed
-            used), once per window while the story is made (the first update of a window has no live chunk), and
-            last with the MP4 (H.264) and GIF of the whole story, which is what a tool call returns; files are
-            kept for about an hour."""
+            used, emerging picture), once per window while the story is made (the first update of a window has no
+            live chunk), and last with the MP4 (H.264) and GIF of the whole story, which is what a tool call
+            returns; files are kept for about an hour. Before the first window, while it is made: its first frame
+            as decoded so far (the emerging picture, a PNG with a grey checker where tokens are not chosen yet),
+            shown until the window's clip is there."""
         session = self.ctx.sessions.folder(request)
         stop_file, running = session / STOP, session / RUNNING
         unlink(session / QUEUED)
@@ -129,27 +132,22 @@ class StoryHandlers:
         starting = status_html(
             f"Starting… Scene 1/{len(story)}: <i>{html.escape(first)}</i>", f"seed {settings.seed}", 0.0
         )
-        yield None, None, starting, None, None, None, settings.seed
-        update = None
+        yield None, None, starting, None, None, None, settings.seed, picture(None)
+        update = shown = None
         try:
             for update in self.ctx.story(
                 story, settings, str(run_dir), str(stop_file), self.ctx.live_preview, start=begin
             ):
+                # the emerging picture until the first clip is in the live preview (its frames, without one)
+                shown = update.preview or (None if update.window_video or not self.ctx.live_preview else shown)
                 progress(
                     (update.frames_done, update.frames_total),
                     unit="frames",
                     desc=f"Scene {update.scene + 1}/{update.scenes}: {update.prompt}",
                 )
                 if not update.final:
-                    yield (
-                        update.window_video,
-                        update.window_sheet,
-                        update_status(update),
-                        None,
-                        None,
-                        None,
-                        update.seed,
-                    )
+                    clip, sheet, status = update.window_video, update.window_sheet, update_status(update)
+                    yield clip, sheet, status, None, None, None, update.seed, picture(shown)
         except gr.Error:
             raise
         except Exception as error:  # the first window failed (later failures come back in the final update)
@@ -172,7 +170,8 @@ class StoryHandlers:
                 f"Stopped after {update.frames_done} of {update.frames_total} frames; the video has what was made.",
                 title="Stopped",
             )
-        yield (None, update.window_sheet, update_status(update), update.video, update.video, update.gif, update.seed)
+        files = update.video, update.video, update.gif  # the video, the MP4 file, the GIF file
+        yield None, update.window_sheet, update_status(update), *files, update.seed, None  # then hidden (.then)
 
     def checked(self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes):
         """(timeline, settings) checked against the model, or gr.Error with what to fix."""
@@ -314,17 +313,19 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="status")
             with gr.Row(equal_height=True):
-                live = gr.Video(
-                    label="Live preview (each window as it is decoded)",
-                    streaming=True,
-                    autoplay=True,
-                    interactive=False,
-                    visible=ctx.live_preview,
-                    height=VIDEO_HEIGHT,
-                    buttons=[],
-                    elem_id="live",
-                    elem_classes="pixelated",
-                )
+                with emerging_stack():  # the first window's picture over the live preview, until it plays
+                    emerging = emerging_picture("emerging", VIDEO_HEIGHT)
+                    live = gr.Video(
+                        label="Live preview (each window as it is decoded)",
+                        streaming=True,
+                        autoplay=True,
+                        interactive=False,
+                        visible=ctx.live_preview,
+                        height=VIDEO_HEIGHT,
+                        buttons=[],
+                        elem_id="live",
+                        elem_classes="pixelated",
+                    )
                 video = gr.Video(
                     label="Video",
                     interactive=False,
@@ -378,13 +379,14 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     generated = prepared.success(
         handlers.generate,
         inputs,
-        [live, sheet, status, video, mp4_file, gif_file, seed_used],
+        [live, sheet, status, video, mp4_file, gif_file, seed_used, emerging],
         api_name="generate",
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",
         preprocess=False,
+        show_progress_on=[live, sheet, status, video, mp4_file, gif_file, seed_used],  # not over the picture
     )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
-    generated.then(lambda: gr.Button(interactive=True), None, generate_btn, **private)
+    generated.then(lambda: (gr.Button(interactive=True), picture(None)), None, [generate_btn, emerging], **private)
     stop_btn.click(  # callable (gradio_client), not an MCP tool: it stops the caller's session's story
         handlers.stop, None, status, queue=False, api_name="stop", api_visibility="undocumented", show_progress="hidden"
     )

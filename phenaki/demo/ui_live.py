@@ -5,8 +5,9 @@ through `DemoContext.live`. Its API endpoints:
 
 - `/live` (prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) streams an update per
   window, and about one a second while it waits for playback: (live video chunk, status HTML, MP4 file, timeline
-  JSON file, seed used); the last update carries the MP4 of everything made and the timeline JSON (the Generate
-  tab's format, with the seed and settings: `/generate` of it with them makes the same frames). seed -1: random.
+  JSON file, seed used, the first window's emerging picture: `ui_emerging.py`); the last update carries the MP4
+  of everything made and the timeline JSON (the Generate tab's format, with the seed and settings: `/generate` of
+  it with them makes the same frames). seed -1: random.
   It waits in the same queue as `/generate` (one model run at a time) and ends at `/stop_live`, when the page is
   closed, at PHENAKI_LIVE_MAX_SECONDS of video, or before its files would pass PHENAKI_LIVE_MAX_MB (they are
   removed once handed to Gradio, which serves its own copy);
@@ -32,6 +33,7 @@ import gradio as gr
 
 from . import stories as logic
 from .live_session import LiveControl, LiveUpdate, parse_prompt
+from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
 from .ui_hints import vocabulary_hints
 
@@ -71,6 +73,8 @@ def live_status(u: LiveUpdate) -> str:
         lines.append(f"Made ahead: <i>{html.escape(u.prompt)}</i>")
     if u.next_prompt:
         lines.append(f"Next window: <i>{html.escape(u.next_prompt)}</i>")
+    if u.preview:
+        return status_html(f"Starting… <i>{html.escape(prompt)}</i>", f"{EMERGING} · seed {u.seed}", fraction)
     return status_html(f"Playing scene {scene + 1}: <i>{html.escape(prompt)}</i>", "<br>".join(lines), fraction)
 
 
@@ -117,10 +121,12 @@ class LiveHandlers:
         closed, or the server's length limit); /steer from the same session changes the prompt from the next
         window.
 
-        Yields (live video chunk, status HTML, MP4 file, timeline JSON file, seed used): one update a window with
-        its clip, about one a second while waiting for playback (made at most 3 windows ahead of it), and at the
-        end the MP4 of everything made and its timeline JSON (the Generate tab's format, with seed and
-        settings). seed -1 picks a random seed; refine_passes may be left out (default 1)."""
+        Yields (live video chunk, status HTML, MP4 file, timeline JSON file, seed used, emerging picture): while
+        the first window is made, its first frame as decoded so far (a PNG, masked tokens as a grey checker; None
+        from its clip on); one update a window with its clip, about one a second while waiting for playback (made
+        at most 3 windows ahead of it), and at the end the MP4 of everything made and its timeline JSON (the
+        Generate tab's format, with seed and settings). seed -1 picks a random seed; refine_passes may be left out
+        (default 1)."""
         prompt, settings = self.checked(
             prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes
         )
@@ -141,11 +147,13 @@ class LiveHandlers:
                 None,
                 None,
                 settings.seed,
+                picture(None),
             )
             updates = self.ctx.live(prompt, settings, str(run_dir), str(control.folder), self.ctx.live_preview)
             for update in updates:
                 if not update.final:
-                    yield (update.window_video or gr.skip(), live_status(update), gr.skip(), gr.skip(), update.seed)
+                    video, status = update.window_video or gr.skip(), live_status(update)
+                    yield (video, status, gr.skip(), gr.skip(), update.seed, picture(update.preview))
         except logic.InputError as error:
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         except gr.Error:
@@ -176,7 +184,7 @@ class LiveHandlers:
             mb = self.ctx.live_max_bytes / 1e6
             gr.Info(f"The story's files reached this server's limit of {mb:g} MB.", title="Ended")
         try:  # Gradio copies the MP4 and the timeline into its cache before it asks for more
-            yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed
+            yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed, None  # then hidden
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -275,17 +283,19 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
             steps, guidance, temperature, critic, refine = settings_accordion(model, prefix="live-")
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="live-status")
-            video = gr.Video(
-                label="Live (plays while it is made)",
-                streaming=True,
-                autoplay=True,
-                interactive=False,
-                visible=ctx.live_preview,
-                height=VIDEO_HEIGHT,
-                buttons=[],
-                elem_id="live-video",
-                elem_classes="pixelated",
-            )
+            with emerging_stack():  # the first window's picture over the video, until it plays
+                emerging = emerging_picture("live-emerging", VIDEO_HEIGHT)
+                video = gr.Video(
+                    label="Live (plays while it is made)",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                    visible=ctx.live_preview,
+                    height=VIDEO_HEIGHT,
+                    buttons=[],
+                    elem_id="live-video",
+                    elem_classes="pixelated",
+                )
             if not ctx.live_preview:
                 gr.Markdown("The live player needs ffmpeg and ffprobe on the server; the MP4 comes at the end.")
             with gr.Row(equal_height=True):
@@ -316,7 +326,7 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
     played = prepared.success(
         handlers.live,
         inputs,
-        [video, status, mp4_file, timeline_file, seed_used],
+        [video, status, mp4_file, timeline_file, seed_used, emerging],
         api_name="live",
         api_visibility="undocumented",  # callable (gradio_client), not an MCP tool: see phenaki.demo.tool_docs
         concurrency_limit=ctx.concurrency,
@@ -324,7 +334,7 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
         preprocess=False,
         show_progress_on=[status],
     )
-    played.then(lambda: gr.Button(interactive=True), None, start_btn, **private)
+    played.then(lambda: (gr.Button(interactive=True), picture(None)), None, [start_btn, emerging], **private)
     session_only = dict(queue=False, api_visibility="undocumented", show_progress="hidden")  # not MCP tools either
     steer_btn.click(handlers.steer, prompt, note, api_name="steer", **session_only)
     prompt.submit(handlers.steer, prompt, note, **private)  # Enter: the same as Steer

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark in one command: this project against phenaki-pytorch 0.5.0, in one process.
-#   bash bench/run.sh            # full run (about 15 minutes on a 2-core CPU); writes bench/RESULTS.md
+#   bash bench/run.sh            # full run (about 20 minutes on a 2-core CPU); writes bench/RESULTS.md
 #   bash bench/run.sh --quick    # smoke run: small configuration, 2 rounds, short stories
 # bench/.venv gets this project's requirements plus bench/requirements.txt (the reference, torchvision, playwright).
 # The browser measure needs Debian's chromium (scripts/setup.sh --dev installs it); without it, it is skipped.

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=bench/.venv
-NEEDED="phenaki_pytorch, torchvision, einops, vector_quantize_pytorch, transformers, gradio, playwright"
+NEEDED="phenaki_pytorch, torchvision, einops, vector_quantize_pytorch, transformers, gradio, mcp, playwright"
 if ! "$VENV/bin/python" -c "import $NEEDED" >/dev/null 2>&1; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q -r requirements.txt -r bench/requirements.txt

@@ -17,7 +17,6 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .loading import PretrainedMixin
-from .media import to_uint8_frames
 from .models.cvivit import CViViT
 from .models.maskgit import MaskGit, SelfCritic, TokenCritic
 from .models.text import ByteTextEncoder
@@ -27,6 +26,7 @@ from .sampling import SamplingSettings, StepState, sample_tokens
 from .scenes import check_prompt
 from .seeds import story_seed, window_generator
 from .serialization import CONFIG_VERSION
+from .start import as_start, numbered, start_work, with_start
 from .window_fixes import grid_fix, window_fix
 
 
@@ -334,6 +334,7 @@ class Phenaki(PretrainedMixin, nn.Module):
         self,
         timeline,
         *,
+        start=None,
         settings: SamplingSettings | None = None,
         seed: int | None = None,
         on_step: Callable[[StepState], None] | None = None,
@@ -341,15 +342,14 @@ class Phenaki(PretrainedMixin, nn.Module):
     ) -> Iterator[VideoChunk]:
         """A story from `timeline`, a list of (prompt, seconds): yields each window's new frames as soon as
         they are decoded. Every input is checked before the first window starts. `settings`, overrides and
-        `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in."""
+        `on_step` as in `sample`; a step's state says which window and timeline entry (`segment`) it is in.
+        `start`: a picture (the first frame) or a clip the story continues (`phenaki.start.as_start`)."""
         frames = self.timeline_frames(timeline)
         settings = self.sampling_settings(settings, **overrides)
-        start = 0
-        work = [([prompt], n) for (prompt, _), n in zip(timeline, frames)]
-        for segment, video in self._windows(work, settings, story_seed(seed), on_step=on_step):
-            pixels = to_uint8_frames(video[0])
-            yield VideoChunk(pixels, segment, start)
-            start += len(pixels)
+        begin = None if start is None else as_start(start, self)
+        work, prime = start_work([([prompt], n) for (prompt, _), n in zip(timeline, frames)], begin, self.device)
+        windows = self._windows(work, settings, story_seed(seed), prime=prime, on_step=on_step)
+        yield from with_start(self, begin, numbered(windows, VideoChunk), VideoChunk)
 
     # ---- training -------------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from .media import to_uint8_frames
 from .pipeline import VideoChunk, _located
 from .sampling import SamplingSettings, StepState
 from .seeds import story_seed
+from .start import as_start, start_work, with_start
 from .story_cache import (
     CachedWindow,
     StoryCache,
@@ -71,19 +72,23 @@ class CachedStory(Iterator[StoryChunk]):
     """The chunks of one story (see `cached_stream`); `plan`, `keys`, `reused`, `seed` and `settings` are known
     before the first chunk."""
 
-    def __init__(self, model, timeline, cache, settings, seed, prime, on_step, overrides):
+    def __init__(self, model, timeline, cache, settings, seed, prime, on_step, overrides, start=None):
         frames = model.timeline_frames(timeline)  # every input checked before anything is made, as stream does
         self.settings = model.sampling_settings(settings, **overrides)
         self.seed = story_seed(seed)
+        begin = None if start is None else as_start(start, model)
+        if begin is not None and prime is not None:
+            raise ValueError("give a story's start as start= (a picture or a clip) or prime= (a clip), not both")
         if prime is not None:
             model._check_prime(prime, 1)
             prime = prime.to(model.device, torch.float32)
-        scenes = [(prompt, n) for (prompt, _), n in zip(timeline, frames)]
+        scenes, start_prime = start_work([(prompt, n) for (prompt, _), n in zip(timeline, frames)], begin, model.device)
+        prime = prime if begin is None else start_prime
         self.plan = plan_windows(model, scenes, 0 if prime is None else prime.shape[2])
         self.keys: list[str] = []
         hits: list[CachedWindow] = []
         if cache is not None and cache.max_bytes > 0:
-            start = None if prime is None else tensor_fingerprint(prime)
+            start = begin.fingerprint if begin is not None else None if prime is None else tensor_fingerprint(prime)
             key = story_key(
                 model_fingerprint(model), self.settings, self.seed, start, runtime_fingerprint(model.device)
             )
@@ -92,7 +97,8 @@ class CachedStory(Iterator[StoryChunk]):
                 self.keys.append(key)
             hits = cache.lookup(self.keys)  # held here: evicting them later does not take them from this story
         self.reused = len(hits)
-        self._chunks = self._generate(model, cache if self.keys else None, hits, prime, on_step)
+        chunks = self._generate(model, cache if self.keys else None, hits, prime, on_step)
+        self._chunks = with_start(model, begin, chunks, StoryChunk)  # a picture: the first frame, never cached
 
     def __next__(self) -> StoryChunk:
         return next(self._chunks)
@@ -143,14 +149,16 @@ def cached_stream(
     settings: SamplingSettings | None = None,
     seed: int | None = None,
     prime: Tensor | None = None,
+    start=None,
     on_step: Callable[[StepState], None] | None = None,
     **overrides,
 ) -> CachedStory:
     """`model.stream(timeline, settings=, seed=, on_step=, **overrides)` (the same frames) that takes the windows it
     can from `cache` and stores the windows it makes there. `prime` (1, 3, f, H, W): a start the story continues
-    (its frames are part of the key; they are not handed out). `cache` None: nothing is looked up or stored.
+    (its frames are part of the key; they are not handed out). `start`: as `Phenaki.stream`'s (a picture is the
+    first frame; `phenaki.start.Start.fingerprint` goes into the key). `cache` None: nothing is looked up or stored.
     Inputs are checked (ValueError) when it is called, before the first chunk is asked for."""
-    return CachedStory(model, timeline, cache, settings, seed, prime, on_step, overrides)
+    return CachedStory(model, timeline, cache, settings, seed, prime, on_step, overrides, start)
 
 
 def _scenes(first: int, last: int) -> str:

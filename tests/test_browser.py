@@ -1,6 +1,7 @@
 """The demo in a real browser: Debian's headless Chromium driven by Playwright's Python package (no browser
 download). Opens the page, edits the timeline, generates, watches the frames arrive and plays the video; picks
-an example and stops it half-way; plays a live story, steers it and stops it, and closes a page that plays one;
+an example and stops it half-way; plays a live story, steers it and stops it, stops one waiting behind another
+page's, and closes a page that plays one;
 and checks that the page fetches nothing from outside."""
 
 from __future__ import annotations
@@ -312,3 +313,40 @@ def test_editing_the_last_scene_remakes_only_it_and_the_status_says_so(page):
     page.wait_for_selector("#video video", timeout=30000)
     played = page.evaluate(PLAYABLE, "#video video")
     assert played and played["error"] is None and abs(played["duration"] - 4.0) < 0.2, played
+
+
+def test_stop_on_a_live_story_waiting_behind_another_page_s_ends_it_before_it_makes_a_frame(page, browser):
+    """Two pages: B's live story waits behind A's with its place in the queue shown; B's Stop ends it, when its
+    turn comes, without a frame made, and A's story plays on until A stops it."""
+    server = shared_server()
+    start_live(page, "a red circle moves right")
+    made_a = "() => (document.querySelector('#live-status').innerText.match(/(\\d+) frames made/) || [0, -1])[1] * 1"
+    page.wait_for_function(f"() => ({made_a})() >= 17", timeout=60000)
+    context = browser.new_context(viewport={"width": 1400, "height": 1500})
+    try:
+        other = context.new_page()
+        other.goto(server.url)
+        other.wait_for_selector("#generate", timeout=60000)
+        start_live(other, "a blue square moves left")
+        queued = "() => { const t = document.querySelector('#live-status').innerText;"
+        queued += " return /queue: 1\\/1/.test(t) && t.includes('Waiting for a free slot'); }"
+        other.wait_for_function(queued, timeout=30000)  # first in line, behind A's story
+        other.click("#live-stop")
+        other.wait_for_function(
+            "() => document.querySelector('#live-note').innerText.includes('Stopped before it started')"
+        )
+        made = page.evaluate(made_a)
+        page.wait_for_function(f"() => ({made_a})() >= {made + 24}", timeout=60000)  # A plays on
+        assert "frames made" not in other.inner_text("#live-status")  # B still waits: no window of its own
+        page.click("#live-stop")
+        page.wait_for_function(
+            "() => document.querySelector('#live-status').innerText.includes('Stopped')", timeout=30000
+        )
+        other.wait_for_function(
+            "() => document.querySelector('#live-status').innerText.includes('Stopped')", timeout=30000
+        )
+        status = other.inner_text("#live-status")
+        assert "0 frames made" in status and "0 scenes" in status, status
+        assert live_running(server) == [] and not list(server.tmp.glob("phenaki-demo/*/*/LIVE_*"))
+    finally:
+        context.close()

@@ -21,7 +21,16 @@ from phenaki.shapes.vocabulary import world_vocabulary
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
 ENDPOINTS = {
-    "/generate": ["timeline", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
+    "/generate": [
+        "timeline",
+        "steps",
+        "temperature",
+        "critic_strength",
+        "guidance_scale",
+        "seed",
+        "refine_passes",
+        "start",
+    ],
     "/stop": [],
     "/live": ["prompt", "steps", "temperature", "critic_strength", "guidance_scale", "seed", "refine_passes"],
     "/steer": ["prompt"],
@@ -74,10 +83,11 @@ def no_critic():
 
 def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_path):
     demo = build_demo(tiny_model, runs_dir=tmp_path)
-    api = demo.get_api_info()
-    named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in api["named_endpoints"].items()}
+    api = demo.get_api_info(all_endpoints=True)  # the public ones and the undocumented (not MCP tools: test_mcp.py)
+    endpoints = {name: e for name, e in api["named_endpoints"].items() if not name.endswith("_hint")}  # test_demo_hints
+    named = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in endpoints.items()}
     assert named == ENDPOINTS and api["unnamed_endpoints"] == {}  # the page's own helpers are private
-    returns = {name: len(e["returns"]) for name, e in api["named_endpoints"].items()}
+    returns = {name: len(e["returns"]) for name, e in endpoints.items()}
     assert returns == {
         "/generate": 7,
         "/stop": 1,
@@ -90,8 +100,10 @@ def test_build_demo_serves_the_named_endpoints_and_nothing_else(tiny_model, tmp_
         "/inspect_words": 4,
     }
     for name in ("/generate", "/live", "/inspect_steps", "/compare_seeds", "/inspect_words"):  # last, may be left out
-        refine = api["named_endpoints"][name]["parameters"][-1]
+        refine = api["named_endpoints"][name]["parameters"][-2 if name == "/generate" else -1]
         assert refine["parameter_has_default"] and refine["parameter_default"] == 1
+    start = api["named_endpoints"]["/generate"]["parameters"][-1]  # after refine_passes: may be left out too
+    assert start["parameter_has_default"] and start["parameter_default"] is None
     # one model: the generations, live stories and Inspect views wait for each other; Stop and Steer never wait
     queued = {f.api_name: (f.concurrency_id, f.concurrency_limit) for f in demo.fns.values() if f.queue and f.api_name}
     at_once = ("/stop", "/steer", "/stop_live")
@@ -160,6 +172,7 @@ def test_the_environment_configures_the_page():
         "Guidance scale",
         "Seed (-1: random)",
         "Refinement passes",
+        "Start: an image or a video",
     ]
     generate_fn = next(f for f in demo.fns.values() if f.api_name == "generate")
     assert generate_fn.queue and generate_fn.concurrency_limit == 2 and demo._queue.max_size == 5
@@ -248,14 +261,14 @@ def test_prepare_stop_and_closing_the_tab_use_the_session_s_flags(no_critic, tmp
     prepare, stop, unload = handler(demo, "prepare"), handler(demo, "stop"), handler(demo, "on_unload")
     alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")
     assert stop(alice) == gr.skip()  # nothing queued or running: Stop does nothing
-    *cleared, status, button = prepare(table(TWO_SCENES), 2, 1, 0, 3, 0, 1, alice)
+    *cleared, status, button = prepare(table(TWO_SCENES), 2, 1, 0, 3, 0, 1, None, alice)  # None: no start
     assert cleared == [None, None, None] and "Waiting for a free slot" in status and button.interactive is False
     assert (tmp_path / "alice" / QUEUED).exists() and not (tmp_path / "alice" / STOP).exists()
     assert "Stopping after the current window" in stop(alice) and (tmp_path / "alice" / STOP).exists()
     unload(bob)
     assert not (tmp_path / "bob").exists()  # another session's tab closing touches nothing of alice's
     with pytest.raises(gr.Error, match="row 1 has no prompt"):
-        prepare(table([["", 1]]), 2, 1, 0, 3, 0, 1, bob)
+        prepare(table([["", 1]]), 2, 1, 0, 3, 0, 1, None, bob)
     assert not (tmp_path / "bob").exists()  # a bad input queues nothing
 
 
@@ -295,11 +308,16 @@ def test_live_steer_stop_and_closing_the_tab_reach_only_the_session_s_story(no_c
 
 def test_live_handler_directly_and_open_in_generate(no_critic, tmp_path):
     demo = build_demo(no_critic, runs_dir=tmp_path, live_preview=True, live_max_seconds=2)
-    outputs = list(handler(demo, "live")("a red circle moves right", "2", "1", "0", "3", "7", "1", None))
+    story = handler(demo, "live")("a red circle moves right", "2", "1", "0", "3", "7", "1", None)
+    outputs = [next(story) for _ in range(3)]  # starting, the one window, the end (Gradio copies its files)
     assert "Starting" in outputs[0][1] and outputs[1][0].endswith(".mp4") and "Playing scene 1" in outputs[1][1]
     video, status, mp4, timeline_file, seed = outputs[-1]
     assert "Reached the length limit" in status and count_frames(mp4) == 17 and seed == 7  # one window: 2.1 s
     assert not list(tmp_path.glob("anonymous/LIVE_*"))  # its flags are gone
+    kept = tmp_path / "kept.json"  # as Gradio's copy
+    kept.write_bytes(open(timeline_file, "rb").read())
+    assert next(story, None) is None and not list(tmp_path.glob("anonymous/run-*"))  # then its files go
+    timeline_file = str(kept)
     rows, seed_box, steps, guidance, temperature, critic, refine, tabs = handler(demo, "open_in_generate")(
         timeline_file
     )

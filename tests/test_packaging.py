@@ -43,8 +43,12 @@ def check_agree(declared: dict[str, Requirement], listed: dict[str, Requirement]
     assert not missing, f"{what}: in pyproject.toml but not in the requirements file: {missing}"
     extra = sorted(set(listed) - set(declared))
     assert not extra, f"{what}: in the requirements file but not in pyproject.toml: {extra}"
-    differ = [f"{declared[n]} vs {listed[n]}" for n in sorted(declared) if not compatible(declared[n], listed[n])]
-    assert not differ, f"{what}: the bounds differ (pyproject.toml vs requirements file): {differ}"
+    differ = [
+        f"{declared[n]} vs {listed[n]}"
+        for n in sorted(declared)
+        if not compatible(declared[n], listed[n]) or declared[n].extras != listed[n].extras
+    ]
+    assert not differ, f"{what}: the bounds or extras differ (pyproject.toml vs requirements file): {differ}"
 
 
 def test_requirements_txt_agrees_with_the_dependencies_and_the_demo_extra():

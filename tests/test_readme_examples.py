@@ -89,5 +89,7 @@ def test_the_readme_library_example_runs_verbatim_and_its_comments_hold(tmp_path
         "model.safetensors",
     ]
     assert isinstance(names["phenaki"], Phenaki) and names["phenaki"].frame_size == (256, 256)
+    first = names["first"]  # the story from a picture: its first window, the picture (through the tokenizer) first
+    assert first.start == 0 and first.segment == 0 and first.frames.shape == (16, 256, 256, 3)
     story = names["story"]  # the live story: 4 s at most, one prompt, as long as the windows it made
     assert story.frames_made >= 32 and story.timeline == [("a red circle moves right", story.frames_made / 8)]

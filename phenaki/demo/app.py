@@ -6,9 +6,11 @@ Configuration, all optional, from the environment, each variable also an option 
 in a checkout, else in the working directory: an installed package needs PHENAKI_MODEL elsewhere),
 PHENAKI_REVISION, PHENAKI_DEVICE, PHENAKI_THREADS (default: torch's; one fewer on the CPU when served on 127.0.0.1,
 so that a browser on the same machine has a core), PHENAKI_CONCURRENCY (default 1), PHENAKI_QUEUE_SIZE (default
-16), PHENAKI_LIVE_MAX_SECONDS (the longest live story, in seconds of video; default 600), PHENAKI_STORY_CACHE_MB
-(the megabytes of windows Generate keeps to remake an edited story from its first change; default 512), and Gradio's
-GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
+16), PHENAKI_LIVE_MAX_SECONDS (the longest live story, in seconds of video; default 600), PHENAKI_LIVE_MAX_MB (a
+live story's files at most, in MB; default 200), PHENAKI_STORY_CACHE_MB (the megabytes of windows Generate keeps
+to remake an edited story from its first change; default 512), and Gradio's GRADIO_SERVER_NAME and
+GRADIO_SERVER_PORT. Where gradio's `mcp` extra is installed, the page also serves its tools to agents over MCP at
+/gradio_api/mcp/ (`phenaki.demo.tool_docs`), unless GRADIO_MCP_SERVER=False.
 
 The page's API: `/generate` and `/stop` (Generate), `/live`, `/steer` and `/stop_live` (Live), `/inspect_steps`,
 `/inspect_tokenizer`, `/compare_seeds` and `/inspect_words` (Inspect); see `phenaki.demo.ui`.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..story_cache import StoryCache
 from . import startup
+from .live_session import DEFAULT_MAX_MB as DEFAULT_LIVE_MAX_MB
 from .live_session import DEFAULT_MAX_SECONDS as DEFAULT_LIVE_MAX_SECONDS
 
 if TYPE_CHECKING:
@@ -40,11 +43,12 @@ OPTIONS = [
     ("concurrency", "PHENAKI_CONCURRENCY", "N", "generations at once (else 1)"),
     ("queue_size", "PHENAKI_QUEUE_SIZE", "N", "requests that may wait (else 16)"),
     ("live_max_seconds", "PHENAKI_LIVE_MAX_SECONDS", "SECONDS", "longest live story, in seconds of video (else 600)"),
+    ("live_max_mb", "PHENAKI_LIVE_MAX_MB", "MB", "a live story's files at most, in MB (else 200)"),
     ("story_cache_mb", "PHENAKI_STORY_CACHE_MB", "MB", "memory for windows of stories made, reused (else 512; 0: off)"),
     ("host", "GRADIO_SERVER_NAME", "ADDRESS", "address to serve on (else 127.0.0.1)"),
     ("port", "GRADIO_SERVER_PORT", "PORT", "port (else 7860, or the next free one)"),
 ]
-WHOLE_NUMBERS = ("threads", "concurrency", "queue_size", "live_max_seconds", "port")
+WHOLE_NUMBERS = ("threads", "concurrency", "queue_size", "live_max_seconds", "live_max_mb", "port")
 
 
 def _whole(text: str) -> int:
@@ -96,6 +100,7 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     concurrency = env_int(environ, "PHENAKI_CONCURRENCY", 1)
     queue_size = env_int(environ, "PHENAKI_QUEUE_SIZE", 16)
     live_max_seconds = env_int(environ, "PHENAKI_LIVE_MAX_SECONDS", DEFAULT_LIVE_MAX_SECONDS)
+    live_max_mb = env_int(environ, "PHENAKI_LIVE_MAX_MB", DEFAULT_LIVE_MAX_MB)
     try:
         story_cache = StoryCache.from_env(environ)
     except ValueError as error:
@@ -125,6 +130,7 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
         live_preview=live,
         gpu=zero_gpu(),
         live_max_seconds=live_max_seconds,
+        live_max_mb=live_max_mb,
         story_cache=story_cache,
     )
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
@@ -132,7 +138,7 @@ def demo_from_environment(environ: Mapping[str, str]) -> tuple[gr.Blocks, str]:
     line = (
         f"Phenaki demo: model {shown_name} on {model.device}{cpu}; {concurrency} generation(s) at once, queue of "
         f"{queue_size}; live preview {'on' if live else 'off (needs ffmpeg and ffprobe)'}; live stories up to "
-        f"{live_max_seconds} s; story cache {story_cache.max_bytes / 2**20:g} MB"
+        f"{live_max_seconds} s and {live_max_mb} MB of files; story cache {story_cache.max_bytes / 2**20:g} MB"
     )
     return demo, line
 
@@ -144,6 +150,18 @@ def environment(argv: list[str] | None, prog: str, environ: Mapping[str, str] = 
         variable: str(getattr(args, option)) for option, variable, *_ in OPTIONS if getattr(args, option) is not None
     }
     return {**environ, **overrides}
+
+
+def serve_mcp(environ: Mapping[str, str]) -> tuple[bool, str]:
+    """(whether to serve the MCP tools, a note saying so): yes where the `mcp` package (gradio's `mcp` extra) is
+    installed, unless GRADIO_MCP_SERVER is false."""
+    import importlib.util
+
+    if (environ.get("GRADIO_MCP_SERVER") or "true").strip().lower() in ("false", "0", "no"):
+        return False, "MCP tools off (GRADIO_MCP_SERVER)"
+    if importlib.util.find_spec("mcp") is None:
+        return False, "MCP tools off (pip install 'gradio[mcp]' adds them)"
+    return True, "MCP tools at /gradio_api/mcp/"
 
 
 def main(argv: list[str] | None = None, prog: str = "phenaki demo") -> None:
@@ -159,5 +177,7 @@ def main(argv: list[str] | None = None, prog: str = "phenaki demo") -> None:
         sys.exit(f"error: {error}")
     from .ui import launch_options
 
-    print(line, flush=True)
-    demo.launch(server_name=environ.get("GRADIO_SERVER_NAME") or None, server_port=port, **launch_options())
+    mcp, mcp_note = serve_mcp(environ)
+    print(f"{line}; {mcp_note}", flush=True)
+    host = environ.get("GRADIO_SERVER_NAME") or None
+    demo.launch(server_name=host, server_port=port, mcp_server=mcp, **launch_options())

@@ -25,9 +25,9 @@ def gpu_functions(model, gpu: Callable | None = None, cache: StoryCache | None =
     request, a view for a minute. Without `gpu` they run here. A story takes the windows it can from `cache` (per
     process: under ZeroGPU, in the worker's memory) and stores there those it makes."""
 
-    def story(timeline, settings, run_dir, stop_file, live):
+    def story(timeline, settings, run_dir, stop_file, live, start=None):  # start: a phenaki.start.Start, or None
         yield from logic.generate_story(
-            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, cache=cache
+            model, timeline, settings, run_dir, stop_file=stop_file, window_videos=live, cache=cache, start=start
         )
 
     def seconds(timeline, settings, *args, **kwargs) -> int:
@@ -42,10 +42,12 @@ def gpu_functions(model, gpu: Callable | None = None, cache: StoryCache | None =
     return story, view
 
 
-def live_function(model, max_seconds: float, gpu: Callable | None = None) -> Callable:
+def live_function(
+    model, max_seconds: float, gpu: Callable | None = None, max_bytes: int | None = live_session.DEFAULT_MAX_MB * 10**6
+) -> Callable:
     """`live(prompt, settings, run_dir, session_dir, clips)`: yields `live_session.LiveUpdate`s of a live story of
-    at most `max_seconds`, steered and stopped through the files in `session_dir`. With `gpu`, it asks for the
-    longest a story can take (its wall-clock limit plus a minute)."""
+    at most `max_seconds` and `max_bytes` of files, steered and stopped through the files in `session_dir`. With
+    `gpu`, it asks for the longest a story can take (its wall-clock limit plus a minute)."""
 
     def live(prompt, settings, run_dir, session_dir, clips):
         yield from live_session.live_story(
@@ -55,6 +57,7 @@ def live_function(model, max_seconds: float, gpu: Callable | None = None) -> Cal
             run_dir,
             live_session.LiveControl(session_dir),
             max_seconds=max_seconds,
+            max_bytes=max_bytes,
             window_videos=clips,
         )
 
@@ -74,6 +77,7 @@ class DemoContext:
     gpu: Callable | None = None
     live_max_seconds: float = live_session.DEFAULT_MAX_SECONDS
     story_cache: StoryCache | None = None  # None: one of the default size (StoryCache(0): none)
+    live_max_bytes: int | None = live_session.DEFAULT_MAX_MB * 10**6  # a live story's files at most
     sessions: Sessions = field(init=False)
     story: Callable = field(init=False, repr=False)
     view: Callable = field(init=False, repr=False)
@@ -84,4 +88,4 @@ class DemoContext:
         if self.story_cache is None:
             self.story_cache = StoryCache.from_env({})
         self.story, self.view = gpu_functions(self.model, self.gpu, self.story_cache)
-        self.live = live_function(self.model, self.live_max_seconds, self.gpu)
+        self.live = live_function(self.model, self.live_max_seconds, self.gpu, self.live_max_bytes)

@@ -14,7 +14,8 @@
 A story ends when stopped, when the tab is closed (the page's unload event stops it), after the window that
 reaches `max_seconds` of video, or after `max_seconds` of wall-clock time (plus the few seconds of the buffer: only
 reached when the model makes video slower than real time), so that no story holds the model longer than that
-while others wait.
+while others wait; or before the window that would take its files (the MP4, the latest clips, the timeline) past
+`max_bytes`, so that a story's disk use has a cap too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from ..sampling import SamplingSettings
 from .stories import MAX_PROMPT_CHARS, InputError, Settings, is_blank
 
 DEFAULT_MAX_SECONDS = 600  # PHENAKI_LIVE_MAX_SECONDS
+# PHENAKI_LIVE_MAX_MB: a story's files at most. The bundled model's 10-minute story is about 5 MB (its 512 px MP4
+# grows 7-8 KB a second of video, measured); the cap leaves room for a model of busier pictures
+DEFAULT_MAX_MB = 200
+HEADROOM_WINDOWS = 3  # a story ends while its files plus this many of its largest windows' growth fit the cap
 AHEAD_WINDOWS = 3  # windows of video made beyond what playback has reached, at most
 TICK_S = 1.0  # while waiting for playback, an update (frames played, the prompt playing) this often
 KEEP_CLIPS = 6  # the latest window clips kept on disk (the player has fetched older ones)
@@ -126,6 +131,14 @@ class LiveControl:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._path(LIVE_STOP).touch()
 
+    def leave(self) -> None:
+        """The session went away: a running story stops at its next window; a queued one, which Gradio drops from
+        its queue, leaves no flags behind."""
+        if self.running():
+            self.stop()
+        elif self.busy():
+            self.end()
+
     def stop_requested(self) -> bool:
         return self._path(LIVE_STOP).exists()
 
@@ -180,7 +193,7 @@ class LiveUpdate:
     final: bool = False
     video: str | None = None  # final: everything made, as one MP4
     timeline_file: str | None = None  # final: the timeline JSON (the Generate tab's format, with seed and settings)
-    ended: str = ""  # final: "stopped", "limit" (max_seconds of video), "time" (max_seconds of wall-clock time)
+    ended: str = ""  # final: "stopped", "limit" (max_seconds of video), "time" (wall-clock), "disk" (max_bytes)
     error: str | None = None  # final: what went wrong mid-story (the frames made before are kept)
 
     @property
@@ -223,6 +236,17 @@ def timeline_json(timeline: list[tuple[str, float]], settings: Settings) -> dict
     }
 
 
+def files_size(folder: Path) -> int:
+    """Bytes of the files in `folder` (not its subfolders)."""
+    total = 0
+    for path in folder.iterdir():
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except OSError:  # a clip rotated out meanwhile
+            pass
+    return total
+
+
 @dataclass
 class _Clips:
     """The window clips on disk: the latest `keep` (the player fetched the older ones when they were handed out)."""
@@ -247,6 +271,7 @@ def live_story(
     control: LiveControl,
     *,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    max_bytes: int | None = DEFAULT_MAX_MB * 10**6,
     window_videos: bool = True,
     ahead_windows: int = AHEAD_WINDOWS,
     display_size: int = DISPLAY_SIZE,
@@ -275,6 +300,7 @@ def live_story(
     writer, clips = Mp4Writer(out / MP4_NAME, fps), _Clips(out)
     started, compute, windows, last = clock(), 0.0, 0, 0
     told, ended, error = started, "", None
+    used = step = 0  # bytes of the story's files, and the most one window added to them
     grace = ahead_windows * max(1, model.window_frames - model.prime_frames) / fps
 
     def update(**kwargs) -> LiveUpdate:
@@ -296,6 +322,8 @@ def live_story(
             return "stopped"
         if story.frames_made >= max_seconds * fps:  # the story's own end (after the window that reached it)
             return "limit"
+        if max_bytes is not None and used + HEADROOM_WINDOWS * step > max_bytes:
+            return "disk"
         return "time" if clock() - started >= max_seconds + grace else ""
 
     frames_of = iter(story)
@@ -327,6 +355,7 @@ def live_story(
             big = upscale(np.asarray(chunk.frames), scale, even=True)
             writer.append(big)
             clip = clips.write(windows, big, fps) if window_videos else None
+            used, step = (size := files_size(out)), max(step, size - used)
             pacer.start()
             told = clock()
             yield update(window_video=clip)

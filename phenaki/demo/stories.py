@@ -268,6 +268,7 @@ def generate_story(
     gif_size: int = GIF_SIZE,
     gif_max_frames: int = GIF_MAX_FRAMES,
     cache: StoryCache | None = None,
+    start=None,
 ) -> Iterator[StoryUpdate]:
     """Generates the story window by window, then gives the MP4 and GIF of everything made. Each window yields a
     `StoryUpdate` with its frames side by side (`window_sheet`) as soon as it is decoded and, with `window_videos`,
@@ -276,10 +277,11 @@ def generate_story(
     Inputs are checked first (InputError; nothing is written). The story stops between windows once `stop_file`
     exists (checked before the first window too). An exception mid-story ends it, and the final update carries the
     error along with the frames made before it; an exception before any frame was made is raised. With `cache`, the
-    windows it holds of this story (`phenaki.story_resume.cached_stream`) make one update, without a window MP4."""
+    windows it holds of this story (`phenaki.story_resume.cached_stream`) make one update, without a window MP4.
+    `start` (a `phenaki.start.Start`, or None): the picture or clip the story begins from (`Phenaki.stream`'s)."""
     scene_frames = check_story(model, timeline, settings)
     settings = settings.resolve_seed()
-    stream = cached_stream(model, list(timeline), cache=cache, **settings.sampling_kwargs())  # looked up now
+    stream = cached_stream(model, list(timeline), cache=cache, start=start, **settings.sampling_kwargs())  # looked up
     reuse = describe_reuse(stream.plan, stream.reused)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

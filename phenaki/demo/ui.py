@@ -24,7 +24,7 @@ import gradio as gr
 
 from ..story_cache import StoryCache
 from .context import DemoContext
-from .live_session import DEFAULT_MAX_SECONDS
+from .live_session import DEFAULT_MAX_MB, DEFAULT_MAX_SECONDS
 from .sessions import default_runs_dir
 from .startup import Example, describe_model
 from .ui_generate import generate_tab
@@ -60,6 +60,7 @@ def build_demo(
     gpu: Callable | None = None,
     live_max_seconds: float = DEFAULT_MAX_SECONDS,
     story_cache: StoryCache | None = None,
+    live_max_mb: float = DEFAULT_MAX_MB,
 ) -> gr.Blocks:
     """The demo page for `model` (a loaded `phenaki.Phenaki`), not yet queued or launched.
 
@@ -67,7 +68,8 @@ def build_demo(
     generated at start-up). runs_dir: where each session's files go (default: <temp>/phenaki-demo/<pid>).
     concurrency: generations, live stories and Inspect views at once (they share one model). live_preview: stream
     each window as a clip (default: when ffmpeg and ffprobe are on PATH). gpu: `spaces.GPU` on ZeroGPU, else None.
-    live_max_seconds: the longest live story, in seconds of video (and of wall-clock time). story_cache: where
+    live_max_seconds: the longest live story, in seconds of video (and of wall-clock time). live_max_mb: a live
+    story's files (its MP4, the player's latest clips, its timeline) at most, in MB. story_cache: where
     Generate keeps the windows it made, to make an edited story only from its first changed window (None: a cache
     of the default size, `phenaki.story_cache.DEFAULT_MB`; `StoryCache(0)`: none)."""
     ctx = DemoContext(
@@ -78,6 +80,7 @@ def build_demo(
         gpu,
         live_max_seconds,
         story_cache,
+        int(live_max_mb * 10**6),
     )
     with gr.Blocks(title="Phenaki: text to video", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(

@@ -2,9 +2,10 @@
 
 Layout and wiring only; the work is `phenaki.demo.stories` (checked inputs, the streaming story generator, MP4/GIF
 files), run through `DemoContext.story` (on ZeroGPU, in a GPU worker process). Its API endpoints: `/generate`
-(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes) streams an update per window,
-(live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop` stops the
-caller's running (or queued) story after the current window. Built inside `phenaki.demo.ui.build_demo`.
+(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, start) streams an update
+per window, (live preview, frames of the latest window, status, video, MP4 file, GIF file, seed used); `/stop`
+stops the caller's running (or queued) story after the current window. The start's box is `ui_start`. Built inside
+`phenaki.demo.ui.build_demo`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import stories as logic
-from . import timeline_table
+from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
+from .tool_docs import describe_tool
 from .ui_controls import sampling_slider
 from .ui_hints import vocabulary_hints
 
@@ -72,6 +74,7 @@ class StoryHandlers:
     def __init__(self, ctx: DemoContext):
         self.ctx = ctx
 
+    @describe_tool
     def generate(
         self,
         timeline,
@@ -81,21 +84,43 @@ class StoryHandlers:
         guidance_scale,
         seed,
         refine_passes,
-        request: gr.Request,
+        start: dict | str | None = None,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008 - Gradio's way to ask for a progress bar
     ):
-        """Generates a video from a timeline of (prompt, seconds) scenes, streaming every window as it is decoded.
+        """Makes a video from a story told as a timeline of scenes, each a text prompt and its length in seconds,
+        each scene continuing the one before; every window of frames is streamed as soon as it is decoded.
 
-        Yields (live preview chunk, frames of the latest window, status HTML, video, MP4 file, GIF file, seed used):
-        for each window, its frames as soon as they are decoded, then the same with its clip for the live preview
-        (the first update has no clip: its chunk is None); the last update carries the MP4 and GIF of the whole
-        story. seed -1 picks a random seed; refine_passes may be left out (default 1)."""
+        Args:
+            timeline: the scenes in order, as a table {"headers": ["prompt", "seconds"], "data": [["a red circle
+                moves right", 2], ["the red circle moves up", 3]]}; at most 64 scenes, 300 characters a prompt
+                and 120 seconds in all. The bundled model draws one shape: prompts such as "a red circle moves
+                right", then "the red circle stays still" (red, green, blue, yellow, cyan, magenta or white; circle,
+                square or triangle; moves left, right, up or down, or stays still).
+            steps: see SamplingSettings
+            temperature: see SamplingSettings
+            critic_strength: see SamplingSettings
+            guidance_scale: see SamplingSettings
+            seed: a whole number from 0, or -1 for a random one (the seed used is returned); the same seed and
+                settings make the same video.
+            refine_passes: see SamplingSettings; may be left out
+            start: optional (may be left out), an image or a video file the story begins from, at most 50 MB and
+                60 seconds: an image becomes the story's first frame and the first scene continues it; a video's
+                last frames start the story, which continues them. It is centre-cropped and resized to the model's
+                frames (an image smaller than a frame is refused).
+
+        Returns:
+            (live preview chunk, frames of the latest window as a PNG, status HTML, video, MP4 file, GIF file, seed
+            used), once per window while the story is made (the first update of a window has no live chunk), and
+            last with the MP4 (H.264) and GIF of the whole story, which is what a tool call returns; files are
+            kept for about an hour."""
         session = self.ctx.sessions.folder(request)
         stop_file, running = session / STOP, session / RUNNING
         unlink(session / QUEUED)
         story, settings = self.checked(
             timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes
         )
+        begin = ui_start.checked_start(self.ctx.model, start)
         settings = settings.resolve_seed()
         touch(running)
         run_dir = self.ctx.sessions.new_run(request)
@@ -107,7 +132,9 @@ class StoryHandlers:
         yield None, None, starting, None, None, None, settings.seed
         update = None
         try:
-            for update in self.ctx.story(story, settings, str(run_dir), str(stop_file), self.ctx.live_preview):
+            for update in self.ctx.story(
+                story, settings, str(run_dir), str(stop_file), self.ctx.live_preview, start=begin
+            ):
                 progress(
                     (update.frames_done, update.frames_total),
                     unit="frames",
@@ -160,12 +187,11 @@ class StoryHandlers:
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         return story, settings
 
-    def prepare(
-        self, timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
-    ):
+    def prepare(self, timeline, steps, temperature, critic, guidance, seed, refine, start, request: gr.Request):
         """Runs at once when Generate is pressed: a bad input is a message (and nothing is queued); otherwise it
         clears the last result and arms the stop button. One round trip before the story is queued, not two."""
-        self.checked(timeline, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
+        self.checked(timeline, steps, temperature, critic, guidance, seed, refine)
+        ui_start.checked_start(self.ctx.model, start)
         session = self.ctx.sessions.folder(request)
         unlink(session / STOP)
         touch(session / QUEUED)
@@ -261,6 +287,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")
+            start_file = ui_start.start_box(ctx)
             with gr.Row(equal_height=True):
                 seed_box = gr.Number(
                     label="Seed (-1: random)",
@@ -335,7 +362,8 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     randomize.change(randomize_changed, [randomize, seed_box, seed_used], seed_box, **private)
     seed_box.change(seed_changed, seed_box, randomize, show_progress="hidden", **private)
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], **private)
-    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine]  # refine last: API callers may omit it
+    # refine, then start, last: API callers may omit them
+    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine, start_file]
     # Generate: check and clear the last result (a bad input is a message, nothing queued) -> generate (queued,
     # streaming). The check is queued too, so that its error shows as a message, but never waits: no limit.
     prepared = generate_btn.click(
@@ -357,5 +385,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
         preprocess=False,
     )  # raw values: phenaki.demo.stories checks them (API callers may send strings)
     generated.then(lambda: gr.Button(interactive=True), None, generate_btn, **private)
-    stop_btn.click(handlers.stop, None, status, queue=False, api_name="stop", show_progress="hidden")
+    stop_btn.click(  # callable (gradio_client), not an MCP tool: it stops the caller's session's story
+        handlers.stop, None, status, queue=False, api_name="stop", api_visibility="undocumented", show_progress="hidden"
+    )
     return GenerateTab(handlers, timeline, seed_box, [steps, guidance, temperature, critic, refine])

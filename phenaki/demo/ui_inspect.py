@@ -24,6 +24,7 @@ import gradio as gr
 from . import stories as logic
 from . import views as inspecting
 from . import views_tokenizer
+from .tool_docs import describe_tool
 from .ui_controls import refine_slider, sampling_slider
 from .ui_hints import vocabulary_hints
 from .ui_words import words_tab
@@ -59,6 +60,7 @@ class InspectViews:
                 f"The inspection failed: {type(error).__name__}: {error}", title="Inspection failed"
             ) from error
 
+    @describe_tool
     def inspect_steps(
         self,
         prompt,
@@ -71,10 +73,23 @@ class InspectViews:
         refine_passes,
         request: gr.Request,
     ):
-        """Decodes the first window of `prompt` step by step (seed -1: random).
+        """Shows how MaskGIT decodes the first window of a prompt's video, step by step: which tokens each step
+        fills and keeps, how confident it was, and the frames decoded so far.
 
-        Returns (one image per MaskGIT step, refinement's included, with its caption, a table of the steps, the
-        window as MP4, a summary)."""
+        Args:
+            prompt: what happens, as in a timeline's scene (e.g. "a red circle moves right"); up to 300 characters.
+            frames: how many frames of the first window to make, a whole number from 1 to the model's window (17
+                for the bundled model).
+            steps: see SamplingSettings
+            temperature: see SamplingSettings
+            critic_strength: see SamplingSettings
+            guidance_scale: see SamplingSettings
+            seed: a whole number from 0, or -1 for a random one.
+            refine_passes: see SamplingSettings; may be left out
+
+        Returns:
+            (one image per step, refinement's steps included, with its caption; a table of the steps; the window
+            as an MP4; a summary in Markdown)."""
         v = self.run_view(
             inspecting.steps_view,
             request,
@@ -89,15 +104,24 @@ class InspectViews:
         )
         return v.gallery, _table(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
 
-    def inspect_tokenizer(self, video, clip_seed, request: gr.Request):
-        """Runs a video through the C-ViViT tokenizer: the uploaded file (MP4, WebM, GIF, ...; at most 50 MB,
-        one window of frames is used) or, without one, the shapes-world clip of `clip_seed`.
+    @describe_tool
+    def inspect_tokenizer(self, video=None, clip_seed=0, request: gr.Request = None):  # defaults: optional for MCP
+        """Runs a video through the model's C-ViViT video tokenizer, to token ids and back to frames: how
+        faithful the reconstruction is, frame by frame, and which codebook entries the video uses.
 
-        Returns (original | reconstruction MP4, PSNR per frame, the token grid image, a summary)."""
+        Args:
+            video: the video file (MP4, WebM, GIF, ...; at most 50 MB; its first window of frames is used), as a
+                URL; left out (or None), the shapes-world clip of clip_seed is used.
+            clip_seed: without a video, which clip of the shapes world to use, a whole number from 0.
+
+        Returns:
+            (an MP4 of the original beside its reconstruction; the PSNR of each frame; an image of the token
+            grid; a summary in Markdown)."""
         path = video.get("path") if isinstance(video, dict) else video  # raw values: a FileData dict or a path
         v = self.run_view(views_tokenizer.tokenizer_view, request, path, clip_seed)
         return v.video, _table(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
 
+    @describe_tool
     def compare_seeds(
         self,
         prompt,
@@ -110,9 +134,23 @@ class InspectViews:
         refine_passes,
         request: gr.Request,
     ):
-        """One prompt under several seeds ("0, 1, 2, 3"), and the first seed at `baseline_guidance` and at
-        `guidance_scale`. Returns (MP4 of the seeds, MP4 of the two guidance scales, a sheet of frames, what the
-        shapes-world analyser reads in each clip, a summary)."""
+        """Makes one prompt's first window under several seeds, side by side, and the first seed again at two
+        guidance scales: how much the seed and the guidance change a clip.
+
+        Args:
+            prompt: what happens, as in a timeline's scene (e.g. "a red circle moves right"); up to 300 characters.
+            seeds: 1 to 8 different whole numbers from 0, as text, e.g. "0, 1, 2, 3".
+            steps: see SamplingSettings
+            temperature: see SamplingSettings
+            critic_strength: see SamplingSettings
+            guidance_scale: see SamplingSettings
+            baseline_guidance: the guidance scale the first seed is compared at (1: no guidance); a number in the
+                guidance scale's range.
+            refine_passes: see SamplingSettings; may be left out
+
+        Returns:
+            (an MP4 of the seeds side by side; an MP4 of the first seed at the two guidance scales; a sheet of
+            every other frame; what the shapes-world analyser reads in each clip; a summary in Markdown)."""
         v = self.run_view(
             inspecting.compare_view,
             request,

@@ -8,11 +8,13 @@ through `DemoContext.live`. Its API endpoints:
   JSON file, seed used); the last update carries the MP4 of everything made and the timeline JSON (the Generate
   tab's format, with the seed and settings: `/generate` of it with them makes the same frames). seed -1: random.
   It waits in the same queue as `/generate` (one model run at a time) and ends at `/stop_live`, when the page is
-  closed, or at PHENAKI_LIVE_MAX_SECONDS of video;
+  closed, at PHENAKI_LIVE_MAX_SECONDS of video, or before its files would pass PHENAKI_LIVE_MAX_MB (they are
+  removed once handed to Gradio, which serves its own copy);
 - `/steer` (prompt) -> a note: the caller's running live story (the same session: one gradio_client Client)
   follows `prompt` from its next window; an error when the session runs no live story or the prompt is bad;
-- `/stop_live` () -> a note: the caller's live story ends after the current window (or before it starts, if it
-  is still waiting), keeping what was made. `/stop` keeps stopping the Generate tab's story only.
+- `/stop_live` () -> a note: the caller's live story ends after the current window, keeping what was made (the
+  page's Stop also reaches one still waiting in the queue, which Start marked: it then ends, when its turn comes,
+  before making a frame; an API caller cancels a waiting job instead). `/stop` stops the Generate tab's story.
 
 Built inside `phenaki.demo.ui.build_demo`.
 """
@@ -40,11 +42,13 @@ if TYPE_CHECKING:
 DEFAULT_PROMPT = "a red circle moves right"
 IDLE = status_html("Ready", "Write a prompt and press Start; while it plays, type a new prompt and press Enter.")
 STOPPING = "Stopping after the current window… the frames made so far are kept."
+STOPPING_QUEUED = "Stopped before it started: it ends, without making a frame, when its turn comes."
 NOTHING_TO_STOP = "No live story is running in this session."
 ENDINGS = {
     "stopped": ("Stopped", "warning"),
     "limit": ("Reached the length limit", "done"),
     "time": ("Reached the time limit", "warning"),
+    "disk": ("Reached the file size limit", "warning"),
     "": ("Ended", "done"),
 }
 
@@ -128,7 +132,7 @@ class LiveHandlers:
                 title="Already running",
                 print_exception=False,
             )
-        update = run_dir = None
+        update = run_dir = updates = None
         try:
             run_dir = self.ctx.sessions.new_run(request)
             yield (
@@ -138,12 +142,11 @@ class LiveHandlers:
                 None,
                 settings.seed,
             )
-            for update in self.ctx.live(prompt, settings, str(run_dir), str(control.folder), self.ctx.live_preview):
+            updates = self.ctx.live(prompt, settings, str(run_dir), str(control.folder), self.ctx.live_preview)
+            for update in updates:
                 if not update.final:
                     yield (update.window_video or gr.skip(), live_status(update), gr.skip(), gr.skip(), update.seed)
         except logic.InputError as error:
-            if run_dir is not None:
-                shutil.rmtree(run_dir, ignore_errors=True)
             raise gr.Error(str(error), title="Please check the input", print_exception=False) from None
         except gr.Error:
             raise
@@ -152,7 +155,10 @@ class LiveHandlers:
                 f"The live story failed: {type(error).__name__}: {error}", title="Live story failed"
             ) from error
         finally:
+            getattr(updates, "close", lambda: None)()  # its MP4 writer ends now, not when collected
             control.end()
+            if run_dir is not None and not (update and update.final):  # failed, or its client left: no result
+                shutil.rmtree(run_dir, ignore_errors=True)
         if update is None or not update.final:  # cannot happen: live_story always ends with a final update
             raise gr.Error("The live story ended without a result", title="Live story failed")
         if update.error:
@@ -166,7 +172,13 @@ class LiveHandlers:
             gr.Info(f"The story reached this server's limit of {update.max_seconds:g} s.", title="Ended")
         elif update.ended == "time":
             gr.Info(f"The story ran for this server's limit of {update.max_seconds:g} s.", title="Ended")
-        yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed
+        elif update.ended == "disk":
+            mb = self.ctx.live_max_bytes / 1e6
+            gr.Info(f"The story's files reached this server's limit of {mb:g} MB.", title="Ended")
+        try:  # Gradio copies the MP4 and the timeline into its cache before it asks for more
+            yield gr.skip(), live_status(update), update.video, update.timeline_file, update.seed
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
     def steer(self, prompt, request: gr.Request):
         """Changes the prompt of this session's running live story from its next window (/live's caller, in the
@@ -190,15 +202,15 @@ class LiveHandlers:
         waiting), keeping what was made. Returns a note; when none is running, it says so (and does nothing)."""
         control = self.control(request, create=False)
         if control.busy():
+            queued = not control.running()
             control.stop()
-            return STOPPING
+            return STOPPING_QUEUED if queued else STOPPING
         return NOTHING_TO_STOP
 
     def on_unload(self, request: gr.Request):
-        """The tab was closed: a live story of this session stops at the next window."""
-        control = self.control(request, create=False)
-        if control.busy():
-            control.stop()
+        """The tab was closed: a live story of this session stops at the next window (a queued one is dropped
+        by Gradio, and its flags go)."""
+        self.control(request, create=False).leave()
 
 
 def open_in_generate(timeline_file):
@@ -306,15 +318,17 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
         inputs,
         [video, status, mp4_file, timeline_file, seed_used],
         api_name="live",
+        api_visibility="undocumented",  # callable (gradio_client), not an MCP tool: see phenaki.demo.tool_docs
         concurrency_limit=ctx.concurrency,
         concurrency_id="generate",  # one model: waits for /generate's stories
         preprocess=False,
         show_progress_on=[status],
     )
     played.then(lambda: gr.Button(interactive=True), None, start_btn, **private)
-    steer_btn.click(handlers.steer, prompt, note, queue=False, api_name="steer", show_progress="hidden")
+    session_only = dict(queue=False, api_visibility="undocumented", show_progress="hidden")  # not MCP tools either
+    steer_btn.click(handlers.steer, prompt, note, api_name="steer", **session_only)
     prompt.submit(handlers.steer, prompt, note, **private)  # Enter: the same as Steer
-    stop_btn.click(handlers.stop, None, note, queue=False, api_name="stop_live", show_progress="hidden")
+    stop_btn.click(handlers.stop, None, note, api_name="stop_live", **session_only)
     open_btn.click(
         open_in_generate, timeline_file, [generate.timeline, generate.seed, *generate.settings, tabs], **private
     )

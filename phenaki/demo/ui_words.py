@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import views_words
+from .tool_docs import describe_tool
 
 if TYPE_CHECKING:
     from .ui_inspect import InspectViews
@@ -27,16 +28,28 @@ def words_tab(views: InspectViews, settings_sliders: Callable, refine_slider: Ca
     """Builds the view inside the current tabs and wires `/inspect_words` (`shared`: its queue settings)."""
     from .ui_inspect import _table
 
+    @describe_tool
     def inspect_words(
         prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes, request: gr.Request
     ):
-        """Makes the first window of `prompt` (seed -1: random) and shows where its video tokens' cross-attention
-        goes: for each word of the prompt (its bytes summed), per layer and averaged, as heat maps over the frames.
-        For a caption of two objects ("... and ..."), each object is found by colour and the table gives how much
-        of its tokens' attention goes to its own words and to the other object's.
+        """Makes the first window of a prompt's video and shows where its video tokens' cross-attention goes: for
+        each word of the prompt (its bytes summed), per layer and averaged, as heat maps over the frames. For a
+        caption of two objects ("... and ..."), each object is found by colour and the table gives how much of its
+        tokens' attention goes to its own words and to the other object's.
 
-        Returns (heat-map images with captions, MP4 of the window and each word's heat map, the objects' table,
-        a summary)."""
+        Args:
+            prompt: what happens, as in a timeline's scene (e.g. "a red circle moves right and a blue square moves
+                left"); up to 300 characters.
+            steps: see SamplingSettings
+            temperature: see SamplingSettings
+            critic_strength: see SamplingSettings
+            guidance_scale: see SamplingSettings
+            seed: a whole number from 0, or -1 for a random one.
+            refine_passes: see SamplingSettings; may be left out
+
+        Returns:
+            (heat-map images with captions; an MP4 of the window and each word's heat map; the objects' table; a
+            summary in Markdown)."""
         args = (prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
         v = views.run_view(views_words.words_view, request, *args)
         return v.gallery, v.video, _table(v.table, views_words.WORD_COLUMNS), v.summary

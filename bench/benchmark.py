@@ -235,7 +235,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: small config, 2 rounds, short stories")
     parser.add_argument("--configs", default=None, help="comma-separated: small,readme (default: both)")
     parser.add_argument("--rounds", type=int, default=None, help="timed A/B rounds (default: per config)")
-    parser.add_argument("--story", default=None, help="story lengths in seconds, comma-separated (default 10,120)")
+    parser.add_argument(
+        "--story", default=None, help='story lengths in seconds, comma-separated (default 10,120; "": none)'
+    )
     parser.add_argument("--threads", default="auto", help="torch threads for both systems, or auto")
     parser.add_argument(
         "--story-threads",
@@ -289,7 +291,8 @@ def main() -> None:
     if live_seconds < 0:
         parser.error(f"--live-seconds must be 0 (no live measure) or more, got {live_seconds:g}")
     configs = (args.configs or ("small" if args.quick else "small,readme")).split(",")
-    lengths = [float(s) for s in (args.story or ("2,6" if args.quick else "10,120")).split(",") if s]
+    story_arg = args.story if args.story is not None else ("2,6" if args.quick else "10,120")
+    lengths = [float(s) for s in story_arg.split(",") if s]  # --story "": no stories
     OUT.mkdir(parents=True, exist_ok=True)
     log_file = open(OUT / "log.txt", "w")
 

@@ -6,16 +6,21 @@ What it does, in one process:
 - builds this project's Phenaki and the reference's with the same hyperparameters (frame size, patch sizes, depths,
   widths, heads, LFQ codebook, text width, 18 sampling steps, guidance 3) and gives both the same random text
   embeddings, with no download (see `Reference` in bench/systems.py);
-- times, interleaved A B A B after a warm-up, medians of several rounds: `sample` of a 17-frame clip, C-ViViT
-  encode + decode of a 17-frame clip, one MaskGit training step and one C-ViViT training step of each;
+- times, interleaved A B A B after a warm-up, medians of several rounds: `sample` of a 17-frame clip (this project
+  at the library's default precision, bf16 autocast on a CPU with bf16 units, and forced to fp32; the reference as
+  shipped, fp32, and under CPU bf16 autocast: issue 22), C-ViViT encode + decode of a 17-frame clip, one MaskGit
+  training step and one C-ViViT training step of each;
 - counts the matrix-multiply FLOPs each system actually performs (FlopCounterMode, with the CPU SDPA kernel added),
-  and measures a matrix-multiply ceiling (a 2048^3 fp32 `torch.mm`) in every round, on the same threads;
+  and measures two matrix-multiply ceilings (a 2048^3 `torch.mm` in fp32 and in bf16) in every round, on the same
+  threads;
 - peak memory of each task in a child process per system (RSS sampled every millisecond, above the resting RSS of
   the built model; glibc is told to hand large blocks back at once so that RSS follows the tensors);
 - a 2-minute story (960 frames at 8 fps) against a 10-second one on the default model's size (a randomly
-  initialised `shapes` preset: the trained weights are not part of this measure), each in its own process; and the
-  time to the first chunk of `Phenaki.stream` with the demo's default settings;
-- the demo itself in a real browser: seconds from pressing Generate to the first frames on the page (bench/browser.py).
+  initialised `shapes` preset: the trained weights are not part of this measure), each in its own process on 2
+  threads at the library's default precision; and the time to the first chunk of `Phenaki.stream` with the demo's
+  default settings;
+- the demo itself in a real browser: seconds from pressing Generate to the first frames on the page, and the Live
+  tab's story watched for stalls for 2 minutes (bench/browser.py, bench/browser_live.py).
 Results go to bench/out/ and, for a full run, to bench/RESULTS.md.
 """
 
@@ -29,7 +34,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,12 +47,22 @@ for key, value in dict(
     os.environ.setdefault(key, value)
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count  # noqa: E402
 
 from bench import emerging  # noqa: E402
-from bench.browser import first_frames  # noqa: E402
-from bench.report import machine, report, table, targets  # noqa: E402
-from bench.systems import CONFIGS, SYSTEMS, TASKS, Config, Inputs  # noqa: E402
+from bench.browser import demo_in_browser  # noqa: E402
+from bench.measure import (  # noqa: E402
+    ceilings,
+    count_flops,
+    cpu_ticks,
+    peak_rss_during,
+    peak_rss_of_process,
+    pick_threads,
+    rss_bytes,
+    timed,
+)
+from bench.report import machine, report, table  # noqa: E402
+from bench.systems import CONFIGS, ROWS, SYSTEMS, TASKS, Config, Inputs  # noqa: E402
+from bench.targets import targets  # noqa: E402
 
 STORY_PROMPTS = [
     "a red circle moves right",
@@ -57,92 +71,6 @@ STORY_PROMPTS = [
     "the blue square moves down",
 ]
 APP_TIMELINE = [("a red circle moves right", 2.0), ("the red circle moves up", 2.0)]  # the demo's default
-
-
-# ---- measuring ---------------------------------------------------------------------------------------------------
-
-
-def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-FLOP_EXTRA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
-
-
-def count_flops(fn) -> int:
-    """Matrix-multiply FLOPs (mm, addmm, bmm, convolutions, attention; forward and backward) of one call."""
-    with FlopCounterMode(display=False, custom_mapping=FLOP_EXTRA) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def matmul_ceiling(n: int = 2048, reps: int = 3) -> float:
-    """FLOP/s of the best of `reps` fp32 n^3 matrix multiplies: what this machine's BLAS reaches right now."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(reps))
-    return 2 * n**3 / best
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(all, stolen) CPU ticks of the machine so far (/proc/stat): on a virtual machine, the time the hypervisor gave
-    this machine's virtual CPUs to others shows up as 'steal'."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return sum(ticks[:8]), ticks[7]
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_rss_of_process() -> int:
-    """VmHWM: the peak RSS of this process image (unlike ru_maxrss, not inherited from the parent across exec)."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
-
-
-def peak_rss_during(fn, interval: float = 0.001) -> tuple[int, int]:
-    """(resting RSS before the call, peak RSS during it), sampled every `interval` seconds by a thread."""
-    before = rss_bytes()
-    peak, done = [before], threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(interval)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        watcher.join()
-    return before, max(peak[0], rss_bytes())
-
-
-def pick_threads(requested: str) -> tuple[int, dict]:
-    """`auto`: whichever of 1 or all cores gives the faster matrix multiply now (on a shared machine, a second
-    thread that keeps being preempted makes every OpenMP barrier wait)."""
-    cores = os.cpu_count() or 1
-    if requested != "auto":
-        torch.set_num_threads(int(requested))
-        return int(requested), {}
-    probe = {}
-    for n in sorted({1, cores}):
-        torch.set_num_threads(n)
-        probe[n] = statistics.median(matmul_ceiling(reps=2) for _ in range(3))
-    best = max(probe, key=probe.get)
-    torch.set_num_threads(best)
-    return best, {str(k): round(v / 1e9, 1) for k, v in probe.items()}
 
 
 # ---- the A/B comparison ------------------------------------------------------------------------------------------
@@ -167,34 +95,42 @@ def compare(cfg: Config, rounds: int, threads: int, log) -> dict:
     for system in systems.values():
         params = sum(p.numel() for p in system.model.parameters())
         log(f"   {system.name}: {params / 1e6:.1f} M parameters")
-    results = {task: {key: Measure() for key in systems} for task in TASKS}
-    ceilings = []
-    log("   warm-up (and FLOP count): " + ", ".join(TASKS))
+    precision = systems["ours"].precision
+    log(f"   this project samples in {precision} by default here (phenaki.precision.sampling_precision)")
+    runs = {task: {row: getattr(systems[key], method) for row, key, method in ROWS[task]} for task in TASKS}
+    results = {task: {row: Measure() for row in runs[task]} for task in TASKS}
+    rounds_ceilings = {"fp32": [], "bf16": []}
+    log("   warm-up (and FLOP count): " + ", ".join(f"{task} ({', '.join(runs[task])})" for task in TASKS))
     for task in TASKS:
-        for key, system in systems.items():
+        for row, fn in runs[task].items():
             torch.manual_seed(0)
-            results[task][key].flops = count_flops(getattr(system, task))
+            results[task][row].flops = count_flops(fn)
     for r in range(rounds):
-        ceilings.append(matmul_ceiling())
+        for name, value in ceilings().items():
+            rounds_ceilings[name].append(value)
         for task in TASKS:
-            for key, system in systems.items():  # A B, A B, ... in every round
+            for row, fn in runs[task].items():  # A B, A B, ... in every round
                 torch.manual_seed(r)
-                results[task][key].times.append(_timed(getattr(system, task)))
+                results[task][row].times.append(timed(fn))
         log(
             f"   round {r + 1}/{rounds}: "
-            + "; ".join(f"{task} " + " / ".join(f"{results[task][k].times[-1]:.2f}" for k in systems) for task in TASKS)
-            + f" s; mm ceiling {ceilings[-1] / 1e9:.0f} GFLOP/s; load {os.getloadavg()[0]:.1f}"
+            + "; ".join(f"{task} " + " / ".join(f"{m.times[-1]:.2f}" for m in results[task].values()) for task in TASKS)
+            + " s; mm ceilings "
+            + ", ".join(f"{name} {v[-1] / 1e9:.0f}" for name, v in rounds_ceilings.items())
+            + f" GFLOP/s; load {os.getloadavg()[0]:.1f}"
         )
-    del systems
+    del systems, runs
     log("   peak memory, one child process per system")
     for key in SYSTEMS:
         memory = _child(["--memory-worker", cfg.name, key, "--threads", str(threads)])
         for task in TASKS:
-            results[task][key].rest_mb, results[task][key].peak_mb = memory[task]
+            for row, (rest, peak) in memory[task].items():
+                results[task][row].rest_mb, results[task][row].peak_mb = rest, peak
     return dict(
         config=asdict(cfg),
-        ceiling=statistics.median(ceilings),
-        ceilings=ceilings,
+        precision=precision,
+        ceiling={name: statistics.median(v) for name, v in rounds_ceilings.items()},
+        ceilings=rounds_ceilings,
         results={t: {k: asdict(m) | {"median": m.median} for k, m in v.items()} for t, v in results.items()},
     )
 
@@ -204,10 +140,14 @@ def memory_worker(config: str, system: str) -> None:
     runner = SYSTEMS[system](cfg, Inputs(cfg))
     out = {}
     for task in TASKS:
-        fn = getattr(runner, task)
-        fn()  # warm-up: optimizer state, first-call allocations
-        before, peak = peak_rss_during(fn)
-        out[task] = (before / 2**20, (peak - before) / 2**20)
+        out[task] = {}
+        for row, key, method in ROWS[task]:
+            if key != system:
+                continue
+            fn = getattr(runner, method)
+            fn()  # warm-up: optimizer state, first-call allocations
+            before, peak = peak_rss_during(fn)
+            out[task][row] = (before / 2**20, (peak - before) / 2**20)
     print(json.dumps(out))
 
 
@@ -226,6 +166,7 @@ def _child(args: list[str], timeout: float = 3600) -> dict:
 
 def story_worker(seconds: float, warm_first_chunks: int) -> None:
     from phenaki import Phenaki
+    from phenaki.precision import sampling_precision
     from phenaki.training.presets import preset
 
     start_rss = peak_rss_of_process()
@@ -258,6 +199,8 @@ def story_worker(seconds: float, warm_first_chunks: int) -> None:
         json.dumps(
             dict(
                 seconds=seconds,
+                precision=sampling_precision(model.device),  # the library's default here: what a user gets
+                threads=torch.get_num_threads(),
                 frames=frames,
                 windows=windows,
                 total_s=total,
@@ -275,13 +218,14 @@ def story_worker(seconds: float, warm_first_chunks: int) -> None:
 def stories(lengths: list[float], threads: int, log) -> list[dict]:
     out = []
     for i, seconds in enumerate(lengths):
-        log(f"\n== story of {seconds:g} s on the default model's size (own process)")
+        log(f"\n== story of {seconds:g} s on the default model's size (own process, {threads} threads)")
         result = _child(
             ["--story-worker", str(seconds), "--warm-first-chunks", "3" if i == 0 else "0", "--threads", str(threads)]
         )
         log(
             f"   {result['frames']} frames in {result['total_s']:.1f} s ({result['s_per_frame']:.3f} s/frame), "
-            f"first chunk {result['first_chunk_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB"
+            f"first chunk {result['first_chunk_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
+            f"{result['precision']}"
         )
         out.append(result)
     return out
@@ -292,13 +236,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: small config, 2 rounds, short stories")
     parser.add_argument("--configs", default=None, help="comma-separated: small,readme (default: both)")
     parser.add_argument("--rounds", type=int, default=None, help="timed A/B rounds (default: per config)")
-    parser.add_argument("--story", default=None, help="story lengths in seconds, comma-separated (default 10,120)")
+    parser.add_argument(
+        "--story", default=None, help='story lengths in seconds, comma-separated (default 10,120; "": none)'
+    )
     parser.add_argument("--threads", default="auto", help="torch threads for both systems, or auto")
     parser.add_argument(
-        "--presses",
+        "--story-threads",
         type=int,
+        default=2,
+        help="torch threads for the stories (default 2: issue 22's story targets are for 2 threads)",
+    )
+    parser.add_argument(
+        "--presses", type=int, default=None, help="Generate presses in the browser (default 6, --quick 3; 0: none)"
+    )
+    parser.add_argument(
+        "--live-seconds",
+        type=float,
         default=None,
-        help="Generate presses in the browser (default 6, --quick 3; 0: no browser measure)",
+        help="seconds the Live tab's story is watched for stalls in the browser (default 120, --quick 20; 0: none)",
     )
     parser.add_argument("--no-write", action="store_true", help="leave bench/RESULTS.md alone")
     parser.add_argument("--memory-worker", nargs=2, metavar=("CONFIG", "SYSTEM"), help=argparse.SUPPRESS)
@@ -333,8 +288,12 @@ def main() -> None:
         parser.error(
             f"--presses must be 0 (no browser measure) or at least 2 (the first is reported apart), got {presses}"
         )
+    live_seconds = args.live_seconds if args.live_seconds is not None else (20 if args.quick else 120)
+    if live_seconds < 0:
+        parser.error(f"--live-seconds must be 0 (no live measure) or more, got {live_seconds:g}")
     configs = (args.configs or ("small" if args.quick else "small,readme")).split(",")
-    lengths = [float(s) for s in (args.story or ("2,6" if args.quick else "10,120")).split(",") if s]
+    story_arg = args.story if args.story is not None else ("2,6" if args.quick else "10,120")
+    lengths = [float(s) for s in story_arg.split(",") if s]  # --story "": no stories
     OUT.mkdir(parents=True, exist_ok=True)
     log_file = open(OUT / "log.txt", "w")
 
@@ -353,19 +312,16 @@ def main() -> None:
         comparisons[name] = compare(cfg, rounds, threads, log)
         for line in table(comparisons[name]):
             log(line)
-    story = stories(lengths, threads, log) if lengths else []
+    story = stories(lengths, args.story_threads, log) if lengths else []
     browser = None
-    if presses:
-        log(f"\n== the demo in Chromium: {presses} presses of Generate, default model and settings")
-        browser = first_frames(presses, log)
+    if presses or live_seconds:
         log(
-            "   "
-            + (
-                browser.get("skipped")
-                or f"first press {browser['first_s']:.2f} s, later ones median "
-                f"{browser['later_median_s']:.2f} s (max {browser['later_max_s']:.2f} s)"
-            )
+            f"\n== the demo in Chromium: {presses} presses of Generate, then the Live tab watched for "
+            f"{live_seconds:g} s; default model and settings"
         )
+        browser = demo_in_browser(presses, live_seconds, log)
+        if browser.get("skipped"):
+            log("   " + browser["skipped"])
     command = "bash bench/run.sh" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ticks_end = cpu_ticks()
     data = dict(
@@ -374,6 +330,7 @@ def main() -> None:
         command=command,
         machine=machine(),
         threads=threads,
+        story_threads=args.story_threads,
         thread_probe=probe,
         load_start=load_start,
         steal=(ticks_end[1] - ticks_start[1]) / max(1, ticks_end[0] - ticks_start[0]),
@@ -387,7 +344,8 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps(data, indent=1))
     text = report(data)
     (OUT / "RESULTS.md").write_text(text)
-    log("\n" + "\n".join(targets(comparisons, story, browser, data["emerging"])))
+    rows = targets(comparisons, story, browser, bool(data["machine"]["bf16_units"]), previews=data["emerging"])
+    log("\n" + "\n".join(rows))
     if not args.quick and not args.no_write:
         (REPO / "bench" / "RESULTS.md").write_text(text)
         log(f"\nwrote {REPO / 'bench' / 'RESULTS.md'}")

@@ -1,4 +1,5 @@
-"""First frames in the browser: how long a person waits after pressing Generate in the demo.
+"""The demo in the browser: how long a person waits after pressing Generate, and whether the Live tab's story
+keeps ahead of playback (`bench/browser_live.py`).
 
 Starts `app.py` as a user would (the bundled default model, default threads, on the CPU here), opens it in
 Debian's headless Chromium (driven by Playwright's Python package; no browser download), and presses Generate on
@@ -9,7 +10,8 @@ that window's clip (`#live video`, readyState >= 2: it comes after the picture, 
 story then runs to its end, as a person would watch it, before the next press (Stop would leave its message's
 countdown animating through the next press). The first press after the server starts is reported
 apart from the later ones. Also recorded: the CPU seconds that the server and Chromium used over all presses (both
-share this machine's cores, as they do for someone running the demo locally).
+share this machine's cores, as they do for someone running the demo locally). After the presses, on the same page
+and server, the Live tab (`live_playback`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench.browser_live import live_playback
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("PHENAKI_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -101,7 +105,7 @@ def _chromium_pids() -> set[int]:
     return pids
 
 
-def _start_app(port: int, log_path: Path) -> subprocess.Popen:
+def _start_app(port: int, log_path: Path, live_max_seconds: int | None = None) -> subprocess.Popen:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -115,6 +119,8 @@ def _start_app(port: int, log_path: Path) -> subprocess.Popen:
         GRADIO_SERVER_PORT=str(port),
         PYTHONUNBUFFERED="1",
     )
+    if live_max_seconds:
+        env["PHENAKI_LIVE_MAX_SECONDS"] = str(live_max_seconds)
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "app.py")],
         cwd=REPO,
@@ -136,17 +142,20 @@ def _start_app(port: int, log_path: Path) -> subprocess.Popen:
     raise TimeoutError(f"app.py did not answer within 180 s:\n{log_path.read_text()[-4000:]}")
 
 
-def first_frames(presses: int, log) -> dict:
-    """Presses Generate `presses` times (at least 2); the seconds from each click to the first frames."""
-    if presses < 2:
-        raise ValueError(f"presses must be >= 2 (the first press is reported apart), got {presses}")
+def demo_in_browser(presses: int, live_seconds: float, log) -> dict:
+    """Presses Generate `presses` times (0, or at least 2), timing the first frames of each; then watches the Live
+    tab's story for `live_seconds` (0: not at all). One server, one page."""
+    if presses == 1 or presses < 0:
+        raise ValueError(f"presses must be 0 or >= 2 (the first press is reported apart), got {presses}")
     if not Path(CHROMIUM).exists():
         return dict(skipped=f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
     log_path = Path(tempfile.mkdtemp(prefix="phenaki-bench-app-")) / "server.log"
-    server = _start_app(port, log_path)
+    # the app's live stories end at 600 s of video by default: more when asked to watch longer
+    server = _start_app(port, log_path, int(live_seconds) + 120 if live_seconds + 120 > 600 else None)
+    out = {}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -154,38 +163,54 @@ def first_frames(presses: int, log) -> dict:
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#generate", timeout=60000)
             time.sleep(2)  # the page settles (fonts, first layout) before the first press
-            cpu_start = _cpu_seconds({server.pid}), _cpu_seconds(_chromium_pids())
-            runs = []
-            for i in range(presses):
-                page.evaluate(WATCH)
-                page.click("#generate")
-                page.wait_for_function("() => window.__press.live !== null", timeout=120000)
-                page.wait_for_function("() => window.__press.done !== null", timeout=120000)
-                press = page.evaluate("() => { clearInterval(window.__press.timer); return window.__press; }")
-                # a status the page showed too briefly to be seen stays None; the frames and the clip were waited for
-                runs.append(
-                    {
-                        f"{k}_s": None if press[k] is None else press[k] / 1000
-                        for k in ("started", "picture", "window", "frames", "live")
-                    }
+            if presses:
+                out = generate_presses(page, presses, server.pid, log)
+            if live_seconds:
+                cpu_start = _cpu_seconds({server.pid}), _cpu_seconds(_chromium_pids())
+                out["live"] = live_playback(page, live_seconds, log)
+                out["live"]["cpu_s"] = dict(
+                    server=_cpu_seconds({server.pid}) - cpu_start[0],
+                    chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1],
                 )
-                log(
-                    f"   press {i + 1}/{presses}, seconds after the click: story started "
-                    f"{seconds(runs[-1]['started_s'])}, emerging picture {seconds(runs[-1]['picture_s'])}, "
-                    f"first window's status {seconds(runs[-1]['window_s'])}, "
-                    f"frames picture {seconds(runs[-1]['frames_s'])}, live preview {seconds(runs[-1]['live_s'])}"
-                )
-                time.sleep(1)
-            cpu = dict(
-                server=_cpu_seconds({server.pid}) - cpu_start[0], chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1]
-            )
-            version = browser.version
+            out["chromium"] = browser.version
             browser.close()
     finally:
         os.killpg(server.pid, signal.SIGKILL)  # app.py and any ffmpeg it started
         server.wait(30)
     shutil.rmtree(log_path.parent, ignore_errors=True)
+    return out
+
+
+def generate_presses(page, presses: int, server_pid: int, log) -> dict:
+    """Presses Generate `presses` times (at least 2); the seconds from each click to the first frames."""
+    cpu_start = _cpu_seconds({server_pid}), _cpu_seconds(_chromium_pids())
+    runs = []
+    for i in range(presses):
+        page.evaluate(WATCH)
+        page.click("#generate")
+        page.wait_for_function("() => window.__press.live !== null", timeout=120000)
+        page.wait_for_function("() => window.__press.done !== null", timeout=120000)
+        press = page.evaluate("() => { clearInterval(window.__press.timer); return window.__press; }")
+        # a status the page showed too briefly to be seen stays None; the frames and the clip were waited for
+        runs.append(
+            {
+                f"{k}_s": None if press[k] is None else press[k] / 1000
+                for k in ("started", "picture", "window", "frames", "live")
+            }
+        )
+        log(
+            f"   press {i + 1}/{presses}, seconds after the click: story started "
+            f"{seconds(runs[-1]['started_s'])}, emerging picture {seconds(runs[-1]['picture_s'])}, "
+            f"first window's status {seconds(runs[-1]['window_s'])}, "
+            f"frames picture {seconds(runs[-1]['frames_s'])}, live preview {seconds(runs[-1]['live_s'])}"
+        )
+        time.sleep(1)
+    cpu = dict(server=_cpu_seconds({server_pid}) - cpu_start[0], chromium=_cpu_seconds(_chromium_pids()) - cpu_start[1])
     later = [r["frames_s"] for r in runs[1:]]
+    log(
+        f"   first press {runs[0]['frames_s']:.2f} s, later ones median {statistics.median(later):.2f} s "
+        f"(max {max(later):.2f} s)"
+    )
     return dict(
         presses=runs,
         first_s=runs[0]["frames_s"],
@@ -193,5 +218,4 @@ def first_frames(presses: int, log) -> dict:
         later_max_s=max(later),
         live_median_s=statistics.median(r["live_s"] for r in runs),
         cpu_s=cpu,
-        chromium=version,
     )

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 
 import torch
 
 from bench import emerging
 from bench.browser import seconds
-from bench.systems import TASK_TITLES, TASKS, Config, Ours, Reference, tokens_of
+from bench.browser_live import STALL_MS, live_summary
+from bench.systems import ROW_NAMES, TASK_TITLES, TASKS, Config, row_precision, tokens_of
+from bench.targets import best_reference, targets
 
 
 def table(comparison: dict) -> list[str]:
-    cfg, ceiling = comparison["config"], comparison["ceiling"]
+    cfg, ceiling, precision = comparison["config"], comparison["ceiling"], comparison["precision"]
     lines = [
         f"**{cfg['name']}** ({cfg['frame']}x{cfg['frame']}, {cfg['frames']} frames -> {Config(**cfg).tokens} "
         f"tokens; CViViT dim {cfg['cvivit_dim']}, patch {cfg['patch']}x{cfg['temporal_patch']}, depths "
@@ -22,116 +23,31 @@ def table(comparison: dict) -> list[str]:
         f"{cfg['cvivit_dim_head']}; MaskGit dim {cfg['maskgit_dim']}, depth {cfg['maskgit_depth']}, "
         f"{cfg['maskgit_heads']} heads x {cfg['maskgit_dim_head']}; LFQ codebook {cfg['codebook']}; text "
         f"{cfg['text_len']} x {cfg['text_dim']}; {cfg['steps']} steps, guidance {cfg['guidance']:g}; "
-        f"train batch {cfg['train_batch']}). Matrix-multiply ceiling: {ceiling / 1e9:.0f} GFLOP/s "
-        f"(median of {len(comparison['ceilings'])} rounds).",
+        f"train batch {cfg['train_batch']}). Matrix-multiply ceilings: fp32 {ceiling['fp32'] / 1e9:.0f}, bf16 "
+        f"{ceiling['bf16'] / 1e9:.0f} GFLOP/s (medians of {len(comparison['ceilings']['fp32'])} rounds). This "
+        f"project samples in {precision} by default here; each row's % of ceiling is against the ceiling of the "
+        "precision it ran in; speed-up and memory are against the reference's faster row of the task.",
         "",
-        "| task | system | median s | runs (s) | tokens/s | peak MB | GFLOP | GFLOP/s | % of ceiling | "
+        "| task | system | precision | median s | runs (s) | tokens/s | peak MB | GFLOP | GFLOP/s | % of ceiling | "
         "speed-up | memory |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for task in TASKS:
         res = comparison["results"][task]
-        ours, ref = res["ours"], res["reference"]
-        for key, name in (("ours", Ours.name), ("reference", Reference.name)):
-            m = res[key]
+        ref = best_reference(res)[1]
+        for i, (row, m) in enumerate(res.items()):
             rate = m["flops"] / m["median"]
-            speed = f"**{ref['median'] / ours['median']:.1f}x**" if key == "ours" else ""
-            memory = f"{ours['peak_mb'] / ref['peak_mb']:.2f}x" if key == "ours" and ref["peak_mb"] > 0 else ""
+            ran_in = row_precision(row, task, precision)
+            ours = row.startswith("ours")
+            speed = f"**{ref['median'] / m['median']:.1f}x**" if ours else ""
+            memory = f"{m['peak_mb'] / ref['peak_mb']:.2f}x" if ours and ref["peak_mb"] > 0 else ""
             lines.append(
-                f"| {TASK_TITLES[task] if key == 'ours' else ''} | {name} | {m['median']:.3f} | "
+                f"| {TASK_TITLES[task] if i == 0 else ''} | {ROW_NAMES[row]} | {ran_in} | {m['median']:.3f} | "
                 f"{' '.join(f'{t:.2f}' for t in m['times'])} | "
                 f"{tokens_of(Config(**cfg), task) / m['median']:.0f} | {m['peak_mb']:.0f} | "
-                f"{m['flops'] / 1e9:.1f} | {rate / 1e9:.1f} | {100 * rate / ceiling:.0f}% | {speed} | "
+                f"{m['flops'] / 1e9:.1f} | {rate / 1e9:.1f} | {100 * rate / ceiling[ran_in]:.0f}% | {speed} | "
                 f"{memory} |"
             )
-    return lines
-
-
-def targets(
-    comparisons: dict, story: list[dict], browser: dict | None = None, previews: dict | None = None
-) -> list[str]:
-    lines = ["| target | measured | met |", "| --- | --- | --- |"]
-
-    def row(name, value, ok):
-        lines.append(f"| {name} | {value} | {'yes' if ok else '**no**'} |")
-
-    def ratio(cfg, task):
-        r = comparisons[cfg]["results"][task]
-        return r["reference"]["median"] / r["ours"]["median"]
-
-    def memory(cfg, task):
-        r = comparisons[cfg]["results"][task]
-        return r["ours"]["peak_mb"] / max(r["reference"]["peak_mb"], 1e-9)
-
-    def bound(cfg, task):
-        """The speed-up if this project ran its FLOPs at 100% of the measured ceiling."""
-        c = comparisons[cfg]
-        r = c["results"][task]
-        best = r["ours"]["flops"] / c["ceiling"]
-        return f" (at 100% of the ceiling: {best:.3g} s, {r['reference']['median'] / best:.1f}x at most)"
-
-    if "small" in comparisons:
-        row(
-            "small: sampling >= 10x faster",
-            f"{ratio('small', 'sample'):.1f}x" + bound("small", "sample"),
-            ratio("small", "sample") >= 10,
-        )
-        row(
-            "small: C-ViViT encode+decode >= 3x faster",
-            f"{ratio('small', 'encode_decode'):.1f}x" + bound("small", "encode_decode"),
-            ratio("small", "encode_decode") >= 3,
-        )
-        worst = max(memory("small", t) for t in ("sample", "encode_decode"))
-        row(
-            "small: peak memory <= half (sample, encode+decode)",
-            f"{memory('small', 'sample'):.2f}x, {memory('small', 'encode_decode'):.2f}x",
-            worst <= 0.5,
-        )
-    if "readme" in comparisons:
-        row(
-            "README size: sampling >= 2x faster",
-            f"{ratio('readme', 'sample'):.1f}x" + bound("readme", "sample"),
-            ratio("readme", "sample") >= 2,
-        )
-        c = comparisons["readme"]
-        m = c["results"]["sample"]["ours"]
-        share = m["flops"] / m["median"] / c["ceiling"]
-        row("README size: sampling at >= 70% of the matmul ceiling", f"{100 * share:.0f}%", share >= 0.7)
-    if len(story) == 2:
-        short, long = story
-        growth = long["peak_rss_mb"] / short["peak_rss_mb"] - 1
-        row(
-            f"{long['seconds']:g} s story: peak memory within 10% of a {short['seconds']:g} s one",
-            f"{long['peak_rss_mb']:.0f} MB vs {short['peak_rss_mb']:.0f} MB ({100 * growth:+.1f}%)",
-            growth <= 0.1,
-        )
-        row(
-            f"{long['seconds']:g} s story: seconds per frame (reported)",
-            f"{long['s_per_frame']:.3f} s/frame ({long['frames']} frames in {long['total_s']:.0f} s)",
-            True,
-        )
-        first = short["first_chunk_s"]
-        warm = statistics.median(short["warm_first_chunk_s"]) if short["warm_first_chunk_s"] else first
-        row(
-            "first chunk of `stream` with the demo's defaults (reported; the library's share of the wait below)",
-            f"{first:.2f} s first request after loading, {warm:.2f} s later ones",
-            True,
-        )
-    if browser is not None:
-        name = "in the app: first frames in the browser within 3 s of pressing Generate (default model, CPU)"
-        if browser.get("skipped"):
-            row(name, f"not measured: {browser['skipped']}", False)
-        else:
-            worst = max(browser["first_s"], browser["later_max_s"])
-            row(
-                name,
-                f"frames picture: {browser['first_s']:.2f} s first press, {browser['later_median_s']:.2f} s "
-                f"median of the later ones (slowest {browser['later_max_s']:.2f} s); the live preview's clip: "
-                f"{browser['live_median_s']:.2f} s median",
-                worst <= 3.0,
-            )
-    for name, value, met in emerging.target_rows(previews) if previews else []:
-        row(name, value, met)
     return lines
 
 
@@ -142,16 +58,25 @@ def browser_section(browser: dict) -> list[str]:
         "`app.py` as a user starts it (the bundled default model, on the CPU with its default threads: one "
         "fewer than torch's, leaving a core to the browser) and Debian's headless "
         f"Chromium {browser.get('chromium', '')} on the same machine, driven by Playwright "
-        "(`bench/browser.py`). Each press of Generate uses the default timeline and settings (12 steps, "
-        "1 refinement pass, a random seed) and is timed in the page from the click: the story started on the "
-        "server, the first window's status arrived, its frames picture loaded (the first frames a person "
-        "sees), and the live preview holds its clip (encoded after the picture is sent); the next press comes "
-        "after the story has ended.",
+        "(`bench/browser.py`).",
         "",
     ]
     if browser.get("skipped"):
         return lines + [f"Not measured: {browser['skipped']}.", ""]
-    lines += [
+    if "presses" in browser:
+        lines += _presses(browser)
+    if browser.get("live"):
+        lines += _live(browser["live"])
+    return lines
+
+
+def _presses(browser: dict) -> list[str]:
+    lines = [
+        "Generate: each press uses the default timeline and settings (12 steps, 1 refinement pass, a random seed) "
+        "and is timed in the page from the click: the story started on the server, the first window's status "
+        "arrived, its frames picture loaded (the first frames a person sees), and the live preview holds its "
+        "clip (encoded after the picture is sent); the next press comes after the story has ended.",
+        "",
         "| press | story started s | emerging picture s | first window's status s | frames picture s | "
         "live preview's clip s |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -161,13 +86,30 @@ def browser_section(browser: dict) -> list[str]:
         f"| {i + 1} | " + " | ".join(seconds(r[k]) for k in columns) + " |" for i, r in enumerate(browser["presses"])
     ]
     cpu = browser["cpu_s"]
-    lines += [
+    return lines + [
         "",
         f"CPU used over all presses: server {cpu['server']:.1f} s, Chromium {cpu['chromium']:.1f} s "
         "(they share the cores).",
         "",
     ]
-    return lines
+
+
+def _live(live: dict) -> list[str]:
+    stalls = "; ".join(f"at {s['at']:.1f} s for {s['s']:.1f} s" for s in live["stalls"][:10]) or "none"
+    events = ", ".join(f"{e['event']} at {e['at']:.1f} s" for e in live["events"][:10]) or "none"
+    cpu = live.get("cpu_s", {})
+    return [
+        "Live: the Live tab, Start with its default prompt and settings; timed in the page from the click to the "
+        "first frames playing (the player's first frame presented, or its playhead past 0), then playback watched "
+        f"for {live['watched_s']:g} s: a stall is a `waiting` or `stalled` event of the <video> element or its "
+        f"playhead not moving for over {STALL_MS} ms while not ended; then Stop.",
+        "",
+        f"- {live_summary(live)}",
+        f"- stalls: {stalls}; waiting/stalled events: {events}",
+        f"- status at Stop: {live['status']}",
+        f"- CPU used: server {cpu.get('server', 0):.1f} s, Chromium {cpu.get('chromium', 0):.1f} s",
+        "",
+    ]
 
 
 def machine() -> dict:
@@ -178,7 +120,10 @@ def machine() -> dict:
         pass
     from importlib.metadata import version
 
+    from phenaki.precision import BF16_CPU_FLAGS, host_cpu_flags
+
     return dict(
+        bf16_units=sorted(BF16_CPU_FLAGS & host_cpu_flags()),
         cpu=cpu,
         cores=os.cpu_count(),
         python=platform.python_version(),
@@ -196,9 +141,11 @@ def report(data: dict) -> str:
         f"- date: {data['date']}",
         f"- command: `{data['command']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; Python {m['python']}, torch "
-        f"{m['torch']}, phenaki-pytorch {m['reference']}; no GPU",
-        f"- threads: {data['threads']} for both systems (auto: matmul GFLOP/s by thread count at start: "
-        f"{data['thread_probe'] or 'fixed by --threads'})",
+        f"{m['torch']}, phenaki-pytorch {m['reference']}; no GPU; CPU bf16 units: "
+        f"{', '.join(m.get('bf16_units', [])) or 'none'}",
+        f"- threads: {data['threads']} for both systems (auto: fp32 matmul GFLOP/s by thread count at start: "
+        f"{data['thread_probe'] or 'fixed by --threads'}); {data.get('story_threads', data['threads'])} for the "
+        "stories",
         f"- load average (1 min) at start / end: {data['load_start']:.2f} / {data['load_end']:.2f}; the machine is "
         "a shared virtual machine, so absolute times are noisy (they moved by up to 40% between runs on one day); "
         "the A/B rounds are interleaved and the ratios are of medians",
@@ -232,8 +179,15 @@ def report(data: dict) -> str:
         "`TRANSFORMERS_OFFLINE=1` are set so any other download would fail loudly.",
         "- Timing: one warm-up of every task (counting FLOPs), then rounds of A B A B per task; medians. "
         "FLOPs: `torch.utils.flop_counter.FlopCounterMode` (matrix multiplies, convolutions, attention; the CPU "
-        "flash-attention kernel added), i.e. the work each system actually performs. Ceiling: best of 3 fp32 "
-        "2048^3 `torch.mm` on the same threads, measured in every round; median over rounds.",
+        "flash-attention kernel added), i.e. the work each system actually performs, whatever the precision. "
+        "Ceilings: best of 3 2048^3 `torch.mm` in fp32 and in bf16 (bf16 inputs and output, what bf16 autocast "
+        "runs a linear layer in) on the same threads, both measured in every round; medians over rounds.",
+        "- Precision: sampling runs in four ways. This project at the library's default "
+        "(`phenaki.precision.sampling_precision`: bf16 autocast on a CPU with bf16 units, fp32 elsewhere) and "
+        'forced to fp32 (`with phenaki.precision.precision("fp32")`); the reference as shipped (fp32) and with '
+        '`torch.autocast("cpu", dtype=torch.bfloat16)` around its `sample` call, its code unchanged. The '
+        "speed-up and memory ratios are against the reference's faster row (lower median). Encode+decode and "
+        "the training steps run in fp32 on both sides.",
         "- Peak memory: one child process per system and configuration; each task runs once to warm up, then once "
         "more while a thread samples RSS every millisecond; reported is the peak above the RSS just before the "
         "call (weights, optimizer state and caches excluded). The child runs with `MALLOC_MMAP_THRESHOLD_=65536` "
@@ -251,15 +205,17 @@ def report(data: dict) -> str:
             "guidance 3, no critic, 1 refinement pass), 5-second segments cycling through four prompts, "
             "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
             "and the model included). Time to first chunk: the first `stream` call after the model is built, "
-            "and later calls with the demo's default timeline.",
+            "and later calls with the demo's default timeline. At the library's default precision (as a user "
+            "gets it) and on the threads given (`--story-threads`, 2 by default: issue 22's targets are for 2).",
             "",
-            "| story | frames | windows | total s | s/frame | first chunk s | peak RSS MB | of which above the "
-            "built model MB |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| story | precision | threads | frames | windows | total s | s/frame | first chunk s | peak RSS MB | "
+            "of which above the built model MB |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for s in data["stories"]:
             lines.append(
-                f"| {s['seconds']:g} s | {s['frames']} | {s['windows']} | {s['total_s']:.1f} | "
+                f"| {s['seconds']:g} s | {s.get('precision', '-')} | {s.get('threads', '-')} | {s['frames']} | "
+                f"{s['windows']} | {s['total_s']:.1f} | "
                 f"{s['s_per_frame']:.3f} | {s['first_chunk_s']:.2f} | {s['peak_rss_mb']:.0f} | "
                 f"{s['peak_rss_mb'] - s['model_rss_mb']:.0f} |"
             )
@@ -268,7 +224,10 @@ def report(data: dict) -> str:
         lines += browser_section(data["browser"])
     if data.get("emerging"):
         lines += emerging.section(data["emerging"])
-    table_of_targets = targets(data["comparisons"], data["stories"], data.get("browser"), data.get("emerging"))
+    bf16_units = bool(m.get("bf16_units", True))
+    table_of_targets = targets(
+        data["comparisons"], data["stories"], data.get("browser"), bf16_units, previews=data.get("emerging")
+    )
     lines += ["## Targets", ""] + table_of_targets + [""]
     lines += [
         "## Where this project's time goes, and what was changed for it",
@@ -285,7 +244,8 @@ def report(data: dict) -> str:
         "projection runs once;",
         "- no work after the last step; no autograd (GELU in place, which also keeps glibc from handing the "
         "feed-forward's wide buffer back and paging it in again every layer);",
-        "- SDPA attention (the CPU flash kernel) and, on a GPU, bf16 autocast.",
+        "- SDPA attention (the CPU flash kernel) and bf16 autocast on a GPU and on a CPU with bf16 units (the "
+        "fp32 row of the sampling table shows what it gives).",
         "",
         "The rest is matrix multiplies and attention; tokens are drawn by inverse CDF, one uniform per token "
         "(`torch.multinomial`, the reference path, draws one exponential per codebook entry: about 8% of the "

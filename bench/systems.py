@@ -91,6 +91,27 @@ CONFIGS = {
     ),  # 3 were too few: the sampling ratio read 2.5x and 1.9x in two runs of one code
 }
 TASKS = ("sample", "encode_decode", "train_maskgit", "train_cvivit")
+# The rows of each task: (row, system, method). Sampling runs in four ways: this project at the library's default
+# precision (bf16 autocast on a CPU with bf16 units: `phenaki.precision.sampling_precision`) and forced to fp32, the
+# reference as shipped (fp32) and under CPU bf16 autocast; its speed-up is against the reference's faster row.
+# The other tasks run in fp32 on both sides (the library's encoder and training are fp32), one row each.
+ROWS = {
+    task: (("ours", "ours", task), ("reference", "reference", task))
+    for task in ("encode_decode", "train_maskgit", "train_cvivit")
+} | {
+    "sample": (
+        ("ours", "ours", "sample"),
+        ("ours_fp32", "ours", "sample_fp32"),
+        ("reference", "reference", "sample"),
+        ("reference_bf16", "reference", "sample_bf16"),
+    )
+}
+ROW_NAMES = {
+    "ours": "this project",
+    "ours_fp32": "this project, fp32",
+    "reference": "phenaki-pytorch 0.5.0",
+    "reference_bf16": "phenaki-pytorch 0.5.0, bf16 autocast",
+}
 TASK_TITLES = {
     "sample": "sample 17 frames",
     "encode_decode": "C-ViViT encode+decode",
@@ -170,6 +191,19 @@ class Ours:
             seed=0,
         )
 
+    @property
+    def precision(self) -> str:
+        """The precision `sample` runs in by default here ("bf16" on a CPU with bf16 units)."""
+        from phenaki.precision import sampling_precision
+
+        return sampling_precision(self.model.device)
+
+    def sample_fp32(self):
+        from phenaki.precision import precision
+
+        with precision("fp32"):
+            return self.sample()
+
     def encode_decode(self):
         cvivit = self.model.cvivit
         return cvivit.decode(cvivit.encode(self.inputs.video))
@@ -235,6 +269,12 @@ class Reference:
     def sample(self):
         return self.model.sample(texts=[PROMPT], num_frames=self.cfg.frames, cond_scale=self.cfg.guidance)
 
+    def sample_bf16(self):
+        """The reference's sampling under CPU bf16 autocast (its code unchanged): issue 22's fair comparison on a
+        CPU with bf16 units."""
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.sample()
+
     @torch.no_grad()
     def encode_decode(self):
         return self.model.cvivit(self.inputs.video, return_recons_only=True)  # the sampler's (eval) copy
@@ -253,6 +293,13 @@ class Reference:
 
 
 SYSTEMS = {"ours": Ours, "reference": Reference}
+
+
+def row_precision(row: str, task: str, ours_default: str) -> str:
+    """The precision a row's matrix multiplies ran in: its "% of ceiling" is against that precision's ceiling."""
+    if row == "ours":
+        return ours_default if task == "sample" else "fp32"
+    return "bf16" if row.endswith("_bf16") else "fp32"
 
 
 def tokens_of(cfg: Config, task: str) -> int:

@@ -105,7 +105,7 @@ def test_eight_clients_starting_live_stories_at_once_run_wait_or_are_refused_and
             time.sleep(0.1)
         assert server.runs() == [] and not [c for c in server_children(server) if "ffmpeg" in c]
         started = time.monotonic()
-        *_, status, video, mp4, gif, seed = client(server).predict(
+        *_, status, video, mp4, gif, seed, _ = client(server).predict(
             {"headers": ["prompt", "seconds"], "data": [[UP, 1]]}, 2, 1.0, 0.0, 3.0, 1, api_name="/generate"
         )
         assert "Done" in status and len(read_frames(mp4)) == 8 and time.monotonic() - started < 60

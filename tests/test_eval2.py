@@ -81,3 +81,13 @@ def test_the_card_sets_two_precisions_side_by_side(tmp_path):
     assert row == f"| text_control colour | 0.250 | {fp32['text_control']['colour']:.3f} | >= 0.95 | no |"
     card = card_body(model, bf16, None, compare=fp32)
     assert "the fp32 column: the same seeds sampled in fp32" in card and row in card
+
+
+def test_compare_must_be_results_of_the_same_world(tmp_path, capsys):
+    random_shapes_model().save_pretrained(tmp_path / "m")
+    (tmp_path / "world1.json").write_text(json.dumps({"tokenizer": {"psnr_db": 30.0}}))
+    (tmp_path / "broken.json").write_text("{")
+    for name, message in [("world1.json", "it lacks tokenizer.describe_agreement"), ("broken.json", "not JSON")]:
+        with pytest.raises(SystemExit):
+            evaluation.main([str(tmp_path / "m"), "--world", "shapes2", "--compare", str(tmp_path / name)])
+        assert message in capsys.readouterr().err

@@ -176,7 +176,17 @@ def main(argv=None) -> None:
             parser.error(f"--{name.replace('_', '-')}: no file {getattr(args, name)}")
     model = Phenaki.from_pretrained(args.model)
     world = args.world or trained_world(args.model)
-    compare = json.loads(Path(args.compare).read_text()) if args.compare else None
+    try:
+        compare = json.loads(Path(args.compare).read_text()) if args.compare else None
+    except ValueError as error:
+        parser.error(f"--compare {args.compare}: not JSON ({error})")
+    targets = TARGETS2 if world == "shapes2" else TARGETS
+    if compare is not None:
+        missing = [f"{g}.{k}" for g, k, _ in targets if k not in compare.get(g, {})]
+        missing += [] if "precision" in compare else ["precision (an eval.json of phenaki eval --precision)"]
+        if missing:
+            lacks = ", ".join(missing)
+            parser.error(f"--compare {args.compare}: not the results of this world's eval; it lacks {lacks}")
     with precision(args.precision) if args.precision else contextlib.nullcontext():
         if world == "shapes2":
             from . import eval2  # eval2 imports this module's HELD_OUT and speed_metrics
@@ -185,7 +195,7 @@ def main(argv=None) -> None:
         else:
             results = evaluate(model, args.clips, args.samples, args.stories)
         results["precision"] = sampling_precision(model.device)
-    print(report(results, TARGETS2 if world == "shapes2" else TARGETS, compare))
+    print(report(results, targets, compare))
     out = Path(args.out) if args.out else Path(args.model) / "eval.json" if Path(args.model).is_dir() else None
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")

@@ -397,6 +397,7 @@ def test_closing_the_client_stops_its_live_story(server):
     assert server.alive()
 
 
+@pytest.mark.server  # starts its own python app.py
 def test_live_max_seconds_ends_a_story_and_frees_the_model_for_the_next():
     server = AppServer(tiny_model_dir(), PHENAKI_LIVE_MAX_SECONDS="3")
     try:

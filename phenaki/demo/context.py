@@ -19,11 +19,12 @@ INSPECT_GPU_SECONDS = 60  # an Inspect view is one window (or a few seeds of one
 def gpu_functions(model, gpu: Callable | None = None, cache: StoryCache | None = None) -> tuple[Callable, Callable]:
     """(story, view): the two parts of the demo that run the model.
 
-    `story(timeline, settings, run_dir, stop_file, live)` yields `stories.StoryUpdate`s; `view(view_fn, run_dir,
-    *args)` runs a `phenaki.demo.views` view. Both take and give picklable values (paths, numbers), because with
-    `gpu=spaces.GPU` (ZeroGPU) they run in a GPU worker process: a story asks for a duration estimated from its
-    request, a view for a minute. Without `gpu` they run here. A story takes the windows it can from `cache` (per
-    process: under ZeroGPU, in the worker's memory) and stores there those it makes."""
+    `story(timeline, settings, run_dir, stop_file, live, start=None)` yields `stories.StoryUpdate`s; `view(view_fn,
+    run_dir, *args)` runs a `phenaki.demo.views` view. Both take and give picklable values (paths, numbers, a
+    story's `Start` of numpy frames), because with `gpu=spaces.GPU` (ZeroGPU) they run in a GPU worker process: a
+    story asks for a duration estimated from its request, a view for a minute. Without `gpu` they run here. A story
+    takes the windows it can from `cache` (per process: under ZeroGPU, in the worker's memory) and stores there
+    those it makes."""
 
     def story(timeline, settings, run_dir, stop_file, live, start=None):  # start: a phenaki.start.Start, or None
         yield from logic.generate_story(

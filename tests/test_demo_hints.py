@@ -35,7 +35,8 @@ def test_the_notes_name_unseen_words_and_stay_quiet_otherwise():
     french = [["a purple elephant dances", 1], ["un cercle bleu", 1]]
     assert "purple, elephant, dances (scene 1); un, cercle, bleu (scene 2)." in hints.timeline_note(WORLD1, french)
     assert hints.timeline_note(WORLD1, table(rows[:1])) == "" and hints.timeline_note(None, table(french)) == ""
-    for unreadable in (None, "text", 3, {"no": "data"}, [[None, 1], [5, 2], 7]):
+    unreadable_tables = ({"no": "data"}, {"data": 5}, {"headers": 5, "data": []}, [[None, 1], [5, 2], 7])
+    for unreadable in (None, "text", 3, *unreadable_tables):
         assert hints.timeline_note(WORLD1, unreadable) == ""
     line = hints.known_words_line(WORLD1)
     assert line.startswith("Words this model knows — *colours*: red, green, blue")

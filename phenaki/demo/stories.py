@@ -29,7 +29,7 @@ from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upsca
 from ..sampling import SamplingSettings
 from ..story_cache import StoryCache
 from ..story_resume import cached_stream, describe_reuse
-from .emerging import EmergingPicture
+from .emerging import EmergingPicture, next_chunk
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
 
@@ -324,10 +324,7 @@ def generate_story(
     try:
         while not stopped:
             try:
-                if picture is not None and windows == 0:
-                    chunk = yield from picture.first_window(lambda: next(stream, None), lambda p: update(preview=p))
-                else:
-                    chunk = next(stream, None)
+                chunk = yield from next_chunk(picture, windows == 0, stream, lambda p: update(preview=p))
             except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
                 if done == 0:
                     raise

@@ -335,7 +335,7 @@ def generate_story(
             frames = np.asarray(chunk.frames)
             windows, scene = windows + 1, int(chunk.segment)
             done += len(frames)
-            if windows >= stream.reused:  # the reused windows: one update, at the last of them
+            if not chunk.reused or chunk.window == stream.reused - 1:  # the reused windows: one update, at the last
                 sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
                 # the frames first: the picture is on its way while the MP4s are encoded (about 0.5 s a window
                 # on a CPU, with the app's muxing of the live preview's clip)
@@ -343,7 +343,7 @@ def generate_story(
             big = upscale(frames, scale, even=True)
             writer.append(big)
             gif_frames.extend(frame for i, frame in enumerate(frames, start=chunk.start) if i % gif_stride == 0)
-            if window_videos and windows > stream.reused:
+            if window_videos and not chunk.reused:  # (a start picture's own chunk is made: not counted as reused)
                 yield update(
                     window_sheet=sheet, window_video=str(write_mp4(out / f"window_{windows:04d}.mp4", big, fps))
                 )

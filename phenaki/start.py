@@ -93,6 +93,8 @@ def _tensor_frames(video: torch.Tensor) -> np.ndarray:
             f"a start tensor must be a float picture (3, H, W) or video (3, frames, H, W) or (1, 3, frames, H, W) "
             f"in [0, 1], got {video.dtype} {shape}"
         )
+    if not torch.isfinite(video).all():
+        raise ValueError("a start tensor must hold finite values in [0, 1]: it has NaN or infinite values")
     return to_uint8_frames(video.detach().float().cpu())
 
 
@@ -161,7 +163,13 @@ def _read_image(path: Path, keep: int) -> np.ndarray | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(path)
+        image = Image.open(path)  # lazy: reads the header; Pillow refuses over 2 * MAX_IMAGE_PIXELS here
+    except Image.DecompressionBombError:
+        limit = 2 * Image.MAX_IMAGE_PIXELS
+        raise ValueError(
+            f"the start file {path.name} is a picture of over {limit:,} pixels; at most {MAX_START_SIDE} pixels a "
+            f"side are allowed: scale it down"
+        ) from None
     except (UnidentifiedImageError, OSError):
         return None
     with image:

@@ -15,8 +15,8 @@ from phenaki.shapes.vocabulary import world_vocabulary
 
 WORLD1 = world_vocabulary("shapes")
 ELEPHANT = "This model has not seen: purple, elephant, dances."
-BOXES = ("timeline", "live-prompt", "steps-prompt", "cmp-prompt")  # every prompt box of the page
-HINTS = ("/timeline_hint", "/prompt_hint", "/steps_prompt_hint", "/cmp_prompt_hint")
+BOXES = ("timeline", "live-prompt", "steps-prompt", "cmp-prompt", "words-prompt")  # every prompt box of the page
+HINTS = ("/timeline_hint", "/prompt_hint", "/steps_prompt_hint", "/cmp_prompt_hint", "/words_prompt_hint")
 
 
 def table(rows):
@@ -35,7 +35,8 @@ def test_the_notes_name_unseen_words_and_stay_quiet_otherwise():
     french = [["a purple elephant dances", 1], ["un cercle bleu", 1]]
     assert "purple, elephant, dances (scene 1); un, cercle, bleu (scene 2)." in hints.timeline_note(WORLD1, french)
     assert hints.timeline_note(WORLD1, table(rows[:1])) == "" and hints.timeline_note(None, table(french)) == ""
-    for unreadable in (None, "text", 3, {"no": "data"}, [[None, 1], [5, 2], 7]):
+    unreadable_tables = ({"no": "data"}, {"data": 5}, {"headers": 5, "data": []}, [[None, 1], [5, 2], 7])
+    for unreadable in (None, "text", 3, *unreadable_tables):
         assert hints.timeline_note(WORLD1, unreadable) == ""
     line = hints.known_words_line(WORLD1)
     assert line.startswith("Words this model knows — *colours*: red, green, blue")
@@ -57,7 +58,10 @@ def test_every_prompt_box_shows_the_known_words_and_notes_unseen_ones(tmp_path):
     for box in BOXES:
         words, note = markdown[f"{box}-words"], markdown[f"{box}-unseen"]
         assert words.visible and words.value == hints.known_words_line(WORLD1), box
-        assert note.value == "", box  # the default prompts are in the world's words
+        if box == "words-prompt":  # world 2's two objects: world 1 has not seen "and" (and reads the first)
+            assert "This model has not seen: and." in note.value
+        else:
+            assert note.value == "", box  # the other default prompts are in the world's words
     for name in HINTS[1:]:
         assert ELEPHANT in handlers[name]("a purple elephant dances") and handlers[name]("a red circle") == ""
     assert ELEPHANT[:-1] + " (scene 1)." in handlers["/timeline_hint"](table([["a purple elephant dances", 2]]))

@@ -16,6 +16,7 @@ from conftest import tiny_phenaki
 from phenaki.demo import app, startup
 from phenaki.demo.live_session import LiveControl
 from phenaki.demo.sessions import QUEUED, STOP
+from phenaki.demo.start_input import START_NOTE
 from phenaki.demo.ui import build_demo, launch_options
 from phenaki.shapes.vocabulary import world_vocabulary
 
@@ -331,10 +332,11 @@ def test_live_handler_directly_and_open_in_generate(no_critic, tmp_path):
     kept.write_bytes(open(timeline_file, "rb").read())
     assert next(story, None) is None and not list(tmp_path.glob("anonymous/run-*"))  # then its files go
     timeline_file = str(kept)
-    rows, seed_box, steps, guidance, temperature, critic, refine, tabs = handler(demo, "open_in_generate")(
+    rows, seed_box, steps, guidance, temperature, critic, refine, tabs, *start = handler(demo, "open_in_generate")(
         timeline_file
     )
     assert rows == [["a red circle moves right", 17 / 8]] and seed_box.value == 7 and tabs.selected == "generate"
+    assert start == [None, None, START_NOTE]  # no start left loaded (tests/test_start_app.py)
     assert (steps, guidance, temperature, critic, refine) == (2, 3.0, 1.0, 0.0, 1)
     with pytest.raises(gr.Error, match="no finished live story yet"):
         handler(demo, "open_in_generate")(None)

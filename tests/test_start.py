@@ -5,11 +5,14 @@ resized; bad ones refused. The plumbing on the tiny random model, what the story
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from phenaki import Phenaki
 from phenaki import start as starts
@@ -119,6 +122,8 @@ def test_starts_in_every_layout_are_cropped_and_resized_alike(tiny_model, tmp_pa
         (np.full((32, 32, 3), np.nan, np.float32), "uint8, or floats in [0, 1]"),
         (torch.zeros(3, 32, 32, dtype=torch.uint8), "a float picture (3, H, W)"),
         (torch.zeros(2, 3, 1, 32, 32), "a float picture (3, H, W)"),
+        (torch.full((3, 32, 32), torch.nan), "finite values in [0, 1]: it has NaN or infinite values"),
+        (torch.full((3, 2, 32, 32), torch.inf), "finite values in [0, 1]: it has NaN or infinite values"),
         ([[0, 0, 0]], "got list"),
         ("no-such-file.png", "no-such-file.png does not exist"),
     ],
@@ -174,6 +179,33 @@ def test_bad_files_name_what_is_wrong(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(starts, "MAX_START_BYTES", 1000)
     with pytest.raises(ValueError, match=r"clip.mp4 is 0\.\d MB; at most 0\.000953674 MB"):
         read_start(mp4, tiny_model)
+
+
+def black_png(path: Path, width: int, height: int) -> Path:
+    """A valid black 1-bit PNG: 20000x20000 is about 50 kB on disk, 400 M pixels once opened."""
+    chunk = lambda kind, data: (  # noqa: E731
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    )
+    row, packer = bytes(1 + (width + 7) // 8), zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row * 500) for _ in range(height // 500)) + packer.compress(row * (height % 500))
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels + packer.flush()) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_a_huge_picture_is_refused_before_its_pixels_are_read(tiny_model, tmp_path):
+    """Pillow refuses over 2 * MAX_IMAGE_PIXELS (about 179 M) with its own DecompressionBombError, and warns above
+    half that: both are the 4096-pixel limit's ValueError, whatever the file's size."""
+    bomb = black_png(tmp_path / "bomb.png", 20000, 20000)
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(ValueError, match=r"bomb.png is a picture of over [\d,]+ pixels; at most 4096 pixels a side"):
+        read_start(bomb, tiny_model)
+    big = black_png(tmp_path / "big.png", 10000, 10000)  # over MAX_IMAGE_PIXELS: a warning only, then refused
+    with pytest.warns(Image.DecompressionBombWarning), pytest.raises(ValueError, match="is 10000x10000 pixels"):
+        read_start(big, tiny_model)
+    assert as_start(black_png(tmp_path / "ok.png", 40, 32), tiny_model).frames.max() == 0  # the helper's PNG reads
 
 
 # ---- what the bundled model makes of a start ----------------------------------------------------------------

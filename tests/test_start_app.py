@@ -5,6 +5,7 @@ tests serve the bundled weights/ model; bad files are refused by the shared serv
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -51,6 +52,28 @@ def check_moves_left(frames: np.ndarray, picture: np.ndarray) -> None:
 
 
 # ---- the back-end, without a server ----------------------------------------------------------------------------
+
+
+def test_an_example_and_open_in_generate_leave_no_start_behind(tiny_model, tmp_path):
+    """An example, or "Open in Generate", fills in a story that its seed makes again frame for frame: so both also
+    clear the start's upload, what the model sees and its note (a start left loaded would change the story)."""
+    from phenaki.demo import start_input, startup
+    from phenaki.demo.ui import build_demo
+
+    demo = build_demo(
+        tiny_model, runs_dir=tmp_path, examples=startup.load_examples(startup.bundled(startup.EXAMPLES_DIR))[:2]
+    )
+    start_ids, no_start = ["start", "start-preview", "start-note"], (None, None, start_input.START_NOTE)
+    load = next(i for i, f in demo.fns.items() if f.name == "load_example")
+    after = [f for f in demo.fns.values() if f.trigger_after == load]  # what runs once an example is in
+    assert [[o.elem_id for o in f.outputs] for f in after] == [start_ids] and after[0].fn() == no_start
+    opened = next(f for f in demo.fns.values() if f.name == "open_in_generate")
+    assert [o.elem_id for o in opened.outputs[-3:]] == start_ids
+    saved = tmp_path / "live.json"  # a finished live story's timeline file
+    saved.write_text(json.dumps({"timeline": [["a red circle moves right", 2]], "seed": 7}), encoding="utf-8")
+    rows, seed, *settings, tabs, upload, seen, note = opened.fn(str(saved))
+    assert rows == [["a red circle moves right", 2]] and seed.value == 7 and tabs.selected == "generate"
+    assert (upload, seen, note) == no_start
 
 
 def test_upload_values_drawings_and_what_the_model_sees(tiny_model, tmp_path):

@@ -234,6 +234,30 @@ def test_generate_story_gives_the_reused_windows_in_one_update_and_says_so(model
     assert fresh.reuse == "" and gif_frames(final.gif) == gif_frames(fresh.gif)
 
 
+def test_a_start_picture_s_own_chunk_is_made_and_the_reused_window_after_it_has_no_clip(model, tmp_path):
+    """A start picture and a first scene of 1 frame: the picture is a chunk of its own (made again, never cached),
+    then the story's windows; a reused window gives no update of its own when it is the last reused (here the only
+    one) and never a clip."""
+    picture = np.random.default_rng(0).integers(0, 256, (*model.frame_size, 3), dtype=np.uint8)
+    one_frame = [("a red circle stays still", 0.125), ("the red circle moves down", 1.0)]  # 1 | 8 frames
+    cache, settings = big_cache(), logic.Settings(steps=2, seed=3)
+    kept = dict(cache=cache, start=picture)
+    list(logic.generate_story(model, one_frame, settings, tmp_path / "a", **kept))
+    longer = [*one_frame, ("the red circle moves up", 1.0)]
+    edited = list(logic.generate_story(model, longer, settings, tmp_path / "b", **kept))
+    # (windows done, with a clip): the picture and its clip, the reused window's sheet, the made window's two
+    assert [(u.windows_done, u.window_video is not None) for u in edited[:-1]] == [
+        (1, False),
+        (1, True),
+        (2, False),
+        (3, False),
+        (3, True),
+    ]
+    final, fresh = edited[-1], list(logic.generate_story(model, longer, settings, tmp_path / "c", start=picture))[-1]
+    assert final.reuse == "scenes 1–2 reused, 3 made" and final.frames_done == fresh.frames_done == 17
+    assert gif_frames(final.gif) == gif_frames(fresh.gif)
+
+
 def gif_frames(path) -> list[bytes]:
     with Image.open(path) as gif:
         frames = []

@@ -5,6 +5,10 @@ object table by hand, objects found on rendered shapes-world-2 clips, the view o
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
@@ -54,7 +58,7 @@ def test_recorded_weights_are_softmax_q_k_and_recording_changes_no_frame(model):
         recorded = uint8(model.sample(texts=TWO, num_frames=17, **settings))
     assert np.array_equal(plain, recorded)  # the sampled frames do not change
     assert len(records) == len(model.maskgit.transformer.layers) and all(records)  # every step, every layer
-    assert all(attn.record is None for attn in model.maskgit.modules() if isinstance(attn, Attention))  # off again
+    assert all(not attn.recording for attn in model.maskgit.modules() if isinstance(attn, Attention))  # off again
 
     # one forward over given ids: each layer's weights against the plain recomputation from its own inputs
     ids = torch.randint(0, model.maskgit.num_tokens, (2, model.maskgit.max_seq_len), generator=torch.Generator())
@@ -82,6 +86,31 @@ def test_recorded_weights_are_softmax_q_k_and_recording_changes_no_frame(model):
             torch.allclose(weights.sum(-1), torch.ones(())) and (weights[1, ..., 1 + int(mask[1].sum()) :] == 0).all()
         )
     assert all(torch.allclose(a[0], b[0], atol=1e-5) for a, b in zip(records, reference))
+
+
+def test_a_recording_holds_only_its_own_thread_s_calls(model):
+    """The demo's requests share the model (PHENAKI_CONCURRENCY > 1): while two threads record, a third samples;
+    each recording holds its own call alone (batches of 1 and 2; the third's is 3)."""
+    context, mask = model.encode_text(["a red circle moves right", "a blue square", "a green triangle"])
+    ids = torch.randint(0, model.maskgit.num_tokens, (3, model.maskgit.max_seq_len), generator=torch.Generator())
+    inside, called = threading.Barrier(3, timeout=120), threading.Barrier(3, timeout=120)
+
+    @torch.no_grad()
+    def call(n: int, record: bool):
+        with recording_cross_attention(model.maskgit) if record else nullcontext([]) as records:
+            inside.wait()  # both recordings are on
+            model.maskgit(ids[:n], context[:n], mask[:n])
+            called.wait()  # every thread's call is made before either recording ends
+        return records
+
+    with ThreadPoolExecutor(3) as pool:
+        one, two, plain = [
+            f.result() for f in [pool.submit(call, 1, True), pool.submit(call, 2, True), pool.submit(call, 3, False)]
+        ]
+    layers = len(model.maskgit.transformer.layers)
+    assert [[w.shape[0] for w in layer] for layer in one] == [[1]] * layers
+    assert [[w.shape[0] for w in layer] for layer in two] == [[2]] * layers and plain == []
+    assert all(not attn.recording for attn in model.maskgit.modules() if isinstance(attn, Attention))
 
 
 # ---- words and objects, by hand ---------------------------------------------------------------------------------

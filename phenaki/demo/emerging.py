@@ -73,3 +73,12 @@ class EmergingPicture:
         if "error" in result:
             raise result["error"]
         return result["value"]
+
+
+def next_chunk(picture: EmergingPicture | None, first: bool, chunks: Iterator, wrap: Callable[[str], object]):
+    """A demo story's next chunk (None at its end), `next(chunks, None)`; the `first` window's through
+    `picture.first_window` (yielding `wrap(path)` per preview) when there is a picture. A generator: the caller
+    writes `chunk = yield from next_chunk(...)` (`stories.generate_story`, `live_session.live_story`)."""
+    if picture is not None and first:
+        return (yield from picture.first_window(lambda: next(chunks, None), wrap))
+    return next(chunks, None)

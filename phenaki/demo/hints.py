@@ -40,7 +40,7 @@ def timeline_prompts(value) -> list[str]:
     """The prompts of a timeline table (as the Generate tab's table or an API caller gives it); [] if unreadable."""
     try:
         headers, rows = read_table(value)
-    except InputError:
+    except (InputError, TypeError):  # TypeError: {"data": 5}, {"headers": 5, ...}
         return []
     column = table_columns(headers)[0]
     prompts = []

@@ -32,7 +32,7 @@ import numpy as np
 from ..live import LiveStory
 from ..media import DISPLAY_SIZE, Mp4Writer, display_scale, upscale, write_mp4
 from ..sampling import SamplingSettings
-from .emerging import EmergingPicture
+from .emerging import EmergingPicture, next_chunk
 from .stories import MAX_PROMPT_CHARS, InputError, Settings, is_blank
 
 DEFAULT_MAX_SECONDS = 600  # PHENAKI_LIVE_MAX_SECONDS
@@ -351,10 +351,7 @@ def live_story(
                 story.steer(steer)  # checked by the Steer event; the window about to be made follows it
             began = clock()
             try:
-                if picture is not None and windows == 0:
-                    chunk = yield from picture.first_window(lambda: next(frames_of, None), lambda p: update(preview=p))
-                else:
-                    chunk = next(frames_of, None)
+                chunk = yield from next_chunk(picture, windows == 0, frames_of, lambda p: update(preview=p))
             except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
                 if windows == 0:
                     raise

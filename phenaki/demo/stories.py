@@ -29,7 +29,7 @@ from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upsca
 from ..sampling import SamplingSettings
 from ..story_cache import StoryCache
 from ..story_resume import cached_stream, describe_reuse
-from .emerging import EmergingPicture
+from .emerging import EmergingPicture, next_chunk
 
 # ---- limits and defaults ------------------------------------------------------------------------------------
 
@@ -324,10 +324,7 @@ def generate_story(
     try:
         while not stopped:
             try:
-                if picture is not None and windows == 0:
-                    chunk = yield from picture.first_window(lambda: next(stream, None), lambda p: update(preview=p))
-                else:
-                    chunk = next(stream, None)
+                chunk = yield from next_chunk(picture, windows == 0, stream, lambda p: update(preview=p))
             except Exception as exc:  # noqa: BLE001 - a failure mid-story keeps what was made
                 if done == 0:
                     raise
@@ -338,7 +335,7 @@ def generate_story(
             frames = np.asarray(chunk.frames)
             windows, scene = windows + 1, int(chunk.segment)
             done += len(frames)
-            if windows >= stream.reused:  # the reused windows: one update, at the last of them
+            if not chunk.reused or chunk.window == stream.reused - 1:  # the reused windows: one update, at the last
                 sheet = str(write_png(out / f"window_{windows:04d}.png", contact_sheet(frames)))
                 # the frames first: the picture is on its way while the MP4s are encoded (about 0.5 s a window
                 # on a CPU, with the app's muxing of the live preview's clip)
@@ -346,7 +343,7 @@ def generate_story(
             big = upscale(frames, scale, even=True)
             writer.append(big)
             gif_frames.extend(frame for i, frame in enumerate(frames, start=chunk.start) if i % gif_stride == 0)
-            if window_videos and windows > stream.reused:
+            if window_videos and not chunk.reused:  # (a start picture's own chunk is made: not counted as reused)
                 yield update(
                     window_sheet=sheet, window_video=str(write_mp4(out / f"window_{windows:04d}.mp4", big, fps))
                 )

@@ -259,6 +259,7 @@ class GenerateTab:
     timeline: gr.Dataframe
     seed: gr.Number
     settings: list[gr.Slider]  # steps, guidance, temperature, critic, refine (as `settings_accordion` gives them)
+    start: ui_start.StartBox  # cleared with the rest: a start left from before would change the story
 
 
 def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
@@ -286,7 +287,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             with gr.Row():
                 add_btn = gr.Button("+ Add scene", size="sm", elem_id="add-scene")
                 del_btn = gr.Button("- Delete last scene", size="sm", elem_id="delete-scene")
-            start_file = ui_start.start_box(ctx)
+            start = ui_start.start_box(ctx)
             with gr.Row(equal_height=True):
                 seed_box = gr.Number(
                     label="Seed (-1: random)",
@@ -301,14 +302,17 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-            if examples:  # not cached, so nothing is generated at start-up
-                gr.Examples(
+            if examples:  # not cached, so nothing is generated at start-up; an example clears the start
+                shown = gr.Examples(
                     examples=[[ex.timeline, ex.seed] for ex in examples],
                     inputs=[timeline, seed_box],
                     example_labels=[ex.title for ex in examples],
                     cache_examples=False,
                     label="Examples (pick one, then press Generate)",
                     examples_per_page=12,
+                )
+                shown.load_input_event.then(
+                    ui_start.no_start, None, start.components, queue=False, api_visibility="private"
                 )
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="status")
@@ -364,7 +368,7 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     seed_box.change(seed_changed, seed_box, randomize, show_progress="hidden", **private)
     reuse_btn.click(reuse_seed, seed_used, [seed_box, randomize], **private)
     # refine, then start, last: API callers may omit them
-    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine, start_file]
+    inputs = [timeline, steps, temperature, critic, guidance, seed_box, refine, start.upload]
     # Generate: check and clear the last result (a bad input is a message, nothing queued) -> generate (queued,
     # streaming). The check is queued too, so that its error shows as a message, but never waits: no limit.
     prepared = generate_btn.click(
@@ -390,4 +394,4 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
     stop_btn.click(  # callable (gradio_client), not an MCP tool: it stops the caller's session's story
         handlers.stop, None, status, queue=False, api_name="stop", api_visibility="undocumented", show_progress="hidden"
     )
-    return GenerateTab(handlers, timeline, seed_box, [steps, guidance, temperature, critic, refine])
+    return GenerateTab(handlers, timeline, seed_box, [steps, guidance, temperature, critic, refine], start)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import stories as logic
+from . import ui_start
 from .live_session import LiveControl, LiveUpdate, parse_prompt
 from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
@@ -222,7 +223,8 @@ class LiveHandlers:
 
 
 def open_in_generate(timeline_file):
-    """The finished live story's timeline, seed and settings, into the Generate tab (which is then shown)."""
+    """The finished live story's timeline, seed and settings, into the Generate tab (which is then shown), and no
+    start there (one left from before would change the story)."""
     if not timeline_file:
         raise gr.Error(
             "There is no finished live story yet: press Start, then Stop.",
@@ -252,6 +254,7 @@ def open_in_generate(timeline_file):
         gr.Number(value=int(data.get("seed", 0)), interactive=True),
         *setting.values(),
         gr.Tabs(selected="generate"),
+        *ui_start.no_start(),
     )
 
 
@@ -340,6 +343,9 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
     prompt.submit(handlers.steer, prompt, note, **private)  # Enter: the same as Steer
     stop_btn.click(handlers.stop, None, note, api_name="stop_live", **session_only)
     open_btn.click(
-        open_in_generate, timeline_file, [generate.timeline, generate.seed, *generate.settings, tabs], **private
+        open_in_generate,
+        timeline_file,
+        [generate.timeline, generate.seed, *generate.settings, tabs, *generate.start.components],
+        **private,
     )
     return handlers

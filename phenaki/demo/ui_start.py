@@ -4,6 +4,7 @@ colour, then a prompt such as "the red circle moves left"). The work is `phenaki
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -15,6 +16,25 @@ from .stories import InputError
 if TYPE_CHECKING:
     from ..start import Start
     from .context import DemoContext
+
+
+@dataclass
+class StartBox:
+    """The start's parts another event may set: `/generate`'s input (the upload), what the model sees, the note."""
+
+    upload: gr.File
+    seen: gr.Image
+    note: gr.Markdown
+
+    @property
+    def components(self) -> list:
+        return [self.upload, self.seen, self.note]
+
+
+def no_start():
+    """`StartBox.components`' values without a start: what an example or "Open in Generate" sets, so that the
+    story it fills in is made from the timeline alone (a start left from before would change its frames)."""
+    return None, None, start_input.START_NOTE
 
 
 def checked_start(model, value) -> Start | None:
@@ -44,8 +64,8 @@ class StartHandlers:
             raise gr.Error(str(error), title="Nothing to use", print_exception=False) from None
 
 
-def start_box(ctx: DemoContext) -> gr.File:
-    """Builds the start's box (closed) in the current column and wires it; returns the upload, `/generate`'s input."""
+def start_box(ctx: DemoContext) -> StartBox:
+    """Builds the start's box (closed) in the current column and wires it; the upload is `/generate`'s input."""
     handlers, size = StartHandlers(ctx), start_input.CANVAS_SIZE
     with gr.Accordion("Start from a picture or a clip (optional)", open=False, elem_id="start-box"):
         note = gr.Markdown(start_input.START_NOTE, elem_id="start-note")
@@ -79,4 +99,4 @@ def start_box(ctx: DemoContext) -> gr.File:
     # the preview runs the tokenizer in its own queue slot (one at a time), not behind a story
     upload.change(handlers.preview, upload, [seen, note], preprocess=False, api_visibility="private")
     use.click(handlers.use_drawing, canvas, upload, queue=False, api_visibility="private")
-    return upload
+    return StartBox(upload, seen, note)

@@ -17,6 +17,7 @@ import gradio as gr
 
 from . import views_words
 from .tool_docs import describe_tool
+from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
     from .ui_inspect import InspectViews
@@ -58,6 +59,7 @@ def words_tab(views: InspectViews, settings_sliders: Callable, refine_slider: Ca
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=280):
                 prompt = gr.Textbox(value=EXAMPLE, label="Prompt", max_lines=2, elem_id="words-prompt")
+                vocabulary_hints(views.ctx.model, prompt, "prompt", "words-prompt", "words_prompt_hint")
                 settings = settings_sliders("words")
                 seed = gr.Number(label="Seed (-1: random)", value=0, precision=0, minimum=-1, elem_id="words-seed")
                 refine = refine_slider("words-refine_passes")

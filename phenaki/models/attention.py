@@ -17,6 +17,7 @@ and outputs wanted at some positions only (`positions`), for which the last laye
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -70,16 +71,19 @@ def recording_cross_attention(module: nn.Module) -> Iterator[list[list[Tensor]]]
     queries, 1 + text tokens) in fp32 on the CPU; key 0 is the learned null key, then the text's tokens. The
     weights are `attention_weights` of the very q and k the call attends with; its output is computed as without
     recording (SDPA or the reference path), so nothing that is sampled changes. Rows that skip the text (the
-    unconditioned half of a guided batch) record nothing."""
+    unconditioned half of a guided batch) record nothing. Only this thread's calls are recorded: the demo's other
+    requests (PHENAKI_CONCURRENCY > 1) share the model and record nothing into these lists (a call this thread
+    hands to another, such as the demo's first window with its emerging picture, is not recorded either)."""
     layers = [m for m in module.modules() if isinstance(m, Attention) and m.is_cross]
     records: list[list[Tensor]] = [[] for _ in layers]
+    thread = threading.get_ident()
     for layer, record in zip(layers, records):
-        layer.record = record
+        layer.recording[thread] = record
     try:
         yield records
     finally:
         for layer in layers:
-            layer.record = None
+            layer.recording.pop(thread, None)
 
 
 class Attention(nn.Module):
@@ -94,7 +98,7 @@ class Attention(nn.Module):
         self.heads = heads
         inner = heads * dim_head
         self.is_cross = dim_context is not None
-        self.record: list | None = None  # `recording_cross_attention`: where each call's weights go
+        self.recording: dict[int, list] = {}  # `recording_cross_attention`: each recording thread's list
         self.norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_kv = nn.Linear(dim_context or dim, inner * 2, bias=False)
@@ -128,8 +132,8 @@ class Attention(nn.Module):
             k, v = torch.cat((null_k, k), dim=2), torch.cat((null_v, v), dim=2)
             if mask is not None:
                 mask = F.pad(mask, (1, 0), value=True)
-            if self.record is not None:
-                self.record.append(attention_weights(q, k, mask).cpu())
+            if self.recording and (record := self.recording.get(threading.get_ident())) is not None:
+                record.append(attention_weights(q, k, mask).cpu())
         if _fast_paths:
             attn_mask = None if mask is None else rearrange(mask, "b m -> b 1 1 m")
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal)

@@ -96,6 +96,8 @@ def test_timeline_from_ui_table_api_dict_and_lists():
         ([["x" * 301, 1]], "longer than 300"),
         ("a red circle", "must be a table"),
         ({"rows": []}, "must be a table"),
+        ({"data": 5}, "'data' must be a list of rows"),
+        ({"headers": 5, "data": [["a", 1]]}, "its 'headers' a list"),
     ],
 )
 def test_bad_timelines_are_explained(table, message):

@@ -105,8 +105,10 @@ def read_table(value) -> tuple[list[str] | None, list]:
     if isinstance(value, Mapping):
         if "data" not in value:
             raise InputError("the timeline must be a table of rows (prompt, seconds)")
-        headers = value.get("headers")
-        return (None if headers is None else [str(h) for h in headers]), list(value["data"] or [])
+        headers, data = value.get("headers"), value["data"] or []
+        if not isinstance(data, (list, tuple)) or not isinstance(headers, (list, tuple, type(None))):
+            raise InputError("the timeline's 'data' must be a list of rows (prompt, seconds) and its 'headers' a list")
+        return (None if headers is None else [str(h) for h in headers]), list(data)
     if isinstance(value, (list, tuple)):
         return None, list(value)
     raise InputError(f"the timeline must be a table of rows (prompt, seconds), got {type(value).__name__}")

@@ -28,7 +28,7 @@ import torch
 from ..machine import device_name
 from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
-from ..precision import PRECISIONS, precision, sampling_precision
+from ..precision import PRECISIONS, bf16_autocast, precision, sampling_precision
 from ..serialization import read_training_record
 from . import world
 from .card import write_card
@@ -45,7 +45,9 @@ def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
             world.random_clip(HELD_OUT + i, model.window_frames)[0] for i in range(first, min(first + batch, clips))
         ]
         video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
-        recons = model.cvivit.decode(model.cvivit.encode(video))
+        ids = model.cvivit.encode(video)
+        with bf16_autocast(model.device):  # the decoder in the sampling precision, as Phenaki.decode_ids runs it
+            recons = model.cvivit.decode(ids).float()
         for original, recon in zip(originals, recons):
             recon = to_uint8_frames(recon)
             psnrs.append(psnr(original, recon))

@@ -21,6 +21,7 @@ import torch
 
 from ..media import psnr, to_uint8_frames, to_video_tensor
 from ..pipeline import Phenaki
+from ..precision import bf16_autocast
 from . import world2 as w
 from .eval import HELD_OUT, speed_metrics
 from .world2_data import random_clip, random_scene, random_story
@@ -41,7 +42,9 @@ def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
             for i in range(first, min(first + batch, clips))
         ]
         video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
-        recons = model.cvivit.decode(model.cvivit.encode(video))
+        ids = model.cvivit.encode(video)
+        with bf16_autocast(model.device):  # the decoder in the sampling precision, as Phenaki.decode_ids runs it
+            recons = model.cvivit.decode(ids).float()
         for original, recon in zip(originals, recons):
             recon = to_uint8_frames(recon)
             psnrs.append(psnr(original, recon))

@@ -155,7 +155,8 @@ def card_body(
         "Command: `phenaki eval weights --card` (`weights/eval.json` holds the raw figures)"
         + (
             f"; the {compare['precision']} column: the same seeds sampled in {compare['precision']} "
-            f"(`phenaki eval weights --precision {compare['precision']} --out eval-{compare['precision']}.json`, "
+            f"(`phenaki eval weights --precision {compare['precision']} --out "
+            f"weights/eval-{compare['precision']}.json`, "
             "then `--card --compare` it)."
             if compare
             else "."

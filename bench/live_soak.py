@@ -36,6 +36,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from phenaki.sampling import SamplingSettings  # noqa: E402
+
 PROMPTS = [
     "a red circle moves right",
     "the red circle moves up",
@@ -175,7 +178,10 @@ def play(server: Server, args) -> dict:
     from gradio_client import Client
 
     client = Client(server.url, verbose=False, download_files=False)
-    job = client.submit(PROMPTS[0], seed=0, api_name="/live")  # the page's defaults for the other settings
+    d = SamplingSettings()  # the page's defaults; /live takes its inputs by position (it is not an MCP tool)
+    job = client.submit(
+        PROMPTS[0], d.steps, d.temperature, d.critic_strength, d.guidance_scale, 0, d.refine_passes, api_name="/live"
+    )
     while not job.outputs():
         if job.done():
             raise RuntimeError(f"the live story did not start: {job.exception()}")

@@ -3,7 +3,7 @@
     phenaki generate "a red circle moves right" "the red circle moves up" --out story.mp4   # 2 scenes of 2 s
     phenaki generate --timeline examples/01_red_circle.json --out story.gif
     phenaki train tokenizer --preset shapes --steps 2500 --out runs/tokenizer    # phenaki.training.trainer
-    phenaki eval weights                                                        # phenaki.shapes.eval
+    phenaki eval weights                                                        # phenaki.shapes.eval_command
     phenaki demo                                                                # the Gradio demo ("phenaki[demo]")
 
 Exit status: 0 done; 1 an input or the model is unusable (one line on stderr says what, and how to fix it);
@@ -45,7 +45,7 @@ def _train(argv: list[str]) -> None:
 
 
 def _eval(argv: list[str]) -> None:
-    from .shapes.eval import main
+    from .shapes.eval_command import main
 
     main(argv)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from .media import to_uint8_frames
-from .pipeline import Phenaki, VideoChunk, _located
+from .pipeline import Phenaki, VideoChunk, located_on_step
 from .sampling import SamplingSettings, StepState
 from .scenes import check_prompt
 from .seeds import story_seed
@@ -111,7 +111,7 @@ class LiveStory:
                 self.settings,
                 self.seed,
                 window,
-                on_step=_located(self.on_step, window, len(self._scenes) - 1),
+                on_step=located_on_step(self.on_step, window, len(self._scenes) - 1),
             )
             chunk = VideoChunk(to_uint8_frames(video[0]), len(self._scenes) - 1, self.frames_made)
             with self._lock:

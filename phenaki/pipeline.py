@@ -236,7 +236,7 @@ class Phenaki(PretrainedMixin, nn.Module):
                     seed,
                     window,
                     batch,
-                    on_step=_located(on_step, window, segment),
+                    on_step=located_on_step(on_step, window, segment),
                 )
                 yield segment, video
                 window += 1
@@ -391,7 +391,7 @@ class Phenaki(PretrainedMixin, nn.Module):
         return (loss, dict(maskgit=loss_maskgit.item(), critic=loss_critic.item())) if return_loss_breakdown else loss
 
 
-def _located(on_step, window: int, segment: int):
+def located_on_step(on_step, window: int, segment: int):
     """`on_step` for one window: its states say which window and timeline entry they belong to."""
     if on_step is None:
         return None

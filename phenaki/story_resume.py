@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .media import to_uint8_frames
-from .pipeline import VideoChunk, _located
+from .pipeline import VideoChunk, located_on_step
 from .sampling import SamplingSettings, StepState
 from .seeds import story_seed
 from .start import as_start, start_work, with_start
@@ -127,7 +127,7 @@ class CachedStory(Iterator[StoryChunk]):
                 self.settings,
                 self.seed,
                 index,
-                on_step=_located(on_step, index, planned.segment),
+                on_step=located_on_step(on_step, index, planned.segment),
             )
             if video.shape[2] != planned.new_frames:  # the plan (and so the keys) would be wrong
                 raise RuntimeError(

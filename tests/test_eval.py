@@ -12,7 +12,7 @@ from reference_model import WRONG_COLOUR, WRONG_MOTION, GroundTruth
 
 from phenaki.media import psnr
 from phenaki.shapes import eval as evaluation
-from phenaki.shapes import targets, world
+from phenaki.shapes import eval_command, targets, world
 
 
 def test_psnr():
@@ -49,7 +49,7 @@ def test_evaluate_on_a_random_model(tmp_path):
     assert "| tokenizer psnr_db |" in table and "| no |" in table
 
     model.save_pretrained(tmp_path / "m")
-    evaluation.main([str(tmp_path / "m"), "--clips", "2", "--samples", "1", "--stories", "1"])
+    eval_command.main([str(tmp_path / "m"), "--clips", "2", "--samples", "1", "--stories", "1"])
     assert json.loads((tmp_path / "m" / "eval.json").read_text())["text_control"]["samples"] == 1
 
 
@@ -152,7 +152,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     model = random_shapes_model()
     model.save_pretrained(tmp_path)
     (tmp_path / "notes.md").write_text("Objects come out in fragments.")
-    evaluation.main(
+    eval_command.main(
         [
             str(tmp_path),
             "--clips",
@@ -171,7 +171,7 @@ def test_model_card_from_measures_and_training_records(tmp_path, tiny_model):
     assert card.data.pipeline_tag == "text-to-video" and "## Reproduce" in card.text
     assert "phenaki train transformer --out runs/p --tokenizer runs/tok/final" in card.text
     with pytest.raises(SystemExit):
-        evaluation.main(["some-user/some-repo", "--card"])  # a card is written into a folder only
+        eval_command.main(["some-user/some-repo", "--card"])  # a card is written into a folder only
 
 
 def test_evaluate_refuses_models_of_another_world(tiny_model):

@@ -9,8 +9,7 @@ import pytest
 from reference_model import GroundTruth2
 from test_eval import random_shapes_model
 
-from phenaki.shapes import eval as evaluation
-from phenaki.shapes import eval2, targets
+from phenaki.shapes import eval2, eval_command, targets
 from phenaki.shapes.card import card_body
 from phenaki.shapes.eval import HELD_OUT
 from phenaki.shapes.world2 import COLOURS
@@ -49,9 +48,9 @@ def test_swapped_colours_score_colours_wrong_and_the_count_right():
 
 
 def test_the_world_of_a_model_comes_from_its_training_record():
-    assert evaluation.trained_world("weights") == "shapes"
-    assert evaluation.trained_world("weights-shapes2") == "shapes2"
-    assert evaluation.trained_world("tests") == "shapes"  # no record
+    assert eval_command.trained_world("weights") == "shapes"
+    assert eval_command.trained_world("weights-shapes2") == "shapes2"
+    assert eval_command.trained_world("tests") == "shapes"  # no record
 
 
 def test_evaluate_a_random_model_report_every_target_and_write_the_card():
@@ -70,7 +69,7 @@ def test_evaluate_a_random_model_report_every_target_and_write_the_card():
 def test_the_card_sets_two_precisions_side_by_side(tmp_path):
     model = random_shapes_model()
     model.save_pretrained(tmp_path / "m")
-    evaluation.main([str(tmp_path / "m"), "--clips", "1", "--samples", "1", "--stories", "1", "--precision", "fp32"])
+    eval_command.main([str(tmp_path / "m"), "--clips", "1", "--samples", "1", "--stories", "1", "--precision", "fp32"])
     fp32 = json.loads((tmp_path / "m" / "eval.json").read_text())
     assert fp32["precision"] == "fp32"
     (tmp_path / "fp32.json").write_text(json.dumps(fp32))
@@ -89,5 +88,5 @@ def test_compare_must_be_results_of_the_same_world(tmp_path, capsys):
     (tmp_path / "broken.json").write_text("{")
     for name, message in [("world1.json", "it lacks tokenizer.describe_agreement"), ("broken.json", "not JSON")]:
         with pytest.raises(SystemExit):
-            evaluation.main([str(tmp_path / "m"), "--world", "shapes2", "--compare", str(tmp_path / name)])
+            eval_command.main([str(tmp_path / "m"), "--world", "shapes2", "--compare", str(tmp_path / name)])
         assert message in capsys.readouterr().err

@@ -44,3 +44,10 @@ def sampling_slider(name: str, elem_id: str, has_critic: bool = True, note: bool
 def refine_slider(elem_id: str) -> gr.Slider:
     """The refinement passes control (Generate, Live and the Inspect views)."""
     return sampling_slider("refine_passes", elem_id)
+
+
+def dataframe(rows, columns):
+    """A view's table for a gr.Dataframe: rows under named columns."""
+    import pandas as pd  # a Gradio dependency; imported where a table is made
+
+    return pd.DataFrame(rows, columns=columns)

@@ -25,18 +25,12 @@ from . import stories as logic
 from . import views as inspecting
 from . import views_tokenizer
 from .tool_docs import describe_tool
-from .ui_controls import refine_slider, sampling_slider
+from .ui_controls import dataframe, refine_slider, sampling_slider
 from .ui_hints import vocabulary_hints
 from .ui_words import words_tab
 
 if TYPE_CHECKING:
     from .context import DemoContext
-
-
-def _table(rows, columns):
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=columns)
 
 
 class InspectViews:
@@ -102,7 +96,7 @@ class InspectViews:
             seed,
             refine_passes,
         )
-        return v.gallery, _table(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
+        return v.gallery, dataframe(v.table, inspecting.STEP_COLUMNS), v.video, v.summary
 
     @describe_tool
     def inspect_tokenizer(self, video=None, clip_seed=0, request: gr.Request = None):  # defaults: optional for MCP
@@ -119,7 +113,7 @@ class InspectViews:
             grid; a summary in Markdown)."""
         path = video.get("path") if isinstance(video, dict) else video  # raw values: a FileData dict or a path
         v = self.run_view(views_tokenizer.tokenizer_view, request, path, clip_seed)
-        return v.video, _table(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
+        return v.video, dataframe(v.psnr, ["frame", "PSNR (dB)", "latent frame"]), v.tokens, v.summary
 
     @describe_tool
     def compare_seeds(
@@ -163,7 +157,7 @@ class InspectViews:
             baseline_guidance,
             refine_passes,
         )
-        table = _table(v.table, inspecting.COMPARE_COLUMNS)
+        table = dataframe(v.table, inspecting.COMPARE_COLUMNS)
         return v.seeds_video, v.guidance_video, v.sheet, table, v.summary
 
 

@@ -11,23 +11,21 @@ Built by `ui_inspect.inspect_tab`, inside its tabs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import views_words
 from .tool_docs import describe_tool
+from .ui_controls import dataframe
 from .ui_hints import vocabulary_hints
-
-if TYPE_CHECKING:
-    from .ui_inspect import InspectViews
 
 EXAMPLE = "a red circle moves right and a blue square moves left"  # world 2's grammar; world 1 reads its first half
 
 
-def words_tab(views: InspectViews, settings_sliders: Callable, refine_slider: Callable, shared: dict) -> None:
-    """Builds the view inside the current tabs and wires `/inspect_words` (`shared`: its queue settings)."""
-    from .ui_inspect import _table
+def words_tab(views, settings_sliders: Callable, refine_slider: Callable, shared: dict) -> None:
+    """Builds the view inside the current tabs and wires `/inspect_words` (`shared`: its queue settings; `views`:
+    the Inspect tab's `ui_inspect.InspectViews`, not imported here: that module imports this one).
+    """
 
     @describe_tool
     def inspect_words(
@@ -53,7 +51,7 @@ def words_tab(views: InspectViews, settings_sliders: Callable, refine_slider: Ca
             summary in Markdown)."""
         args = (prompt, steps, temperature, critic_strength, guidance_scale, seed, refine_passes)
         v = views.run_view(views_words.words_view, request, *args)
-        return v.gallery, v.video, _table(v.table, views_words.WORD_COLUMNS), v.summary
+        return v.gallery, v.video, dataframe(v.table, views_words.WORD_COLUMNS), v.summary
 
     with gr.Tab("Where the words go", id="inspect-words"):
         with gr.Row(equal_height=False):

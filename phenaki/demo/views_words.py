@@ -29,7 +29,7 @@ from ..models.attention import recording_cross_attention
 from ..models.cvivit import first_frames
 from ..models.text import ByteTextEncoder
 from ..shapes import world2
-from ..shapes.world2_describe import _labels as palette_labels
+from ..shapes.world2_describe import palette_labels
 from .stories import InputError, parse_settings
 from .views import check_prompt, colormap, output_folder, video_grid
 

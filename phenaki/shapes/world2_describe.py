@@ -39,7 +39,7 @@ class ObjectDescription:
     segments: list = field(repr=False)  # [(first, stop), ...] frame ranges of the segments
 
 
-def _labels(frames: np.ndarray) -> np.ndarray:
+def palette_labels(frames: np.ndarray) -> np.ndarray:
     """(T, H, W) int8 palette index of every object pixel of uint8 frames, -1 elsewhere. Object pixels
     are at least half as bright (max channel) as the frame's robust peak (its 20th brightest pixel, so a
     few hot pixels cannot fake an object); each takes the nearest palette colour after scaling its
@@ -159,7 +159,7 @@ def describe(frames: np.ndarray, segment_lengths=None) -> list[ObjectDescription
     spans = w.segment_bounds(len(frames), segment_lengths)
     if not len(frames):
         return []
-    labels = _labels(frames)
+    labels = palette_labels(frames)
     counts = np.bincount(labels[labels >= 0], minlength=len(w.COLOURS))
     found = []
     for c in np.flatnonzero(counts >= _MIN_PIXELS):

@@ -1,7 +1,7 @@
 """The emerging picture on the page: the first window's first frame as it is decoded (`phenaki.demo.emerging`),
 laid over the streaming video of the Generate and Live tabs until that video has its first clip.
 
-`emerging_stack()` is the column that holds the picture and the video under it; `picture(path)` is the update
+`streaming_player(...)` builds a tab's streaming video with the picture over it; `picture(path)` is the update
 that shows a preview (or, with None, hides the picture). The handlers send it as the last output of `/generate`
 and `/live`, so positional readers of the earlier outputs are unaffected; over the API it is the preview's PNG
 while the first window is made, None otherwise.
@@ -22,24 +22,33 @@ CSS = """
 """
 
 
-def emerging_stack() -> gr.Column:
-    """The column that lays the picture over what follows it (the video), as large as the video's half of its row."""
-    return gr.Column(elem_classes="emerging-stack", min_width=160)
-
-
-def emerging_picture(elem_id: str, height: int) -> gr.Image:
-    """The picture, hidden until a story's first preview; built first inside `emerging_stack()`."""
-    return gr.Image(
-        show_label=False,
-        type="filepath",
-        format="png",
-        interactive=False,
-        visible=False,
-        height=height,
-        buttons=[],
-        elem_id=elem_id,
-        elem_classes=["emerging", "pixelated"],
-    )
+def streaming_player(label: str, video_id: str, picture_id: str, visible: bool, height: int) -> tuple:
+    """(picture, video): the tab's streaming video, and the emerging picture laid over it (hidden until a story's
+    first preview), in one column as large as the video's half of its row."""
+    with gr.Column(elem_classes="emerging-stack", min_width=160):
+        emerging = gr.Image(
+            show_label=False,
+            type="filepath",
+            format="png",
+            interactive=False,
+            visible=False,
+            height=height,
+            buttons=[],
+            elem_id=picture_id,
+            elem_classes=["emerging", "pixelated"],
+        )
+        video = gr.Video(
+            label=label,
+            streaming=True,
+            autoplay=True,
+            interactive=False,
+            visible=visible,
+            height=height,
+            buttons=[],
+            elem_id=video_id,
+            elem_classes="pixelated",
+        )
+    return emerging, video
 
 
 def picture(path: str | None) -> gr.Image:

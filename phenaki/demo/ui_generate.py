@@ -21,7 +21,7 @@ from . import timeline_table, ui_start
 from .sessions import QUEUED, RUNNING, STOP, touch, unlink
 from .tool_docs import describe_tool
 from .ui_controls import sampling_slider
-from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
+from .ui_emerging import EMERGING, picture, streaming_player
 from .ui_hints import vocabulary_hints
 
 if TYPE_CHECKING:
@@ -317,19 +317,9 @@ def generate_tab(ctx: DemoContext, examples: list[Example] = ()) -> GenerateTab:
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="status")
             with gr.Row(equal_height=True):
-                with emerging_stack():  # the first window's picture over the live preview, until it plays
-                    emerging = emerging_picture("emerging", VIDEO_HEIGHT)
-                    live = gr.Video(
-                        label="Live preview (each window as it is decoded)",
-                        streaming=True,
-                        autoplay=True,
-                        interactive=False,
-                        visible=ctx.live_preview,
-                        height=VIDEO_HEIGHT,
-                        buttons=[],
-                        elem_id="live",
-                        elem_classes="pixelated",
-                    )
+                emerging, live = streaming_player(  # the first window's picture over the preview, until it plays
+                    "Live preview (each window as it is decoded)", "live", "emerging", ctx.live_preview, VIDEO_HEIGHT
+                )
                 video = gr.Video(
                     label="Video",
                     interactive=False,

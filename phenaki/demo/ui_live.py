@@ -34,7 +34,7 @@ import gradio as gr
 from . import stories as logic
 from . import ui_start
 from .live_session import LiveControl, LiveUpdate, parse_prompt
-from .ui_emerging import EMERGING, emerging_picture, emerging_stack, picture
+from .ui_emerging import EMERGING, picture, streaming_player
 from .ui_generate import VIDEO_HEIGHT, settings_accordion, status_html
 from .ui_hints import vocabulary_hints
 
@@ -286,19 +286,9 @@ def live_tab(ctx: DemoContext, generate: GenerateTab, tabs: gr.Tabs) -> LiveHand
             steps, guidance, temperature, critic, refine = settings_accordion(model, prefix="live-")
         with gr.Column(scale=7, min_width=320):
             status = gr.HTML(IDLE, elem_id="live-status")
-            with emerging_stack():  # the first window's picture over the video, until it plays
-                emerging = emerging_picture("live-emerging", VIDEO_HEIGHT)
-                video = gr.Video(
-                    label="Live (plays while it is made)",
-                    streaming=True,
-                    autoplay=True,
-                    interactive=False,
-                    visible=ctx.live_preview,
-                    height=VIDEO_HEIGHT,
-                    buttons=[],
-                    elem_id="live-video",
-                    elem_classes="pixelated",
-                )
+            emerging, video = streaming_player(  # the first window's picture over the video, until it plays
+                "Live (plays while it is made)", "live-video", "live-emerging", ctx.live_preview, VIDEO_HEIGHT
+            )
             if not ctx.live_preview:
                 gr.Markdown("The live player needs ffmpeg and ffprobe on the server; the MP4 comes at the end.")
             with gr.Row(equal_height=True):

@@ -30,22 +30,31 @@ from . import world
 HELD_OUT = 1_000_000_000  # training seeds are far below this
 
 
+def _clip(i: int, num_frames: int) -> np.ndarray:
+    return world.random_clip(HELD_OUT + i, num_frames)[0]
+
+
+def _reading(frames: np.ndarray) -> tuple:
+    d = world.describe(frames)
+    return d.colour, d.shape, d.motions
+
+
 @torch.no_grad()
-def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
+def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8, clip=_clip, reading=_reading) -> dict:
+    """PSNR of held-out clips through the tokenizer and back (the decoder in the sampling precision, as
+    Phenaki.decode_ids runs it), and whether `reading(frames)` says the same of each reconstruction as of its clip;
+    `clip(i, num_frames)` is held-out clip i (this world's by default; eval2 passes world 2's)."""
     psnrs, same = [], []
     for first in range(0, clips, batch):
-        originals = [
-            world.random_clip(HELD_OUT + i, model.window_frames)[0] for i in range(first, min(first + batch, clips))
-        ]
+        originals = [clip(i, model.window_frames) for i in range(first, min(first + batch, clips))]
         video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
         ids = model.cvivit.encode(video)
-        with bf16_autocast(model.device):  # the decoder in the sampling precision, as Phenaki.decode_ids runs it
+        with bf16_autocast(model.device):
             recons = model.cvivit.decode(ids).float()
         for original, recon in zip(originals, recons):
             recon = to_uint8_frames(recon)
             psnrs.append(psnr(original, recon))
-            a, b = world.describe(original), world.describe(recon)
-            same.append((a.colour, a.shape, a.motions) == (b.colour, b.shape, b.motions))
+            same.append(reading(original) == reading(recon))
     return dict(psnr_db=float(np.mean(psnrs)), describe_agreement=float(np.mean(same)), clips=clips)
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..media import psnr, to_uint8_frames, to_video_tensor
+from ..media import to_uint8_frames
 from ..pipeline import Phenaki
-from ..precision import bf16_autocast
+from . import eval as world1_eval
 from . import world2 as w
 from .eval import HELD_OUT, speed_metrics
 from .world2_data import random_clip, random_scene, random_story
@@ -33,23 +33,15 @@ def _reading(description: list) -> list:
     return [(d.colour, d.shape, d.size, tuple(d.motions)) for d in description]
 
 
-@torch.no_grad()
 def tokenizer_metrics(model: Phenaki, clips: int = 200, batch: int = 8) -> dict:
-    psnrs, same = [], []
-    for first in range(0, clips, batch):
-        originals = [
-            random_clip(HELD_OUT + i, model.window_frames, held_out=None)[0]
-            for i in range(first, min(first + batch, clips))
-        ]
-        video = torch.stack([to_video_tensor(f) for f in originals]).to(model.device)
-        ids = model.cvivit.encode(video)
-        with bf16_autocast(model.device):  # the decoder in the sampling precision, as Phenaki.decode_ids runs it
-            recons = model.cvivit.decode(ids).float()
-        for original, recon in zip(originals, recons):
-            recon = to_uint8_frames(recon)
-            psnrs.append(psnr(original, recon))
-            same.append(_reading(describe(original)) == _reading(describe(recon)))
-    return dict(psnr_db=float(np.mean(psnrs)), describe_agreement=float(np.mean(same)), clips=clips)
+    """`eval.tokenizer_metrics` on world 2's held-out clips (any colour-shape pair), read object by object."""
+    return world1_eval.tokenizer_metrics(
+        model,
+        clips,
+        batch,
+        clip=lambda i, n: random_clip(HELD_OUT + i, n, held_out=None)[0],
+        reading=lambda frames: _reading(describe(frames)),
+    )
 
 
 def first_frame_colours(scene: w.Scene, description: list) -> bool:

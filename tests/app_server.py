@@ -124,6 +124,25 @@ class OutboundTrap:
         self.sock.close()
 
 
+def crashes(log: str) -> list[str]:
+    """The tracebacks in a server log, but for a client going away in the middle of an upload (Starlette's
+    ClientDisconnect, which uvicorn logs as an exception: a browser page closed while its image editor was still
+    sending a layer, as CI saw once). Each runs from its "Traceback (most recent call last)" line to the first
+    line at column 0, its exception."""
+    found, current = [], None
+    for line in log.splitlines():
+        if "Traceback (most recent call last)" in line:
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line and not line[0].isspace():
+                found.append("\n".join(current))
+                current = None
+    if current is not None:
+        found.append("\n".join(current))  # the log ends inside it
+    return [t for t in found if not t.rsplit("\n", 1)[-1].startswith("starlette.requests.ClientDisconnect")]
+
+
 class AppServer:
     """`python app.py` on a free port; `url`, `log()`, `runs()` (the per-request folders it made), `stop()`.
     `model_dir` None: no PHENAKI_MODEL, so the app serves the bundled weights/ (as `bash scripts/demo.sh` does)."""
@@ -188,6 +207,10 @@ class AppServer:
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")[-20000:]
+
+    def crashes(self) -> list[str]:
+        """The tracebacks in the server's log (see `crashes`)."""
+        return crashes(self.log())
 
     def runs(self) -> list[Path]:
         return sorted(self.tmp.glob("phenaki-demo/*/*/run-*"))

@@ -112,7 +112,7 @@ def bundled_server():
     server = AppServer(None, timeout=180)
     yield server
     try:
-        assert server.alive() and "Traceback" not in server.log(), server.log()
+        assert server.alive() and server.crashes() == [], server.log()
         assert server.trap.hits == []
     finally:
         server.stop()

@@ -34,7 +34,7 @@ _ENTRY = re.compile(r"(\w+):(?:\s|$)")
 
 def sampling_text(name: str) -> str:
     """A sampling setting for an agent: what it does, its demo range and its default, e.g. for steps "parallel
-    MaskGIT steps per window; a whole number from 1 to 64, default 12"."""
+    MaskGIT steps per window; a whole number from 1 to 64, default 8"."""
     meta = next(f.metadata for f in fields(SamplingSettings) if f.name == name)
     low, high = LIMITS[name]
     kind = "a whole number" if meta["integer"] else "a number"

@@ -15,10 +15,10 @@ What it does, in one process:
   threads;
 - peak memory of each task in a child process per system (RSS sampled every millisecond, above the resting RSS of
   the built model; glibc is told to hand large blocks back at once so that RSS follows the tensors);
-- a 2-minute story (960 frames at 8 fps) against a 10-second one on the default model (the bundled weights/: a
-  randomly initialised model of its size took about 1.45x as long a frame, so random weights would not measure
-  it), each in its own process on 2 threads at the library's default precision; and the time to the first chunk
-  of `Phenaki.stream` with the default settings (the library's and the demo's, `SamplingSettings()`);
+- a 2-minute story (960 frames at 8 fps) against a 10-second one on the default model (the bundled weights/),
+  each in its own process on 2 threads at the library's default precision, with the usual allocator; and the time
+  to the first chunk of `Phenaki.stream` with the default settings (the library's and the demo's,
+  `SamplingSettings()`);
 - the demo itself in a real browser: seconds from pressing Generate to the first frames on the page, and the Live
   tab's story watched for stalls for 2 minutes (bench/browser.py, bench/browser_live.py).
 Results go to bench/out/ and, for a full run, to bench/RESULTS.md.
@@ -151,8 +151,13 @@ def memory_worker(config: str, system: str) -> None:
     print(json.dumps(out))
 
 
-def _child(args: list[str], timeout: float = 3600) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
+def _child(args: list[str], timeout: float = 3600, eager_free: bool = True) -> dict:
+    """Runs this file with `args` in a child process; its last stdout line is JSON. `eager_free`: glibc hands every
+    block over 64 KB back at once, so that RSS follows the tensors (the memory measures); it also makes each large
+    allocation a fresh mmap, paged in again, which doubled a story's time (0.033 -> 0.073 s a frame on the default
+    model): timed children run with the usual allocator."""
+    tuning = dict(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536") if eager_free else {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | tuning
     done = subprocess.run(
         [sys.executable, __file__, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
     )
@@ -216,7 +221,8 @@ def stories(lengths: list[float], threads: int, log) -> list[dict]:
     for i, seconds in enumerate(lengths):
         log(f"\n== story of {seconds:g} s on the default model (own process, {threads} threads)")
         result = _child(
-            ["--story-worker", str(seconds), "--warm-first-chunks", "3" if i == 0 else "0", "--threads", str(threads)]
+            ["--story-worker", str(seconds), "--warm-first-chunks", "3" if i == 0 else "0", "--threads", str(threads)],
+            eager_free=False,
         )
         log(
             f"   {result['frames']} frames in {result['total_s']:.1f} s ({result['s_per_frame']:.3f} s/frame), "

@@ -211,10 +211,11 @@ def report(data: dict) -> str:
         lines += [
             "## Stories on the default model",
             "",
-            "The bundled default model (weights/; a randomly initialised model of its size took about 1.45x as "
-            "long a frame, so it would not measure the default model), `Phenaki.stream` with the default settings "
+            "The bundled default model (weights/), `Phenaki.stream` with the default settings "
             f"(the library's and the demo's: {settings_text()}), 5-second segments cycling through four prompts, "
-            "each story in its own process; peak memory is that process's peak RSS (`VmHWM`: Python, torch "
+            "each story in its own process with the usual allocator (not the memory measures' eager "
+            "`MALLOC_MMAP_THRESHOLD_`, which made every large tensor a fresh mmap and doubled a story's time); "
+            "peak memory is that process's peak RSS (`VmHWM`: Python, torch "
             "and the model included). Time to first chunk: the first `stream` call after the model is built, "
             "and later calls with the demo's default timeline. At the library's default precision (as a user "
             "gets it) and on the threads given (`--story-threads`, 2 by default: issue 22's targets are for 2).",

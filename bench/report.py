@@ -270,6 +270,22 @@ def report(data: dict) -> str:
         "per sample were counted while developing this), so its time, and the ratio, moves with the machine's "
         "load.",
         "",
+        "The default model's stories and the app's first frames: since 2026-12-04 the default is 8 parallel "
+        "steps instead of 12, which drew and kept objects as well on the model's held-out eval (the card, "
+        "weights/README.md) and makes a window in about 0.6 of the time. The story processes run with the usual "
+        "allocator: the memory measures' eager `MALLOC_MMAP_THRESHOLD_` had doubled their time.",
+        "",
+        "Tried and not kept (2026-12-04): bf16 attention on the CPU as two batched matrix multiplies with a bf16 "
+        "softmax between, a few heads at a time so the scores stay in cache. On the models' own tensors alone it "
+        "beat SDPA's flash kernel 1.5-1.8x (README size, 2 x 8 heads x 576 x 64: 12.8 -> 7.0 ms), but in whole "
+        "runs, alternating processes, it was within the noise on the default model's story (0.037-0.048 s a "
+        "frame either way) and 0-15% faster at the README size (3.5-4.2 s against 3.8-5.1 s for a sample): not "
+        "enough for the README-size targets, whose 2.5x needs about 82% of the bf16 ceiling at the FLOPs "
+        'performed (see "at most" above), so SDPA stays. Seen on the way, on this CPU: a softmax asked for '
+        "fp32 output from bf16 scores ran 8x slower than the same softmax in bf16 (3.7 against 0.42 ms on "
+        "4 x 576 x 576 scores; PyTorch computes the bf16 one in fp32 inside), because bf16 -> fp32 copies run "
+        "at about 0.4 G elements/s here.",
+        "",
         "Threads: during development, two threads on this shared 2-core machine (with a training run at "
         "normal priority beside it) made a small-configuration sample take 37 s instead of 1.8 s, every "
         "OpenMP barrier waiting for a preempted thread; `--threads auto` therefore probes and picks.",

@@ -363,12 +363,12 @@ def live_story(
                 break
             windows, last = windows + 1, len(chunk.frames)
             big = upscale(np.asarray(chunk.frames), scale, even=True)
-            writer.append(big)
             clip = clips.write(windows, big, fps) if window_videos else None
             used, step = (size := files_size(out)), max(step, size - used)
             pacer.start()
             told = clock()
             yield update(window_video=clip)
+            writer.append(big)  # the story's MP4 after the clip has gone out: the first frames play sooner
     except BaseException:
         writer.abort()
         raise

@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from phenaki.preview import PREVIEW_EVERY
+
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 TARGET_RATIO = 1.15  # previews may slow the first window by at most 15%
@@ -123,7 +125,8 @@ def section(result: dict) -> list[str]:
         "",
         f"The demo's back-end (`generate_story`) on the model in `{Path(result['model']).name}/`, "
         f"{result['threads']} threads, the default timeline and settings with a fixed seed; the first window timed "
-        "from the call to its frames, with previews (its first frame as decoded every 2nd step, masked tokens as a "
+        f"from the call to its frames, with previews (its first frame as decoded every {PREVIEW_EVERY} steps, "
+        "masked tokens as a "
         f"grey checker) and without, interleaved, {result['rounds']} rounds after a warm-up; the story driven from a "
         "worker thread, as Gradio "
         "drives it (`bench/emerging.py`).",

@@ -19,6 +19,7 @@ from phenaki.demo import live_session, stories
 from phenaki.demo.emerging import EmergingPicture
 from phenaki.media import to_uint8_frames
 from phenaki.preview import StepPreviews, masked_checker, preview_frames
+from phenaki.sampling import SamplingSettings
 
 PROMPT = "a red circle moves right"
 TIMELINE = [(PROMPT, 3.0)]  # 24 frames: two windows of the tiny model (17, then 7 new)
@@ -84,9 +85,9 @@ def test_preview_frames_decode_the_chosen_tokens_and_paint_masked_ones_as_a_chec
         preview_frames(model, ids)
 
 
-def test_step_previews_show_every_second_step_of_the_first_window_only_and_change_no_frame(model):
+def test_step_previews_show_every_few_steps_of_the_first_window_only_and_change_no_frame(model):
     shown = []
-    previews = StepPreviews(model, lambda frames, state: shown.append((state.window, state.step, frames)))
+    previews = StepPreviews(model, lambda frames, state: shown.append((state.window, state.step, frames)), every=2)
     with_previews = [chunk.frames for chunk in model.stream(TIMELINE, steps=5, seed=3, on_step=previews)]
     without = [chunk.frames for chunk in model.stream(TIMELINE, steps=5, seed=3)]
     assert len(without) == 2 and all((a == b).all() for a, b in zip(with_previews, without, strict=True))
@@ -105,6 +106,10 @@ def test_step_previews_show_every_second_step_of_the_first_window_only_and_chang
     model.sample(PROMPT, 8, prime_frames=torch.zeros(1, 3, 5, 32, 32), steps=4, seed=0, on_step=previews)
     assert [step for _, step, _ in shown] == [1, 3] and all(f.shape == (2, 32, 32, 3) for *_, f in shown)  # a tubelet
     assert masked_share(shown[0][2][0]) > 0 and masked_share(shown[1][2][0]) == 0
+    # the default: every third parallel step, and the one that chooses the last token (3 of the default 8)
+    shown[:] = []
+    model.sample(PROMPT, 8, seed=0, on_step=StepPreviews(model, lambda frames, state: shown.append(state.step)))
+    assert shown == [2, 5, 7] and SamplingSettings().steps == 8
     for bad, message in (
         (dict(every=0), "every must be a positive integer"),
         (dict(windows=1.5), "windows must be a positive integer"),
@@ -129,8 +134,8 @@ def test_generate_story_previews_come_first_and_change_no_frame_or_file(model, t
         (u.windows_done, u.frames_done) for u in off
     ]
     picture = np.asarray(Image.open(on[0].preview).convert("RGB"))
-    assert picture.shape == (32, 32, 3) and masked_share(picture) > 0.5  # at the frame size; step 2 of 8: mostly masked
-    assert first_frames == 4  # steps 2, 4, 6 and 8 of 8, every one in order
+    assert picture.shape == (32, 32, 3) and masked_share(picture) > 0.5  # at the frame size; step 3 of 8: mostly masked
+    assert first_frames == 3  # steps 3, 6 and 8 of 8, every one in order
     for a, b in zip(on[first_frames:], off, strict=True):  # the window sheets and clips, then the story's files
         for name in ("window_sheet", "window_video", "video"):
             if getattr(b, name):
@@ -200,14 +205,14 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
     pictures = [i for i, o in enumerate(outputs) if shown(o[7])]
     frames_at = next(i for i, o in enumerate(outputs) if o[1])  # the window's frames, then (next) its clip
     clip_at = next(i for i in range(frames_at, len(outputs)) if outputs[i][0] != outputs[frames_at][0])
-    # steps 2, 4, 6, 8 of 8; then the window's frames (the picture stays until the clip is in the player)
+    # steps 3, 6, 8 of 8; then the window's frames (the picture stays until the clip is in the player)
     assert (
-        pictures == [1, 2, 3, 4, 5] and frames_at == 5 and clip_at == 6 and shown(outputs[5][7]) == shown(outputs[4][7])
+        pictures == [1, 2, 3, 4] and frames_at == 4 and clip_at == 5 and shown(outputs[4][7]) == shown(outputs[3][7])
     )
     assert "The first frame emerges" in outputs[1][2] and "emerges" not in outputs[frames_at][2]
     assert not any(shown(o[7]) for o in outputs[clip_at:]) and final[7] is None
     first = np.asarray(Image.open(shown(outputs[1][7])).convert("RGB"))
-    assert first.shape == (32, 32, 3) and masked_share(first) > 0.5  # step 2 of 8: mostly masked
+    assert first.shape == (32, 32, 3) and masked_share(first) > 0.5  # step 3 of 8: mostly masked
     # the story's MP4 is the one made without previews
     settings = stories.Settings(steps=8, seed=9, refine_passes=0)
     expected = list(stories.generate_story(model, [(PROMPT, 1)], settings, tmp_path))
@@ -223,6 +228,6 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
     outputs = job.outputs()
     pictures = [i for i, o in enumerate(outputs) if shown(o[5])]
     playing = next(i for i, o in enumerate(outputs) if "Playing" in o[1])
-    assert pictures == [1, 2, 3, 4] and playing == 5 and seed == 9 and last is None
+    assert pictures == [1, 2, 3] and playing == 4 and seed == 9 and last is None
     assert outputs[playing][0].endswith(".m3u8") and not any(shown(o[5]) for o in outputs[playing:])
     assert masked_share(np.asarray(Image.open(shown(outputs[1][5])).convert("RGB"))) > 0.5

@@ -6,8 +6,8 @@ and its frames reach the page with their MP4 after that).
 window) in a worker thread and, while it runs, yields `wrap(path)` for each preview in turn: the window's first
 frame as decoded so far (`phenaki.preview.StepPreviews`, masked tokens as a grey checker), written as a PNG at
 the model's frame size (the page scales it up, pixelated); then it returns what `advance()` returned. Every preview
-is handed out, in order (one per 2 steps of the window: 4 at the default 8 steps), so a story shows the same
-pictures however busy the machine is. The PNG is written beside the sampler, so it is kept small: a 64x64 frame
+is handed out, in order (one per 3 steps of the window, and the last: 3 at the default 8 steps), so a story shows
+the same pictures however busy the machine is. The PNG is written beside the sampler, so it is kept small: a 64x64 frame
 took 4 ms and 250 bytes, the same upscaled to 512x512 16 ms and 2.2 KB (this 2-core EPYC, busy). The frames of the
 story are those made without it: previews only read the sampler's state.
 

@@ -30,15 +30,15 @@ from .sampling import StepState
 MASKED_GREYS = (56, 88)  # the checker over masked tokens (uint8 levels, the same on R, G and B)
 # Previews after every PREVIEW_EVERY-th parallel step (and after the one that fills the last token), of
 # PREVIEW_LATENT_FRAMES latent frames. Measured on the default model (weights/), 2 threads, this 2-core EPYC: its
-# first window (then 12 + 4 refinement steps and a decode) 0.59-0.65 s; decoding the whole window's 9 latent frames
-# 23-25 ms, the first latent frame alone 4 ms, the first 3 latent frames 8 ms. With the first frame every second
-# step (6 previews of the 12 steps), previews cost about 6 x 4 ms = 4% of the window; the whole window at that pace
-# would cost 6 x 24 ms = 24%, over the 15% allowed. At 8 steps (the default since): every second step made 4
-# previews of a window about 0.6 as long, and the window 1.16x / 1.09x / 1.13x as long as without; every third step
-# (3 previews: steps 3, 6 and the last) 1.03x / 1.04x, its first preview 0.18-0.23 s after the start instead of 0.14
-# (bench/emerging.py, 8 rounds; the full bench run). The first frame is exact, not an approximation: the decoder is
-# causal in time, so latent frame 0 decodes to the same pixels alone as within the window. bench/emerging.py
-# measures the demo's first window with previews on and off.
+# first window (12 + 4 refinement steps, the default then, and a decode) 0.59-0.65 s; decoding the whole window's
+# 9 latent frames 23-25 ms, the first latent frame alone 4 ms, the first 3 latent frames 8 ms. With the first frame
+# every second step (6 previews of the 12 steps), previews cost about 6 x 4 ms = 4% of the window; the whole window
+# at that pace would cost 6 x 24 ms = 24%, over the 15% allowed. At 8 steps (the default since): every second step
+# made 4 previews of a window about 0.6 as long, and the window 1.16x / 1.09x / 1.13x as long as without; every
+# third step (3 previews: steps 3, 6 and the last) 1.03x / 1.04x / 1.08x, its first preview 0.17-0.23 s after the
+# start instead of 0.14 (bench/emerging.py, 8 rounds; full bench runs). The first frame is exact, not an
+# approximation: the decoder is causal in time, so latent frame 0 decodes to the same pixels alone as within the
+# window. bench/emerging.py measures the demo's first window with previews on and off.
 PREVIEW_EVERY = 3
 PREVIEW_LATENT_FRAMES = 1
 

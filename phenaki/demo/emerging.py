@@ -1,5 +1,5 @@
 """The emerging picture of a demo story's first window, without Gradio: what the page shows while the first window
-is decoded, until its real frames play (on the default model the first window takes about 0.4 s of a 2-core CPU,
+is decoded, until its real frames play (on the default model the first window takes about 0.5 s of a 2-core CPU,
 and its frames reach the page with their MP4 after that).
 
 `EmergingPicture.first_window(advance, wrap)` runs `advance()` (the story's `next(...)`, which makes the first

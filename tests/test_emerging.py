@@ -206,9 +206,7 @@ def test_api_hands_out_the_emerging_picture_before_the_first_video_chunk(server,
     frames_at = next(i for i, o in enumerate(outputs) if o[1])  # the window's frames, then (next) its clip
     clip_at = next(i for i in range(frames_at, len(outputs)) if outputs[i][0] != outputs[frames_at][0])
     # steps 3, 6, 8 of 8; then the window's frames (the picture stays until the clip is in the player)
-    assert (
-        pictures == [1, 2, 3, 4] and frames_at == 4 and clip_at == 5 and shown(outputs[4][7]) == shown(outputs[3][7])
-    )
+    assert pictures == [1, 2, 3, 4] and frames_at == 4 and clip_at == 5 and shown(outputs[4][7]) == shown(outputs[3][7])
     assert "The first frame emerges" in outputs[1][2] and "emerges" not in outputs[frames_at][2]
     assert not any(shown(o[7]) for o in outputs[clip_at:]) and final[7] is None
     first = np.asarray(Image.open(shown(outputs[1][7])).convert("RGB"))

@@ -113,6 +113,12 @@ def _add_generate(commands) -> None:
     )
     gen.add_argument("--revision", metavar="R", help="with a Hub repo id: a branch, tag or commit")
     gen.add_argument(
+        "--start",
+        metavar="FILE",
+        help="a picture (the story's first frame; the first scene continues it) or a video whose last frames the "
+        "story continues; centre-cropped and resized to the model's frames",
+    )
+    gen.add_argument(
         "--seed", type=int, metavar="N", help="makes the same video again (default: a random one, printed)"
     )
     _add_sampling_options(gen)
@@ -264,13 +270,25 @@ def _settings(args) -> SamplingSettings:
     return settings
 
 
-def _frames(model, timeline, total: int, settings: SamplingSettings, seed: int):
+def _start(path: str | None, model):
+    """The story's start read from --start for `model` (`phenaki.start.read_start`); None without it."""
+    if path is None:
+        return None
+    from .start import read_start
+
+    try:
+        return read_start(path, model)
+    except ValueError as error:
+        raise UsageError(f"--start: {error}") from None
+
+
+def _frames(model, timeline, total: int, settings: SamplingSettings, seed: int, start=None):
     """The story's frames, (n, H, W, 3) uint8, window after window under a progress bar."""
     import numpy as np
     from tqdm import tqdm
 
     chunks = []
-    stream = model.stream(timeline, settings=settings, seed=seed)
+    stream = model.stream(timeline, settings=settings, seed=seed, start=start)
     with tqdm(total=total, unit="frame", desc="generating", file=sys.stderr) as bar:
         for chunk in stream:
             chunks.append(chunk.frames)
@@ -303,8 +321,9 @@ def generate(args) -> None:
     if args.scale is not None and args.scale < 1:
         raise UsageError(f"--scale must be a whole number >= 1, got {args.scale}")
     model, scene_frames = _load(_model_name(args), args, _device(args.device), timeline, settings)
+    start = _start(args.start, model)
     print(f"seed {seed} (--seed {seed} makes the same video again)", flush=True)
-    frames = _frames(model, timeline, sum(scene_frames), settings, seed)
+    frames = _frames(model, timeline, sum(scene_frames), settings, seed, start)
     _write(out, upscale(frames, args.scale or display_scale(model.frame_size, DISPLAY_SIZE)), model.fps)
 
 

@@ -98,6 +98,24 @@ def test_story_to_gif_with_a_random_seed_made_again_from_a_timeline_file(model_d
     np.testing.assert_array_equal(read_frames(tmp_path / "again.gif"), first)
 
 
+def test_a_story_from_a_start_picture_is_the_library_s(model_dir, tmp_path):
+    """--start: the frames are those of `Phenaki.stream(..., start=the file)`, and the picture changes them."""
+    from phenaki import Phenaki
+    from phenaki.media import write_gif, write_png
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[10:30, 30:50] = (255, 0, 0)  # wider than tall: centre-cropped, then resized to the model's 32x32
+    png = write_png(tmp_path / "start.png", picture)
+    small = [*FAST, "--seconds", "1", "--seed", "3", "--scale", "1", "--model", model_dir]
+    succeeded(phenaki(tmp_path, "generate", PROMPTS[0], *small, "--start", png, "--out", tmp_path / "cli.gif"))
+    succeeded(phenaki(tmp_path, "generate", PROMPTS[0], *small, "--out", tmp_path / "plain.gif"))
+    model = Phenaki.from_pretrained(model_dir, device="cpu")
+    chunks = model.stream([(PROMPTS[0], 1.0)], start=png, seed=3, steps=2)
+    library = write_gif(tmp_path / "library.gif", np.concatenate([c.frames for c in chunks]), TINY_FPS)
+    np.testing.assert_array_equal(read_frames(tmp_path / "cli.gif"), read_frames(library))
+    assert (read_frames(tmp_path / "cli.gif")[0] != read_frames(tmp_path / "plain.gif")[0]).any()
+
+
 # ---- bad inputs: exit status 1, one line on stderr, no traceback ----------------------------------------------
 
 
@@ -106,6 +124,7 @@ def files(tmp_path_factory) -> Path:
     """Timeline files that are not usable, and a model without a Token Critic."""
     folder = tmp_path_factory.mktemp("cli_inputs")
     (folder / "broken.json").write_text('{"timeline": [["a red circle moves right", 2]')
+    (folder / "notes.png").write_text("not a picture")
     (folder / "no_prompt.json").write_text(json.dumps([{"prompt": " ", "seconds": 1}, {"prompt": "a", "seconds": 1}]))
     tiny_phenaki(critic=False).save_pretrained(folder / "no_critic")
     return folder
@@ -125,6 +144,8 @@ BAD = {  # id: (arguments after `generate`, with {model} and {files} filled in; 
         "timeline row 1 has no prompt",
     ),
     "timeline and prompts": (["a", "--timeline", str(ROOT / "examples" / "01_red_circle.json")], "not both"),
+    "missing start": (["a", "--start", "{files}/nothing.png", "--model", "{model}"], "the start file nothing.png"),
+    "start not a picture": (["a", "--start", "{files}/notes.png", "--model", "{model}"], "neither a picture nor"),
     "library ValueError": (
         ["a", "--critic-strength", "0.5", "--model", "{files}/no_critic"],
         "needs a model with a Token Critic",

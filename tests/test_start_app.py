@@ -18,6 +18,7 @@ from app_server import BROWSER_ARGS, CHROMIUM, AppServer, client
 from phenaki.media import display_scale, psnr, upscale, write_mp4, write_png
 from phenaki.sampling import SamplingSettings
 from phenaki.shapes import world
+from phenaki.start import reconstruct
 
 PROMPT = "the red circle moves left"
 DRAWN_AT = (40, 25)  # top-left of the circle's box in the 64x64 picture: room to move left
@@ -98,6 +99,12 @@ def test_upload_values_drawings_and_what_the_model_sees(tiny_model, tmp_path):
     # what the model sees: the picture's reconstruction at 256 px, or the clip's last frames side by side
     image, note = start_input.start_view(tiny_model, str(tmp_path), {"path": png})
     assert imageio.imread(image).shape[:2] == (256, 256) and "first frame" in note and "dB PSNR" in note
+    # ...the tokenizer's reconstruction, not the picture itself (a random tokenizer changes it beyond recognition)
+    start = start_input.parse_start({"path": png}, tiny_model)
+    seen = reconstruct(tiny_model, start)[0]
+    scale = display_scale(tiny_model.frame_size, start_input.CANVAS_SIZE)
+    assert np.array_equal(imageio.imread(image), upscale(seen, scale))
+    assert psnr(seen[None], start.frames) < 30 and f"{psnr(seen[None], start.frames):.1f} dB PSNR" in note
     clip = write_mp4(tmp_path / "clip.mp4", np.zeros((9, 64, 64, 3), np.uint8), fps=8)
     image, note = start_input.start_view(tiny_model, str(tmp_path), str(clip))
     assert "last 5 frames" in note and imageio.imread(image).shape[1] > 4 * 32

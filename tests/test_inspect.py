@@ -69,8 +69,8 @@ def test_the_steps_end_in_exactly_what_a_normal_generation_makes(model, critic_s
 def test_each_step_says_what_was_masked_filled_and_sent_back(model, critic_strength):
     trace = insp.trace_decoding(model, PROMPT, 17, steps=4, seed=3, critic_strength=critic_strength, refine_passes=2)
     total = trace.ids.size
-    refinement = [f"refinement {k}, {half} frames" for k in (1, 2) for half in ("even", "even", "odd", "odd")]
-    assert [s.phase for s in trace.steps] == ["parallel"] * 4 + refinement  # 2 passes, 2 steps per half
+    refinement = [f"refinement {k}, {half} frames" for k in (1, 2) for half in ("even", "odd")]
+    assert [s.phase for s in trace.steps] == ["parallel"] * 4 + refinement  # 2 passes, a step per half
     parallel = trace.steps[:4]
     assert [s.masked.sum() for s in parallel] == [masked_count(i, 4, total) for i in range(4)]  # cosine
     before = np.ones_like(trace.ids, bool)
@@ -81,11 +81,11 @@ def test_each_step_says_what_was_masked_filled_and_sent_back(model, critic_stren
         assert np.isfinite(step.score[step.filled]).all() and (step.score[np.isfinite(step.score)] <= 0).all()
         before = step.masked
     assert not trace.steps[-1].masked.any()
-    # refinement sends back a whole half of the latent frames at its first step, and only then
+    # each refinement step sends back a whole half of the latent frames and fills it again
     even = (np.arange(trace.ids.shape[0]) % 2 == 0)[:, None, None]
-    for k, step in enumerate(trace.steps[4:]):
+    for step in trace.steps[4:]:
         half = np.broadcast_to(even if "even" in step.phase else ~even, trace.ids.shape)
-        assert np.array_equal(step.sent_back, half if k % 2 == 0 else np.zeros_like(half))
+        assert np.array_equal(step.sent_back, half) and np.array_equal(step.filled, half)
         assert np.isposinf(step.score[~half]).all() and not step.filled[~half].any()
     sent_back = sum(s.sent_back.sum() for s in parallel)
     if critic_strength:  # the critic ranks every token and may send fixed ones back
@@ -102,7 +102,7 @@ def test_each_step_says_what_was_masked_filled_and_sent_back(model, critic_stren
         last = torch.from_numpy(np.where(parallel[1].masked, 0, final).reshape(1, -1))
         assert np.abs(as_uint8(model.decode_ids(last)).astype(int) - parallel[1].frames).max() <= 1
     table = [s.row() for s in trace.steps]
-    assert [r[0] for r in table] == list(range(1, 13)) and table[-1][1] == 0
+    assert [r[0] for r in table] == list(range(1, 9)) and table[-1][1] == 0
     assert sum(r[2] for r in table) - sum(s.sent_back.sum() for s in trace.steps) == total
     assert [r[-1] for r in table] == [s.phase for s in trace.steps]
 
@@ -221,12 +221,12 @@ def test_seeds_and_guidance_are_normal_generations(model):
 
 def test_views_take_api_strings_and_write_files(model, tmp_path):
     steps = insp.steps_view(model, tmp_path / "a", " a red   circle moves right ", "9", "2", "1", "0", "3", "7")
-    assert len(steps.gallery) == len(steps.table) == 2 + 4 and steps.seed == 7  # 2 parallel steps, refinement
-    assert Image.open(steps.gallery[0][0]).size[0] > 5 * 128 and steps.gallery[1][1].startswith("step 2/6: ")
-    assert steps.gallery[5][1].startswith("step 6/6 (refinement 1, odd frames): ")
+    assert len(steps.gallery) == len(steps.table) == 2 + 2 and steps.seed == 7  # 2 parallel steps, refinement
+    assert Image.open(steps.gallery[0][0]).size[0] > 5 * 128 and steps.gallery[1][1].startswith("step 2/4: ")
+    assert steps.gallery[3][1].startswith("step 4/4 (refinement 1, odd frames): ")
     assert read_frames(steps.video).shape == (9, 512, 512, 3)
     assert "**a red circle moves right** · seed 7" in steps.summary and "5×4×4 = 80 tokens" in steps.summary
-    assert "2 steps, then 1 refinement pass (4 steps)" in steps.summary
+    assert "2 steps, then 1 refinement pass (2 steps)" in steps.summary
     assert insp.steps_view(model, tmp_path / "b", PROMPT, 1, 1, 1, 0, 3, -1).seed >= 0  # -1: a random seed
     tok = insp_tok.tokenizer_view(model, tmp_path / "c", None, "4")
     assert read_frames(tok.video).shape[0] == 17 and [r[0] for r in tok.psnr] == list(range(17))
@@ -308,13 +308,13 @@ def test_api_names_and_parameters(server):
 def test_api_steps_end_in_the_frames_that_generate_makes(server):
     c = client(server)
     gallery, table, video, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, api_name="/inspect_steps")
-    refinement = [f"refinement 1, {half} frames" for half in ("even", "even", "odd", "odd")]
+    refinement = [f"refinement 1, {half} frames" for half in ("even", "odd")]
     assert [item["caption"].split(":")[0] for item in gallery] == (
-        ["step 1/7", "step 2/7", "step 3/7"] + [f"step {i}/7 ({p})" for i, p in enumerate(refinement, 4)]
+        ["step 1/5", "step 2/5", "step 3/5"] + [f"step {i}/5 ({p})" for i, p in enumerate(refinement, 4)]
     )
     assert all(Image.open(item["image"]).size[0] > 5 * 128 for item in gallery)
-    assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == list(range(1, 8))
-    assert table["data"][-1][1] == 0 and "seed 11" in summary and "then 1 refinement pass (4 steps)" in summary
+    assert table["headers"] == insp.STEP_COLUMNS and [r[0] for r in table["data"]] == list(range(1, 6))
+    assert table["data"][-1][1] == 0 and "seed 11" in summary and "then 1 refinement pass (2 steps)" in summary
     gallery, table, video_plain, summary = c.predict(PROMPT, 8, "3", 1.0, 0.5, 3.0, 11, 0, api_name="/inspect_steps")
     assert len(gallery) == 3 and [r[-1] for r in table["data"]] == ["parallel"] * 3
     assert "refinement pass" not in summary

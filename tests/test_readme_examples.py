@@ -79,7 +79,7 @@ def test_the_readme_library_example_runs_verbatim_and_its_comments_hold(tmp_path
     video = names["video"]
     assert video.shape == (1, 3, 17, 256, 256) and 0 <= video.min() and video.max() <= 1
     last = names["steps"][-1]
-    assert (last.window, last.step, last.phase) == (0, 11, "refinement 1, odd frames")
+    assert (last.window, last.step, last.phase) == (0, 9, "refinement 1, odd frames")
     chunk = names["chunk"]  # the story's last window: 2 s + 3 s at 8 fps are 40 frames
     assert chunk.frames.dtype == np.uint8 and chunk.frames.shape[1:] == (256, 256, 3)
     assert chunk.segment == 1 and chunk.start + len(chunk.frames) == 40

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..media import DISPLAY_SIZE, Mp4Writer, contact_sheet, display_scale, upscale, write_gif, write_mp4, write_png
-from ..sampling import SamplingSettings
+from ..sampling import REFINE_STEPS_PER_PASS, SamplingSettings
 from ..story_cache import StoryCache
 from ..story_resume import cached_stream, describe_reuse
 from .emerging import EmergingPicture, next_chunk
@@ -46,7 +46,7 @@ LIMITS = SamplingSettings.limits(ui=True)
 DEFAULTS = dict(seed=RANDOM_SEED, **{name: getattr(SamplingSettings, name) for name in LIMITS})  # the library's
 REFINE_NOTE = (
     "After the parallel steps, the even latent frames are redrawn beside the odd ones, then the odd "
-    "ones (0: off; a pass costs 2 steps without guidance)"
+    f"ones (0: off; a pass costs {REFINE_STEPS_PER_PASS} steps without guidance)"
 )
 DEFAULT_TIMELINE = [["a red circle moves right", 2.0], ["the red circle moves up", 2.0]]
 NEW_SCENE_SECONDS = 2.0
@@ -368,7 +368,7 @@ def estimate_seconds(
     model, timeline, settings: Settings, seconds_per_step: float = 0.05, low: float = 30.0, high: float = 120.0
 ) -> int:
     """A generous guess at how long a story takes on a GPU (for ZeroGPU's `duration`): windows x steps x a per-step
-    cost (doubled with guidance, which batches an unconditioned pass; refinement's 2 steps a pass are unguided),
+    cost (doubled with guidance, which batches an unconditioned pass; refinement's steps are unguided),
     plus start-up; clamped to [low, high]."""
     try:
         frames = sum(model.timeline_frames(timeline))
@@ -377,5 +377,5 @@ def estimate_seconds(
     new_per_window = max(1, model.window_frames - model.prime_frames)
     windows = 1 + max(0, math.ceil((frames - model.window_frames) / new_per_window))
     per_step = seconds_per_step * (2 if settings.guidance_scale != 1 else 1) * (2 if settings.critic_strength else 1)
-    refinement = 2 * settings.refine_passes * seconds_per_step
+    refinement = REFINE_STEPS_PER_PASS * settings.refine_passes * seconds_per_step
     return int(min(high, max(low, 10 + windows * (settings.steps * per_step + refinement + 0.2))))

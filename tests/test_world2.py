@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from phenaki.shapes import world as world1
 from phenaki.shapes import world2 as w
 from phenaki.shapes import world2_captions as wc
 from phenaki.shapes import world2_data as wdata
@@ -46,7 +47,7 @@ def one(colour="white", shape="square", motion="still", size=None):
 
 
 def test_constants():
-    assert COLOURS == {
+    assert COLOURS == world1.COLOURS == {
         "red": (255, 0, 0),
         "green": (0, 255, 0),
         "blue": (0, 0, 255),

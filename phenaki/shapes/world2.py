@@ -33,19 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import world as world1
+
 FRAME_SIZE = 64
 FPS = 8
 SPEED = 2  # px a frame
 CLEARANCE = 2  # two boxes never come within this many px of each other
-COLOURS = {
-    "red": (255, 0, 0),
-    "green": (0, 255, 0),
-    "blue": (0, 0, 255),
-    "yellow": (255, 255, 0),
-    "cyan": (0, 255, 255),
-    "magenta": (255, 0, 255),
-    "white": (255, 255, 255),
-}
+COLOURS = world1.COLOURS  # exactly world 1's colours (issue 24), by name
 SHAPES = ("circle", "square", "triangle", "diamond")
 SIZES = {"small": 10, "big": 18}
 SMALL, BIG = SIZES["small"], SIZES["big"]

@@ -20,6 +20,7 @@ from phenaki.demo import views_tokenizer as insp_tok
 from phenaki.demo.stories import InputError
 from phenaki.sampling import masked_count
 from phenaki.shapes import world
+from phenaki.shapes.world2 import Scene, Thing, render_clip
 from phenaki.shapes.world2_describe import describe, score
 
 PROMPT = "a red circle moves right"
@@ -214,6 +215,23 @@ def test_seeds_and_guidance_are_normal_generations(model):
     assert other[0].matches is None  # not a shapes-world caption: nothing to match
     grid = insp.video_grid([x.frames for x in by_seed], ["seed 3", "seed 1"])
     assert grid.shape[0] == 17 and grid.shape[2] >= 2 * 256 and grid.shape[1] >= 256
+
+
+def test_the_read_back_table_has_a_row_per_object():
+    """Compare's table on rendered two-object clips (world 2), read back as the view reads its samples."""
+    scene = Scene(Thing("red", "circle", "big", "right"), Thing("blue", "square", "small", "still"))
+    samples = []
+    for seed, wanted in ((4, scene), (5, Scene(Thing("green", "diamond", None, "grows")))):
+        seen = describe(render_clip(wanted, seed=seed))
+        samples.append(insp.Sample(seed, 3.0, None, [(d.colour, d.shape, d.size, d.motions[0]) for d in seen], True))
+    samples.append(insp.Sample(6, 1.0, None, [], None))  # nothing seen, no shapes-world prompt
+    assert insp.read_back_table(samples) == [
+        [4, 3.0, "red", "circle", "big", "right", "yes"],
+        [4, 3.0, "blue", "square", "small", "still", "yes"],
+        [5, 3.0, "green", "diamond", "big", "grows", "yes"],
+        [6, 1.0, "", "", "", "", ""],
+    ]
+    assert all(len(row) == len(insp.COMPARE_COLUMNS) for row in insp.read_back_table(samples))
 
 
 # ---- the views: raw values, files, messages -----------------------------------------------------------------

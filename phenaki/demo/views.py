@@ -211,6 +211,13 @@ def compare_seeds(
     return by_seed, [one(seeds[0], baseline_guidance), by_seed[0]]
 
 
+def read_back_table(samples: list[Sample]) -> list[list]:
+    """The Compare view's table (`COMPARE_COLUMNS`): a row per object seen in each sample, one with blanks where
+    none is."""
+    verdict = {None: "", True: "yes", False: "no"}
+    return [[x.seed, x.guidance_scale, *thing, verdict[x.matches]] for x in samples for thing in x.seen or [("",) * 4]]
+
+
 def video_grid(videos: list[np.ndarray], captions: list[str], columns: int = 4, tile: int = 256) -> np.ndarray:
     """Videos (f, H, W, 3) of one length, tiled frame by frame under their captions: (f, H', W', 3)."""
     big = [upscale(v, display_scale(v.shape[1:3], tile)) for v in videos]
@@ -363,10 +370,7 @@ def compare_view(
             rows, [f"seed {x.seed}\nguidance {x.guidance_scale:g}" for x in samples], f"{text} (every other frame)", 84
         ),
     )
-    verdict = {None: "", True: "yes", False: "no"}
-    table = [  # a row per object seen (one with blanks if none is)
-        [x.seed, x.guidance_scale, *thing, verdict[x.matches]] for x in samples for thing in x.seen or [("",) * 4]
-    ]
+    table = read_back_table(samples)
     matched = [x.matches for x in by_seed if x.matches is not None]
     score = f" · {sum(matched)} of {len(matched)} seeds match the prompt (shapes-world read-back)" if matched else ""
     summary = (

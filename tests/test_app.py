@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -22,6 +23,7 @@ from phenaki.demo import startup, timeline_table
 from phenaki.demo import stories as logic
 from phenaki.shapes.vocabulary import world_vocabulary
 from phenaki.shapes.world import parse_caption
+from phenaki.shapes.world2 import HELD_OUT as HELD_OUT_PAIRS
 from phenaki.shapes.world2_captions import parse_scene
 
 TWO_SCENES = [["a red circle moves right", 2], ["the red circle moves up", 2]]  # 16 + 16 frames at 8 fps
@@ -379,6 +381,21 @@ def test_examples_are_valid_shapes_world_timelines():
     assert 3 <= len(for_world1) < len(examples)
     assert all(len(parse_caption(p)) == 3 for e in for_world1 for p, _ in e.timeline)
     assert startup.load_examples(ROOT / "examples", world_vocabulary("shapes2")) == examples
+
+
+def test_the_examples_show_what_world_2_adds():
+    """Issue 24: examples with two objects, growth, held-out pairs and a story that changes each object's motion."""
+    stories = [[parse_scene(prompt) for prompt, _ in e.timeline] for e in startup.load_examples(ROOT / "examples")]
+    things = [thing for story in stories for scene in story for thing in scene]
+    assert any(len(story[0]) == 2 for story in stories)
+    assert {"grows", "shrinks"} <= {thing.motion for thing in things}
+    assert {(t.colour, t.shape) for t in things} & set(HELD_OUT_PAIRS)
+    assert any(  # two objects, and each scene change gives both a new motion
+        len(story) >= 3
+        and len(story[0]) == 2
+        and all(a.motion != b.motion for x, y in pairwise(story) for a, b in zip(x, y))
+        for story in stories
+    )
 
 
 # ---- the running app, through gradio_client -------------------------------------------------------------------

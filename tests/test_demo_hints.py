@@ -50,6 +50,8 @@ def page_parts(model, tmp_path) -> tuple[dict, dict]:
     markdown = {c.elem_id: c for c in demo.blocks.values() if isinstance(c, gr.Markdown) and c.elem_id}
     handlers = {f"/{f.api_name}": f.fn for f in demo.fns.values() if f.api_name and f.api_name.endswith("_hint")}
     assert sorted(handlers) == sorted(HINTS)
+    prompts = {c.elem_id for c in demo.blocks.values() if isinstance(c, gr.Textbox) and "prompt" in c.label.lower()}
+    assert {"timeline", *prompts} == set(BOXES)  # a new prompt box fails here until it has its notes
     return markdown, handlers
 
 

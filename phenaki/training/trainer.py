@@ -87,11 +87,19 @@ def write_training_record(folder: Path, args, accelerator: Accelerator, elapsed_
     (folder / TRAINING_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
 
 
+def training_precision(args, cuda: bool | None = None) -> str:
+    """`--mixed-precision`, else bf16 on a GPU (`cuda`: whether one is used; default: whether one is present and
+    `--cpu` is not given) and fp32 ("no") on a CPU, where bf16 autocast is asked for by name."""
+    if args.mixed_precision:
+        return args.mixed_precision
+    cuda = torch.cuda.is_available() and not args.cpu if cuda is None else cuda
+    return "bf16" if cuda else "no"
+
+
 def _accelerator(args) -> Accelerator:
-    precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
     return Accelerator(
         gradient_accumulation_steps=args.grad_accum,
-        mixed_precision=precision,
+        mixed_precision=training_precision(args),
         cpu=args.cpu,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
@@ -156,8 +164,14 @@ def train_transformer(args) -> Path:
     if args.model:
         model = Phenaki.from_pretrained(args.model).train()
     else:
-        config = preset(args.preset)
-        config.update(cvivit=read_config(args.tokenizer, tokenizer_only=True)["cvivit"])
+        config, tokenizer = preset(args.preset), read_config(args.tokenizer, tokenizer_only=True)
+        for key in ("frame_size", "fps"):  # MaskGit's token grid follows the preset's frames
+            if key in tokenizer and tokenizer[key] != config[key]:
+                raise ValueError(
+                    f"the tokenizer {args.tokenizer} was trained with {key} {tokenizer[key]}, but --preset "
+                    f"{args.preset} has {config[key]}: give the preset the tokenizer was trained with"
+                )
+        config.update(cvivit=tokenizer["cvivit"])
         model = Phenaki.from_config(config)
         model.cvivit.load_state_dict(load_tokenizer(args.tokenizer).state_dict())
     if args.local_mixers:
@@ -215,6 +229,33 @@ def train_decoder(args) -> Path:
 
 
 STAGES = dict(tokenizer=train_tokenizer, transformer=train_transformer, decoder=train_decoder)
+
+
+def trained_worlds(record: dict | None) -> set[str]:
+    """The worlds (or "videos") in a training record's chain of stages: the run's own and those of the model or
+    tokenizer it started from; empty without a record. Records from before `--world` are world 1's."""
+    if not record:
+        return set()
+    args = record.get("args", {})
+    own = {"videos" if args.get("videos") else args.get("world") or "shapes"}
+    return own.union(*(trained_worlds(record.get(source)) for source in ("model", "tokenizer")))
+
+
+def held_out_conflict(args) -> str | None:
+    """Why a world-2 run would break its held-out colour-shape pairs (kept out of all training, issue 24): it
+    starts from a model or tokenizer whose record shows other training (world 1 draws yellow triangles, cyan
+    squares and magenta circles); None when there is no such record."""
+    if args.world != "shapes2" or args.videos:
+        return None
+    for flag, source in (("--model", args.model), ("--tokenizer", args.tokenizer)):
+        other = sorted(trained_worlds(read_training_record(source) if source and Path(source).is_dir() else None))
+        other = [w for w in other if w != "shapes2"]
+        if other:
+            return (
+                f"{flag} {source} was trained on {', '.join(other)}, which shows shapes world 2's held-out pairs: "
+                "start a --world shapes2 run from a tokenizer or model trained on shapes2 only"
+            )
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,7 +329,13 @@ def main(argv=None) -> None:
         parser.error("--local-mixers is for the transformer stage")
     if args.stage == "decoder" and not args.model:
         parser.error("the decoder stage needs --model (a finished model folder, e.g. runs/phenaki/final)")
-    final = STAGES[args.stage](args)
+    conflict = held_out_conflict(args)
+    if conflict:
+        parser.error(conflict)
+    try:
+        final = STAGES[args.stage](args)
+    except ValueError as error:  # what the inputs are (a folder, a preset, a world), said in one line
+        parser.error(str(error))
     if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per process
         print(f"saved {final}")
 

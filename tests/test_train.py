@@ -181,7 +181,7 @@ def test_a_stage_without_its_input_is_refused():
         (["transformer", "--tokenizer", "t", "--model", "m"], "not both"),
         (["decoder", "--model", "m", "--local-mixers"], "--local-mixers is for the transformer"),
         # world 2's held-out pairs are drawn in world 1: its models may not start a world-2 run
-        (["transformer", "--world", "shapes2", "--model", str(ROOT / "weights")], "trained on shapes, which shows"),
+        (["transformer", "--world", "shapes2", "--model", str(ROOT / "weights")], "trained on shapes (world 1)"),
         (["decoder", "--world", "shapes2", "--model", str(ROOT / "weights")], "held-out pairs"),
     ):
         result = run_trainer(*args, "--out", "x")

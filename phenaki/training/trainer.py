@@ -243,16 +243,14 @@ def trained_worlds(record: dict | None) -> set[str]:
 
 def held_out_conflict(args) -> str | None:
     """Why a world-2 run would break its held-out colour-shape pairs (kept out of all training, issue 24): it
-    starts from a model or tokenizer whose record shows other training (world 1 draws yellow triangles, cyan
-    squares and magenta circles); None when there is no such record."""
+    starts from a model or tokenizer whose record shows world-1 training (world 1 draws yellow triangles, cyan
+    squares and magenta circles); None otherwise (what a folder of videos shows is not known)."""
     if args.world != "shapes2" or args.videos:
         return None
     for flag, source in (("--model", args.model), ("--tokenizer", args.tokenizer)):
-        other = sorted(trained_worlds(read_training_record(source) if source and Path(source).is_dir() else None))
-        other = [w for w in other if w != "shapes2"]
-        if other:
+        if "shapes" in trained_worlds(read_training_record(source) if source and Path(source).is_dir() else None):
             return (
-                f"{flag} {source} was trained on {', '.join(other)}, which shows shapes world 2's held-out pairs: "
+                f"{flag} {source} was trained on shapes (world 1), which shows shapes world 2's held-out pairs: "
                 "start a --world shapes2 run from a tokenizer or model trained on shapes2 only"
             )
     return None

@@ -223,18 +223,18 @@ def free_port() -> int:
 
 @pytest.mark.multiprocess
 @pytest.mark.parametrize(
-    "stage, world, preset, steps, batch",
-    [
-        ("tokenizer", "shapes", "tiny", 30, 2),
-        ("tokenizer", "shapes2", "shapes2", 4, 1),  # world 2 is 64x64: not the tiny preset's 32x32
-        ("transformer", "shapes", "tiny", 30, 2),  # MaskGit, critic and text encoder under DDP
+    "stage, world, preset, steps, batch, falls_to",
+    [  # falls_to: the loss's mean over the last 5 steps, at most this share of the first 5's (None: not checked)
+        ("tokenizer", "shapes", "tiny", 30, 2, 0.5),  # measured 0.39 -> 0.02
+        ("tokenizer", "shapes2", "shapes2", 4, 1, None),  # world 2 is 64x64, not the tiny preset's 32x32; 4 steps
+        ("transformer", "shapes", "tiny", 30, 2, 0.75),  # MaskGit, critic and text encoder under DDP: 4.3 -> 2.3
     ],
 )
-def test_two_processes_launched_as_the_readme_says(tmp_path, stage, world, preset, steps, batch):
+def test_two_processes_launched_as_the_readme_says(tmp_path, stage, world, preset, steps, batch, falls_to):
     """`accelerate launch` (README, Training) with 2 CPU processes on a free port: both end with the same weights
     (and they are the ones saved), each drew its own batches of the example stream, and the loss falls (over the
     tiny preset's 30 steps; 4 steps of world 2 show nothing). `--record-processes` makes each process write what
-    it saw. About 10 s each on 2 cores."""
+    it saw. 10 to 20 s each on 2 cores."""
     from phenaki.training.loop import state_digest, video_digest
     from phenaki.training.trainer import load_tokenizer
 
@@ -277,11 +277,10 @@ def test_two_processes_launched_as_the_readme_says(tmp_path, stage, world, prese
         assert [b["video"] for b in record["batches"]] == expected[rank::2]
     assert not {b["video"] for b in records[0]["batches"]} & {b["video"] for b in records[1]["batches"]}
 
-    # the loss falls (measured, mean of the first 5 steps -> the last 5, in each process: the tokenizer about
-    # 0.39 -> 0.02, the transformer 4.3 -> 2.3)
-    for record in records if preset == "tiny" else []:
+    # the loss falls, in each process
+    for record in records if falls_to else []:
         losses = [b["loss"] for b in record["batches"]]
-        assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5]), losses
+        assert np.mean(losses[-5:]) < falls_to * np.mean(losses[:5]), losses
 
 
 def test_ema_follows_the_model_slowly():

@@ -47,7 +47,8 @@ def one(colour="white", shape="square", motion="still", size=None):
 
 
 def test_constants():
-    assert COLOURS == world1.COLOURS == {
+    assert COLOURS is world1.COLOURS  # world 1's colours, exactly
+    assert COLOURS == {
         "red": (255, 0, 0),
         "green": (0, 255, 0),
         "blue": (0, 0, 255),
